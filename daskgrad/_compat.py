@@ -1,0 +1,60 @@
+"""Optional imports and the array-module helper.
+
+Everything that may be missing on a user's machine (CuPy, cftime) is looked up here, lazily, so
+that the rest of the package can import without it.
+"""
+
+from __future__ import annotations
+
+import sys
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+
+def cupy_or_none() -> ModuleType | None:
+    """Return the ``cupy`` module if it is importable, else ``None``.
+
+    Only looks in ``sys.modules`` first, so that numpy-only code never pays for importing CuPy.
+    """
+    if "cupy" in sys.modules:
+        return sys.modules["cupy"]
+    try:
+        import cupy
+    except Exception:  # ImportError, or a CUDA runtime that fails to load
+        return None
+    return cupy
+
+
+def is_cupy_array(x: Any) -> bool:
+    """True for a ``cupy.ndarray``, decided from the type's module so CuPy is never imported."""
+    return type(x).__module__.split(".")[0] == "cupy"
+
+
+def array_module(x: Any) -> ModuleType:
+    """The array module (``numpy`` or ``cupy``) that owns ``x``.
+
+    The kernels take their module from the data, never from a flag, so a dask array of CuPy
+    chunks runs on the GPU with no extra argument.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> array_module(np.zeros(3)) is np
+    True
+    """
+    if is_cupy_array(x):
+        import cupy
+
+        return cupy
+    return np
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """A host (numpy) copy of a numpy, CuPy, dask or array-like object."""
+    if hasattr(x, "compute") and hasattr(x, "chunks"):  # dask array
+        x = x.compute()
+    if is_cupy_array(x):
+        return x.get()
+    return np.asarray(x)

@@ -1,0 +1,183 @@
+"""``daskgrad.gradient``: torch.gradient's arguments, numpy.gradient's numbers, any array kind.
+
+This module checks the arguments and routes: NumPy and CuPy values go straight to the block
+kernel (one block, no halo); dask values go to the halo graph. No arithmetic lives here.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+import dask.array as da
+import numpy as np
+
+from daskgrad._compat import is_cupy_array
+from daskgrad.halo import gradient_dask
+from daskgrad.kernels import gradient_block, working_dtypes
+from daskgrad.spacing import AxisSpacing, normalize_spacing
+
+__all__ = ["differentiate_axes", "gradient", "normalize_dims"]
+
+
+def normalize_dims(dim: Any, ndim: int) -> tuple[int, ...]:
+    """``dim`` (None, an int or a sequence of ints; negatives from the end) as axes.
+
+    Raises
+    ------
+    numpy.exceptions.AxisError
+        A dim out of range.
+    ValueError
+        A dim given twice.
+    TypeError
+        A dim that is not an integer.
+
+    Examples
+    --------
+    >>> normalize_dims(-1, 3)
+    (2,)
+    >>> normalize_dims(None, 2)
+    (0, 1)
+    """
+    if dim is None:
+        return tuple(range(ndim))
+    dims = [dim] if isinstance(dim, (numbers.Integral, np.integer)) else dim
+    if isinstance(dims, (str, bytes)) or not isinstance(dims, (Sequence, np.ndarray)):
+        raise TypeError(f"dim must be None, an int or a sequence of ints, got {dim!r}")
+    axes = []
+    for d in dims:
+        if isinstance(d, bool) or not isinstance(d, (numbers.Integral, np.integer)):
+            raise TypeError(f"dim must hold ints, got {d!r} in dim={dim!r}")
+        if not -ndim <= d < ndim:
+            raise np.exceptions.AxisError(int(d), ndim, "dim")
+        axes.append(int(d) % ndim)
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"dim={dim!r} names the same dim more than once (as axes {axes})")
+    return tuple(axes)
+
+
+def _check_edge_order(edge_order: Any) -> int:
+    if isinstance(edge_order, bool) or edge_order not in (1, 2):
+        raise ValueError(f"edge_order must be 1 or 2, got {edge_order!r}")
+    return int(edge_order)
+
+
+def _as_array(values: Any) -> Any:
+    if isinstance(values, da.Array) or is_cupy_array(values) or isinstance(values, np.ndarray):
+        return values
+    return np.asarray(values)
+
+
+def differentiate_axes(values: Any, spacings: Sequence[AxisSpacing]) -> tuple[Any, ...]:
+    """Gradients of ``values`` along the axes described by ``spacings`` (already normalized).
+
+    The engine behind :func:`gradient` and the xarray accessor, which build ``spacings`` with
+    :mod:`daskgrad.spacing` (that is where periodic axes come in).
+
+    Parameters
+    ----------
+    values
+        numpy, CuPy or dask array.
+    spacings
+        One :class:`~daskgrad.spacing.AxisSpacing` per differentiated axis.
+
+    Returns
+    -------
+    tuple
+        One array per entry of ``spacings``, of the same kind as ``values``.
+    """
+    _, out_dtype = working_dtypes(values.dtype)
+    if not spacings:
+        return ()
+    if isinstance(values, da.Array):
+        return gradient_dask(values, spacings, out_dtype)
+    faces = []
+    for s in spacings:
+        if s.periodic:  # one block that is its own neighbour on both sides
+            key_last = [slice(None)] * values.ndim
+            key_first = [slice(None)] * values.ndim
+            key_last[s.axis] = slice(s.size - 1, s.size)
+            key_first[s.axis] = slice(0, 1)
+            faces.append((values[tuple(key_last)], values[tuple(key_first)]))
+        else:
+            faces.append((None, None))
+    axes = [s.axis for s in spacings]
+    return gradient_block(values, faces, axes, [s.block(0, s.size) for s in spacings])
+
+
+def gradient(values: Any, *, spacing: Any = None, dim: Any = None, edge_order: int = 1) -> tuple:
+    """Gradient of an N-d array: ``torch.gradient``'s arguments, ``numpy.gradient``'s numbers.
+
+    Interior points use second-order central differences, the ends first- or second-order
+    one-sided differences, and non-uniform coordinates numpy's three-point weights. Every
+    result is bit-for-bit equal to
+    ``numpy.gradient(numpy.asarray(values), *spacing, axis=dim, edge_order=edge_order)``,
+    for every chunking of a dask input.
+
+    Parameters
+    ----------
+    values
+        numpy or CuPy array, dask array (numpy or CuPy chunks), or any array-like. Integer and
+        bool values give float64 results; float16/32/64 and complex keep their dtype;
+        datetime64 gives timedelta64 as in numpy. (numpy.gradient refuses bool; daskgrad treats
+        it as 0/1 integers.)
+    spacing
+        ``None`` (step 1 everywhere); one scalar (the step of every differentiated dim); or a
+        sequence with one entry per differentiated dim, each a scalar step or a 1-D
+        coordinate array (numpy, CuPy, dask or list) as long as that dim. Uniform coordinates
+        use the uniform formula exactly when numpy would (all differences equal, decided over
+        the whole axis). Coordinates must be finite and distinct; steps finite and non-zero.
+    dim
+        ``None`` (every dim), an int, or a sequence of ints; negatives count from the end.
+    edge_order
+        1 or 2. Each differentiated dim needs at least ``edge_order + 1`` points.
+
+    Returns
+    -------
+    tuple
+        One array per differentiated dim, in ``dim`` order, of the input's kind: numpy in,
+        numpy out; CuPy in, CuPy out; dask in, lazy dask out with the input's chunks (nothing
+        is computed until you ask).
+
+    Notes
+    -----
+    A dask input is processed block by block with a halo of depth 1 taken from the
+    neighbouring blocks' faces only, one kernel pass per block for all dims. Any chunking
+    works, chunks of length 1 included. Two cases are rechunked internally and the results
+    rechunked back: empty chunks along a differentiated dim, and, with ``edge_order=2``, a
+    first or last chunk of length 1 (merged with its neighbour).
+
+    Examples
+    --------
+    The examples of the torch.gradient documentation:
+
+    >>> import numpy as np
+    >>> import daskgrad
+    >>> t = np.array([-2.0, 1.0, -3.0, 4.0, 5.0])
+    >>> daskgrad.gradient(t**2 + 5)
+    (array([-3. ,  2.5,  7.5, 14. ,  9. ]),)
+    >>> y = np.array([0.0, 0.25, 1.0, 2.25])
+    >>> daskgrad.gradient(y, spacing=(0.5,))
+    (array([0.5, 1. , 2. , 2.5]),)
+    >>> x = np.arange(27.0).reshape(3, 3, 3)
+    >>> [g[0, 0, 0] for g in daskgrad.gradient(x)]
+    [np.float64(9.0), np.float64(3.0), np.float64(1.0)]
+
+    A dask array stays lazy:
+
+    >>> import dask.array as da
+    >>> g = daskgrad.gradient(da.from_array(x, chunks=1), dim=0)[0]
+    >>> g.chunks == ((1, 1, 1), (1, 1, 1), (1, 1, 1))
+    True
+    >>> bool((g.compute() == 9).all())
+    True
+    """
+    values = _as_array(values)
+    working_dtypes(values.dtype)  # TypeError for non-numeric values, before anything else
+    edge_order = _check_edge_order(edge_order)
+    if values.ndim == 0:
+        raise ValueError("values must have at least one dim, got a 0-d array")
+    axes = normalize_dims(dim, values.ndim)
+    spacings = normalize_spacing(spacing, values.shape, axes, edge_order)
+    return differentiate_axes(values, spacings)

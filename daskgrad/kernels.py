@@ -13,6 +13,8 @@ first axis so the operands stay in cache.
 
 from __future__ import annotations
 
+import contextlib
+import math
 from collections.abc import Sequence
 from functools import lru_cache
 from types import ModuleType
@@ -114,53 +116,60 @@ def _one_sided(out, points: Sequence[Any], rule: EdgeRule) -> None:
         out[...] = a * p0 + b * p1 + c * p2
 
 
+def _quiet(xp):
+    # The flat uniform pass also computes, then overwrites, the block's first and last points
+    # from unrelated neighbours; their overflow or NaN must not raise a numpy warning.
+    return np.errstate(over="ignore", invalid="ignore") if xp is np else contextlib.nullcontext()
+
+
 def _interior(xp, out, f, axis: int, spacing: BlockSpacing) -> None:
-    """Central differences at block points ``1 .. n-2`` (needs only the block itself)."""
+    """Central differences at block points ``1 .. n-2`` along ``axis`` (the block only).
+
+    ``f`` and ``out`` are C-contiguous. With ``S`` the product of the dims after ``axis``, the
+    neighbours of flat element ``j`` along ``axis`` are ``j - S`` and ``j + S``, so the uniform
+    formula runs as one long contiguous loop over ``[S, size - S)``, in cache-sized pieces. For
+    ``axis > 0`` that range also covers points 0 and n-1 of the axis with wrong neighbours;
+    :func:`_axis_derivative` overwrites them right after. Non-uniform weights vary along
+    ``axis``, so that case runs on an ``(outer, n, S)`` view instead.
+    """
     n = f.shape[axis]
-    ndim = f.ndim
-    weights = None
-    if spacing.weights is not None:
-        weights = [_broadcast_weights(xp, w[1 : n - 1], ndim, axis) for w in spacing.weights]
-    # Slabs along the first axis that is not ``axis`` (or along ``axis`` itself for 1-D data)
-    # keep each slab's operands in cache.
-    if ndim == 1:
-        _interior_range(xp, out, f, axis, spacing, weights, 1, n - 1)
+    stride = math.prod(f.shape[axis + 1 :])
+    if spacing.weights is None:
+        flat_f = f.reshape(-1)
+        flat_out = out.reshape(-1)
+        lo, hi = stride, f.size - stride
+        with _quiet(xp):
+            for p0 in range(lo, hi, _SLAB_ELEMENTS):
+                p1 = min(hi, p0 + _SLAB_ELEMENTS)
+                dst = flat_out[p0:p1]
+                xp.subtract(flat_f[p0 + stride : p1 + stride], flat_f[p0 - stride : p1 - stride], out=dst)
+                xp.divide(dst, spacing.divisor, out=dst)
         return
-    slab_axis = 1 if axis == 0 else 0
-    length = f.shape[slab_axis]
-    per_index = max(1, out.size // max(1, length))
-    step = max(1, _SLAB_ELEMENTS // per_index)
-    for s0 in range(0, length, step):
-        sub = _index(ndim, slab_axis, s0, min(length, s0 + step))
-        _interior_slab(xp, out[sub], f[sub], axis, spacing, weights, n)
 
-
-def _interior_slab(xp, out, f, axis, spacing, weights, n) -> None:
-    ndim = f.ndim
-    dst = out[_index(ndim, axis, 1, n - 1)]
-    prev = f[_index(ndim, axis, 0, n - 2)]
-    nxt = f[_index(ndim, axis, 2, n)]
-    if weights is None:
-        _central_uniform(xp, dst, prev, nxt, spacing.divisor)
+    outer = f.size // (n * stride)
+    a, b, c = (w[1 : n - 1] for w in spacing.weights)
+    if stride == 1:  # differentiating the last axis: rows of length n
+        f2, out2 = f.reshape(outer, n), out.reshape(outer, n)
+        w = [xp.asarray(v) for v in (a, b, c)]
+        step = max(1, _SLAB_ELEMENTS // n)
+        for r0 in range(0, outer, step):
+            rows = slice(r0, min(outer, r0 + step))
+            g = f2[rows]
+            _central_nonuniform(xp, out2[rows, 1 : n - 1], g[:, : n - 2], g[:, 1 : n - 1], g[:, 2:], *w)
+        return
+    f3, out3 = f.reshape(outer, n, stride), out.reshape(outer, n, stride)
+    w = [xp.asarray(v).reshape(-1, 1) for v in (a, b, c)]
+    if outer > 1:
+        step = max(1, _SLAB_ELEMENTS // (n * stride))
+        pieces = [(slice(r0, min(outer, r0 + step)), slice(None)) for r0 in range(0, outer, step)]
     else:
-        cur = f[_index(ndim, axis, 1, n - 1)]
-        _central_nonuniform(xp, dst, prev, cur, nxt, *weights)
-
-
-def _interior_range(xp, out, f, axis, spacing, weights, lo, hi) -> None:
-    ndim = f.ndim
-    step = _SLAB_ELEMENTS
-    for p0 in range(lo, hi, step):
-        p1 = min(hi, p0 + step)
-        dst = out[_index(ndim, axis, p0, p1)]
-        prev = f[_index(ndim, axis, p0 - 1, p1 - 1)]
-        nxt = f[_index(ndim, axis, p0 + 1, p1 + 1)]
-        if weights is None:
-            _central_uniform(xp, dst, prev, nxt, spacing.divisor)
-        else:
-            w = [wi[_index(ndim, axis, p0 - 1, p1 - 1)] for wi in weights]
-            cur = f[_index(ndim, axis, p0, p1)]
-            _central_nonuniform(xp, dst, prev, cur, nxt, *w)
+        step = max(1, _SLAB_ELEMENTS // n)
+        pieces = [(slice(None), slice(c0, min(stride, c0 + step))) for c0 in range(0, stride, step)]
+    for rows, cols in pieces:
+        g = f3[rows, :, cols]
+        _central_nonuniform(
+            xp, out3[rows, 1 : n - 1, cols], g[:, : n - 2], g[:, 1 : n - 1], g[:, 2:], *w
+        )
 
 
 def _axis_derivative(xp, f, lower, upper, axis: int, spacing: BlockSpacing, out_dtype):
@@ -243,12 +252,11 @@ def gradient_block(
         if a is None:
             return None
         if a.dtype.kind == "M":
-            return a.view(work)
-        if a.dtype != work:
-            return a.astype(work)
-        return a
+            a = a.view(work)
+        return a.astype(work) if a.dtype != work else a
 
-    f = prepare(block)
+    # One contiguous copy (only if needed) lets every axis run as long flat loops.
+    f = xp.ascontiguousarray(prepare(block))
     results = []
     for axis, (lower, upper), spacing in zip(axes, faces, spacings):
         results.append(

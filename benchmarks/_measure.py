@@ -1,0 +1,74 @@
+"""Shared timing and peak-memory helpers for the benchmark scripts."""
+
+from __future__ import annotations
+
+import gc
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import psutil
+
+
+@dataclass
+class Measurement:
+    name: str
+    seconds: float
+    peak_bytes: int  # peak resident memory above the process's level before the run
+
+
+class _PeakSampler:
+    """Samples the process's RSS every few milliseconds in a background thread."""
+
+    def __init__(self, interval: float = 0.002):
+        self.interval = interval
+        self.proc = psutil.Process()
+        self.peak = 0
+        self._stop = threading.Event()
+
+    def __enter__(self):
+        self.base = self.proc.memory_info().rss
+        self.peak = self.base
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.proc.memory_info().rss)
+            time.sleep(self.interval)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.proc.memory_info().rss)
+
+
+def measure(name: str, fn: Callable[[], object], repeat: int = 3) -> Measurement:
+    """Best wall time of ``repeat`` runs and the peak memory of the first run."""
+    best = float("inf")
+    peak = 0
+    for i in range(repeat):
+        gc.collect()
+        with _PeakSampler() as sampler:
+            t0 = time.perf_counter()
+            result = fn()
+            elapsed = time.perf_counter() - t0
+        del result
+        best = min(best, elapsed)
+        if i == 0:
+            peak = sampler.peak - sampler.base
+    return Measurement(name, best, peak)
+
+
+def print_table(rows: list[Measurement], reference: str, title: str) -> str:
+    ref = next(r for r in rows if r.name == reference)
+    lines = [title, "", "| contender | time (s) | peak memory (MiB) | time / daskgrad |", "|---|---:|---:|---:|"]
+    for r in rows:
+        lines.append(
+            f"| {r.name} | {r.seconds:.3f} | {r.peak_bytes / 2**20:.0f} | {r.seconds / ref.seconds:.2f} |"
+        )
+    text = "\n".join(lines)
+    print(text)
+    return text

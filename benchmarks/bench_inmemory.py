@@ -1,0 +1,84 @@
+"""In-memory benchmark: daskgrad.gradient against dask.array.gradient, numpy and torch.
+
+3-D float64 array of 0.5 GiB, chunked (64, 256, 256), gradient along all dims, dask's threaded
+scheduler with every core. Also times the write bound: allocating and filling one output per dim
+(the least any implementation must do). Run::
+
+    python benchmarks/bench_inmemory.py [--size-gib 0.5] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import dask
+import dask.array as da
+import numpy as np
+
+import daskgrad
+from _measure import measure, print_table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-gib", type=float, default=0.5)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--no-torch", action="store_true")
+    args = parser.parse_args()
+
+    nz = max(64, int(round(args.size_gib * 2**30 / (512 * 512 * 8) / 64)) * 64)
+    shape = (nz, 512, 512)
+    chunks = (64, 256, 256)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape)
+    dx = da.from_array(x, chunks=chunks)
+    cores = os.cpu_count()
+    print(f"array {shape} float64 = {x.nbytes / 2**30:.2f} GiB, chunks {chunks}, {cores} cores\n")
+
+    def run_daskgrad():
+        return dask.compute(*daskgrad.gradient(dx), scheduler="threads")
+
+    def run_dask():
+        return dask.compute(*da.gradient(dx), scheduler="threads")
+
+    def run_numpy():
+        return np.gradient(x)
+
+    def write_bound():
+        outs = [np.empty_like(x) for _ in range(x.ndim)]
+        for o in outs:
+            o.fill(1.0)
+        return outs
+
+    # Correctness first: the contenders must agree bit for bit.
+    ours = run_daskgrad()
+    ref = run_numpy()
+    assert all(np.array_equal(a, b) for a, b in zip(ours, ref)), "daskgrad != numpy.gradient"
+    del ours, ref
+
+    rows = [
+        measure("daskgrad.gradient (threads)", run_daskgrad, args.repeat),
+        measure("dask.array.gradient (threads)", run_dask, args.repeat),
+        measure("numpy.gradient", run_numpy, args.repeat),
+        measure("write bound (fill one output per dim)", write_bound, args.repeat),
+    ]
+    if not args.no_torch:
+        try:
+            import torch
+
+            tx = torch.from_numpy(x)
+            rows.insert(3, measure("torch.gradient", lambda: torch.gradient(tx), args.repeat))
+        except ImportError:
+            print("torch not installed: skipping torch.gradient\n")
+    print_table(rows, "daskgrad.gradient (threads)", "")
+    t = {r.name: r.seconds for r in rows}
+    ours = t["daskgrad.gradient (threads)"]
+    print()
+    print(f"dask.array.gradient / daskgrad = {t['dask.array.gradient (threads)'] / ours:.2f}x")
+    print(f"numpy.gradient / daskgrad      = {t['numpy.gradient'] / ours:.2f}x")
+    print(f"daskgrad / write bound         = {ours / t['write bound (fill one output per dim)']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

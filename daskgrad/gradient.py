@@ -156,7 +156,7 @@ def gradient(values: Any, *, spacing: Any = None, dim: Any = None, edge_order: i
     >>> import daskgrad
     >>> t = np.array([-2.0, 1.0, -3.0, 4.0, 5.0])
     >>> daskgrad.gradient(t**2 + 5)
-    (array([-3. ,  2.5,  7.5, 14. ,  9. ]),)
+    (array([-3. ,  2.5,  7.5,  8. ,  9. ]),)
     >>> y = np.array([0.0, 0.25, 1.0, 2.25])
     >>> daskgrad.gradient(y, spacing=(0.5,))
     (array([0.5, 1. , 2. , 2.5]),)

@@ -1,0 +1,88 @@
+"""Open the input of a batch run lazily, read-only, with errors that name the chunk."""
+
+from __future__ import annotations
+
+import glob as globmod
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from daskgrad.config import InputConfig
+
+__all__ = ["InputReadError", "open_input"]
+
+
+class InputReadError(RuntimeError):
+    """An input chunk that cannot be read or decoded (names the variable and the chunk)."""
+
+
+def _region_text(key: tuple) -> str:
+    return "[" + ", ".join(
+        f"{s.start}:{s.stop}" if isinstance(s, slice) else str(s) for s in key
+    ) + "]"
+
+
+class _NamedGetter:
+    """dask ``getitem`` for ``from_array`` that re-raises read errors naming the variable and the chunk."""
+
+    def __init__(self, variable: str, chunks: tuple[tuple[int, ...], ...]):
+        self.variable = variable
+        self.bounds = [np.cumsum((0, *c)) for c in chunks]
+
+    def _index(self, key: tuple) -> tuple[int, ...] | None:
+        try:
+            return tuple(
+                int(np.searchsorted(b, s.start or 0, side="right") - 1)
+                for b, s in zip(self.bounds, key)
+            )
+        except Exception:
+            return None
+
+    def __call__(self, a: Any, b: Any, asarray: bool = True, lock: Any = None) -> Any:
+        try:
+            return da.core.getter(a, b, asarray=asarray, lock=lock)
+        except Exception as err:
+            raise InputReadError(
+                f"cannot read input variable {self.variable!r}, chunk {self._index(b)} "
+                f"(region {_region_text(b)}): {type(err).__name__}: {err}"
+            ) from err
+
+
+def open_input(cfg: InputConfig) -> xr.Dataset:
+    """Open the input lazily and chunked, never for writing.
+
+    Zarr stores are opened with ``mode="r"``; netCDF files (one, or several by glob) with
+    ``open_mfdataset``. Chunks are the store's own unless ``cfg.chunks`` overrides some dims.
+    Each data variable becomes a dask array whose read tasks name the variable and chunk when
+    a chunk cannot be read.
+    """
+    if cfg.resolved_engine == "zarr":
+        ds = xr.open_dataset(cfg.path, engine="zarr", chunks=None)
+    else:
+        paths = sorted(globmod.glob(cfg.path)) if any(c in cfg.path for c in "*?[") else [cfg.path]
+        if len(paths) > 1:
+            ds = xr.open_mfdataset(paths, chunks=None, combine="by_coords")
+        else:
+            ds = xr.open_dataset(paths[0], chunks=None)
+    chunked = {}
+    for name, var in ds.data_vars.items():
+        preferred = var.encoding.get("preferred_chunks") or {}
+        enc_chunks = var.encoding.get("chunks")
+        chunks = {}
+        for i, d in enumerate(var.dims):
+            if cfg.chunks and d in cfg.chunks:
+                chunks[d] = cfg.chunks[d]
+            elif d in preferred:
+                chunks[d] = preferred[d]
+            elif enc_chunks is not None:
+                chunks[d] = enc_chunks[i]
+            else:
+                chunks[d] = var.shape[i]
+        normalized = da.core.normalize_chunks(tuple(chunks[d] for d in var.dims), var.shape, dtype=var.dtype)
+        chunked[name] = var.chunk(
+            dict(zip(var.dims, normalized)),
+            from_array_kwargs={"getitem": _NamedGetter(str(name), normalized)},
+        )
+    return ds.assign(chunked)

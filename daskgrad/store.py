@@ -1,0 +1,201 @@
+"""The output zarr store: create, find what is written, write one block, finalize.
+
+The rules (see the Reliability section of the README):
+
+* one dask block is exactly one zarr chunk, so no two tasks ever write the same chunk, and the
+  presence of a chunk key means that block is done (LocalStore writes are atomic: a temporary
+  ``.partial`` file, then a rename);
+* every block is written, all-NaN blocks included (``write_empty_chunks``), otherwise resume
+  would treat them as missing forever;
+* the root attribute ``daskgrad.complete`` turns true last, after every chunk key is listed and
+  the metadata consolidated; until then the store is an unfinished run that ``resume`` finishes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+__all__ = [
+    "block_index_of",
+    "chunk_grid",
+    "expected_blocks",
+    "finalize",
+    "present_blocks",
+    "read_state",
+    "regular_chunks",
+    "set_state",
+    "write_block",
+]
+
+STATE_KEY = "daskgrad"
+
+
+def regular_chunks(chunks: tuple[tuple[int, ...], ...]) -> tuple[tuple[int, ...], ...] | None:
+    """The zarr chunk shape if ``chunks`` is a regular grid (all equal, last may be shorter).
+
+    Returns None for an irregular chunking, which must be rechunked before it is stored.
+
+    Examples
+    --------
+    >>> regular_chunks(((4, 4, 2), (3,)))
+    (4, 3)
+    >>> regular_chunks(((2, 4),)) is None
+    True
+    """
+    shape = []
+    for c in chunks:
+        first = c[0] if c else 0
+        if any(n != first for n in c[:-1]) or (c and c[-1] > first):
+            return None
+        shape.append(max(first, 1))
+    return tuple(shape)
+
+
+def chunk_grid(shape: tuple[int, ...], chunk_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Number of chunks along each dim."""
+    return tuple(-(-n // c) if n else 0 for n, c in zip(shape, chunk_shape))
+
+
+def expected_blocks(shape: tuple[int, ...], chunk_shape: tuple[int, ...]) -> set[tuple[int, ...]]:
+    """Every block index of an array."""
+    return set(np.ndindex(*chunk_grid(shape, chunk_shape)))
+
+
+def block_index_of(key: str) -> tuple[int, ...] | None:
+    """Block index of a zarr v3 chunk key relative to the array (``c/1/0/3``), else None."""
+    parts = key.split("/")
+    if not parts or parts[0] != "c":
+        return None
+    try:
+        return tuple(int(p) for p in parts[1:])
+    except ValueError:
+        return None
+
+
+def _local_path(store: str) -> Path | None:
+    return None if "://" in store else Path(store)
+
+
+def present_blocks(store: str, variable: str, *, remove_partial: bool = True) -> set[tuple[int, ...]]:
+    """Block indices whose chunk exists in the output store.
+
+    Temporary ``*.partial`` files left by a killed writer are not blocks; they are deleted.
+    Zero-length chunk files (a torn write on a non-atomic file system) are deleted too.
+    """
+    local = _local_path(store)
+    found: set[tuple[int, ...]] = set()
+    if local is not None:
+        root = local / variable / "c"
+        if not root.exists():
+            return found
+        for dirpath, _dirs, files in os.walk(root):
+            for name in files:
+                path = Path(dirpath) / name
+                if name.endswith(".partial") or ".partial" in name:
+                    if remove_partial:
+                        path.unlink(missing_ok=True)
+                    continue
+                if path.stat().st_size == 0:
+                    if remove_partial:
+                        path.unlink(missing_ok=True)
+                    continue
+                rel = path.relative_to(local / variable).as_posix()
+                idx = block_index_of(rel)
+                if idx is not None:
+                    found.add(idx)
+        return found
+    group = zarr.open_group(store, mode="r", use_consolidated=False)
+    array = group[variable]
+    # Remote stores: ask zarr which chunks exist, one key at a time through the public API.
+    for idx in np.ndindex(*array.cdata_shape):
+        key = "c/" + "/".join(map(str, idx))
+        if _remote_exists(array, key):
+            found.add(idx)
+    return found
+
+
+def _remote_exists(array: zarr.Array, key: str) -> bool:
+    import asyncio
+
+    store = array.store
+    return bool(asyncio.run(store.exists(f"{array.path}/{key}")))
+
+
+@lru_cache(maxsize=64)
+def _open_for_write(store: str, variable: str) -> zarr.Array:
+    array = zarr.open_array(store, path=variable, mode="r+")
+    # An all-NaN block must still be written, or resume would wait for it forever.
+    return array.with_config({"write_empty_chunks": True})
+
+
+def write_block(block: Any, store: str, variable: str, region: tuple[slice, ...]) -> int:
+    """Write one block into its zarr chunk; returns the bytes written (uncompressed)."""
+    if hasattr(block, "get") and type(block).__module__.startswith("cupy"):
+        block = block.get()
+    _open_for_write(store, variable)[region] = block
+    return int(block.nbytes)
+
+
+def chunk_is_readable(store: str, variable: str, region: tuple[slice, ...]) -> bool:
+    """Decode one chunk; False if it is torn or otherwise unreadable."""
+    try:
+        zarr.open_array(store, path=variable, mode="r")[region]
+    except Exception:
+        return False
+    return True
+
+
+def remove_chunk(store: str, variable: str, index: tuple[int, ...]) -> None:
+    """Delete one chunk so that it is written again."""
+    local = _local_path(store)
+    if local is not None:
+        (local / variable / "c" / Path(*map(str, index))).unlink(missing_ok=True)
+        return
+    import asyncio
+
+    array = zarr.open_array(store, path=variable, mode="r+")
+    asyncio.run(array.store.delete(f"{array.path}/c/" + "/".join(map(str, index))))
+
+
+def read_state(store: str) -> dict[str, Any] | None:
+    """The ``daskgrad`` root attributes of an existing store, or None if it has none."""
+    try:
+        group = zarr.open_group(store, mode="r", use_consolidated=False)
+    except Exception:
+        return None
+    state = group.attrs.get(STATE_KEY)
+    return dict(state) if isinstance(state, dict) else None
+
+
+def set_state(store: str, **changes: Any) -> None:
+    """Update the ``daskgrad`` root attributes (root attributes stay valid after consolidation)."""
+    group = zarr.open_group(store, mode="r+", use_consolidated=False)
+    state = dict(group.attrs.get(STATE_KEY, {}))
+    state.update(changes)
+    group.attrs[STATE_KEY] = state
+
+
+def finalize(store: str, variables: Iterable[str], expected: dict[str, set]) -> None:
+    """Check every chunk is there, consolidate the metadata, then mark the store complete.
+
+    Raises
+    ------
+    RuntimeError
+        If any chunk is missing; the store is then left incomplete (and resumable).
+    """
+    for variable in variables:
+        missing = expected[variable] - present_blocks(store, variable, remove_partial=False)
+        if missing:
+            raise RuntimeError(
+                f"output variable {variable!r} is missing {len(missing)} chunk(s), e.g. "
+                f"{sorted(missing)[0]}; the store stays incomplete"
+            )
+    zarr.consolidate_metadata(store)
+    set_state(store, complete=True, state="complete")

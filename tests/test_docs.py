@@ -1,0 +1,27 @@
+"""The Examples sections of the public docstrings run and show what they claim."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = [
+    "daskgrad.gradient",
+    "daskgrad.spacing",
+    "daskgrad.kernels",
+    "daskgrad.halo",
+    "daskgrad._compat",
+    "daskgrad.store",
+    "daskgrad.demo",
+    "daskgrad.config",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0, f"{name} has no examples"
+    assert result.failed == 0

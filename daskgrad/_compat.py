@@ -58,3 +58,32 @@ def to_numpy(x: Any) -> np.ndarray:
     if is_cupy_array(x):
         return x.get()
     return np.asarray(x)
+
+
+try:  # dask >= 2024.12 describes tasks with Task objects; building them directly skips the
+    # conversion of legacy tuples, which dominated planning time on graphs of 10^5 tasks.
+    from dask._task_spec import Task as _Task
+    from dask._task_spec import TaskRef as _TaskRef
+except ImportError:  # pragma: no cover - older dask: the documented tuple form
+    _Task = None
+    _TaskRef = None
+
+if _Task is not None:
+
+    def make_task(key: Any, func: Any, *args: Any) -> Any:
+        """A graph task ``func(*args)``; arguments made with :func:`ref` are dependencies."""
+        return _Task(key, func, *args)
+
+    def ref(key: Any) -> Any:
+        """A reference to another task's output, as a top-level argument of :func:`make_task`."""
+        return _TaskRef(key)
+
+else:  # pragma: no cover
+
+    def make_task(key: Any, func: Any, *args: Any) -> Any:
+        """A graph task ``func(*args)``; arguments made with :func:`ref` are dependencies."""
+        return (func, *args)
+
+    def ref(key: Any) -> Any:
+        """A reference to another task's output, as a top-level argument of :func:`make_task`."""
+        return key

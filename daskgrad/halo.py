@@ -12,8 +12,10 @@ This is the only module that builds graph code.
 
 from __future__ import annotations
 
+import itertools
 import operator
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import dask.array as da
@@ -21,8 +23,9 @@ import numpy as np
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
+from daskgrad._compat import make_task, ref
 from daskgrad.kernels import gradient_block
-from daskgrad.spacing import AxisSpacing
+from daskgrad.spacing import AxisSpacing, BlockSpacing
 
 __all__ = ["gradient_dask", "valid_chunks"]
 
@@ -39,20 +42,33 @@ def _take_faces(block: Any, axis: int, first: bool, last: bool) -> tuple[Any, An
     return (slab(0) if first else None, slab(n - 1) if last else None)
 
 
-def _kernel_task(block, neighbours, axes, spacings, dtype, single):
-    # ``neighbours`` holds, per axis, the previous and next blocks' face pairs (or None):
-    # the previous block gives its last slab, the next block its first slab.
+@dataclass(frozen=True)
+class _KernelPlan:
+    """The static arguments of one block's kernel task (one opaque object: cheap to plan)."""
+
+    axes: tuple[int, ...]
+    spacings: tuple[BlockSpacing, ...]
+    dtype: np.dtype
+    single: bool
+    has_neighbour: tuple[bool, ...]  # per axis: previous, next
+
+
+def _kernel_task(plan: _KernelPlan, block: Any, *neighbour_faces: Any):
+    # ``neighbour_faces`` holds, for each present neighbour in ``plan.has_neighbour`` order,
+    # that neighbour's face pair: the previous block gives its last slab, the next its first.
+    faces_iter = iter(neighbour_faces)
+    pairs = [next(faces_iter) if present else None for present in plan.has_neighbour]
     faces = []
-    for i in range(len(axes)):
-        prev_faces, next_faces = neighbours[2 * i], neighbours[2 * i + 1]
+    for i in range(len(plan.axes)):
+        prev_faces, next_faces = pairs[2 * i], pairs[2 * i + 1]
         faces.append(
             (
                 None if prev_faces is None else prev_faces[1],
                 None if next_faces is None else next_faces[0],
             )
         )
-    out = gradient_block(block, faces, axes, spacings, dtype)
-    return out[0] if single else out
+    out = gradient_block(block, faces, plan.axes, plan.spacings, plan.dtype)
+    return out[0] if plan.single else out
 
 
 def valid_chunks(
@@ -125,38 +141,44 @@ def gradient_dask(
         for s in spacings
     }
 
-    def neighbour(idx: tuple[int, ...], axis: int, step: int, periodic: bool):
-        j = idx[axis] + step
-        nb = numblocks[axis]
-        if not 0 <= j < nb:
-            if not periodic:
-                return None
-            j %= nb
-        return (*idx[:axis], j, *idx[axis + 1 :])
+    # Per axis, each block index's previous and next block index (None at a non-periodic end).
+    def neighbours_along(s: AxisSpacing) -> tuple[list, list]:
+        nb = numblocks[s.axis]
+        prev = [i - 1 if i > 0 else (nb - 1 if s.periodic else None) for i in range(nb)]
+        nxt = [i + 1 if i < nb - 1 else (0 if s.periodic else None) for i in range(nb)]
+        return prev, nxt
 
+    links = [(s.axis, *neighbours_along(s)) for s in spacings]
     faces_dsk: dict = {}
     kernel_dsk: dict = {}
-    for idx in np.ndindex(*numblocks):
-        neighbours = []
-        for s in spacings:
-            prev = neighbour(idx, s.axis, -1, s.periodic)
-            nxt = neighbour(idx, s.axis, +1, s.periodic)
-            neighbours.append(None if prev is None else (faces_name, s.axis, *prev))
-            neighbours.append(None if nxt is None else (faces_name, s.axis, *nxt))
+    plans: dict = {}  # one shared plan object per distinct (spacings, neighbours) combination
+    for idx in itertools.product(*map(range, numblocks)):
+        block = ref((work.name, *idx))
+        refs = []
+        present = []
+        for axis, prev_of, next_of in links:
+            i = idx[axis]
+            prev, nxt = prev_of[i], next_of[i]
+            for j in (prev, nxt):
+                present.append(j is not None)
+                if j is not None:
+                    refs.append(ref((faces_name, axis, *idx[:axis], j, *idx[axis + 1 :])))
             # This block's faces: the first slab goes to the previous block, the last to the next.
             if prev is not None or nxt is not None:
-                faces_dsk[(faces_name, s.axis, *idx)] = (
-                    _take_faces, (work.name, *idx), s.axis, prev is not None, nxt is not None
-                )
-        kernel_dsk[(kernel_name, *idx)] = (
-            _kernel_task,
-            (work.name, *idx),
-            neighbours,
-            axes,
-            [block_spacings[s.axis][idx[s.axis]] for s in spacings],
-            work.dtype,
-            single,
-        )
+                key = (faces_name, axis, *idx)
+                faces_dsk[key] = make_task(key, _take_faces, block, axis, prev is not None, nxt is not None)
+        plan_key = (tuple(idx[s.axis] for s in spacings), tuple(present))
+        plan = plans.get(plan_key)
+        if plan is None:
+            plan = plans[plan_key] = _KernelPlan(
+                axes,
+                tuple(block_spacings[s.axis][idx[s.axis]] for s in spacings),
+                work.dtype,
+                single,
+                tuple(present),
+            )
+        key = (kernel_name, *idx)
+        kernel_dsk[key] = make_task(key, _kernel_task, plan, block, *refs)
 
     layers = dict(work.dask.layers)
     dependencies = dict(work.dask.dependencies)
@@ -170,8 +192,8 @@ def gradient_dask(
     else:
         for i, name in enumerate(out_names):
             layers[name] = {
-                (name, *idx): (operator.getitem, (kernel_name, *idx), i)
-                for idx in np.ndindex(*numblocks)
+                (name, *idx): make_task((name, *idx), operator.getitem, ref((kernel_name, *idx)), i)
+                for idx in itertools.product(*map(range, numblocks))
             }
             dependencies[name] = {kernel_name}
         graph = HighLevelGraph(layers, dependencies)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob as globmod
+import warnings
 from typing import Any
 
 import dask.array as da
@@ -59,7 +60,11 @@ def open_input(cfg: InputConfig) -> xr.Dataset:
     a chunk cannot be read.
     """
     if cfg.resolved_engine == "zarr":
-        ds = xr.open_dataset(cfg.path, engine="zarr", chunks=None)
+        with warnings.catch_warnings():
+            # A store without consolidated metadata is normal (daskgrad's own outputs consolidate
+            # last; many stores never do); xarray's fallback warning would only alarm.
+            warnings.filterwarnings("ignore", message="Failed to open Zarr store with consolidated")
+            ds = xr.open_dataset(cfg.path, engine="zarr", chunks=None)
     else:
         paths = sorted(globmod.glob(cfg.path)) if any(c in cfg.path for c in "*?[") else [cfg.path]
         if len(paths) > 1:

@@ -174,9 +174,13 @@ def read_state(store: str) -> dict[str, Any] | None:
     return dict(state) if isinstance(state, dict) else None
 
 
-def set_state(store: str, **changes: Any) -> None:
-    """Update the ``daskgrad`` root attributes (root attributes stay valid after consolidation)."""
-    group = zarr.open_group(store, mode="r+", use_consolidated=False)
+def set_state(store: str, *, consolidated: bool = False, **changes: Any) -> None:
+    """Update the ``daskgrad`` root attributes.
+
+    ``consolidated=True`` opens the root with its consolidated metadata, so that rewriting the
+    root attributes keeps it (root attributes stay valid after consolidation; child ones not).
+    """
+    group = zarr.open_group(store, mode="r+", use_consolidated=True if consolidated else False)
     state = dict(group.attrs.get(STATE_KEY, {}))
     state.update(changes)
     group.attrs[STATE_KEY] = state
@@ -198,4 +202,4 @@ def finalize(store: str, variables: Iterable[str], expected: dict[str, set]) -> 
                 f"{sorted(missing)[0]}; the store stays incomplete"
             )
     zarr.consolidate_metadata(store)
-    set_state(store, complete=True, state="complete")
+    set_state(store, consolidated=True, complete=True, state="complete")

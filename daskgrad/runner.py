@@ -1,0 +1,417 @@
+"""One batch run: config in, gradient store out, resumable, marked complete last.
+
+The steps, each in its own function:
+
+1. :func:`plan` opens the input read-only, checks variables and dims against it (a mistake there
+   is a config error, exit status 2), builds the lazy gradients with the ``grad`` accessor and
+   fixes the output chunks (one dask block per zarr chunk).
+2. :func:`prepare_store` creates the store (metadata, coordinates, attributes, ``complete:
+   false``) or, on resume, checks its fingerprint and lists the chunks already written.
+3. :func:`execute` computes and writes only the missing blocks, on the configured cluster.
+4. :func:`daskgrad.store.finalize` lists every chunk again, consolidates, marks complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import resource
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+import xarray as xr
+from dask.base import tokenize
+from dask.delayed import Delayed
+from dask.highlevelgraph import HighLevelGraph
+
+import daskgrad
+from daskgrad import store as zstore
+from daskgrad.config import ConfigError, RunConfig
+from daskgrad.inputs import open_input
+
+__all__ = ["Plan", "RunError", "RunSummary", "plan", "prepare_store", "run"]
+
+log = logging.getLogger("daskgrad")
+
+
+class RunError(RuntimeError):
+    """A failure while running; the output stays resumable and is not marked complete."""
+
+
+@dataclass
+class Plan:
+    """What a run will write: the lazy result and its zarr layout."""
+
+    config: RunConfig
+    source: str
+    input: xr.Dataset
+    result: xr.Dataset
+    chunk_shapes: dict[str, tuple[int, ...]]
+    fingerprint: str
+    bytes_in: int
+
+    @property
+    def variables(self) -> list[str]:
+        return list(self.result.data_vars)
+
+    def expected(self) -> dict[str, set[tuple[int, ...]]]:
+        return {
+            v: zstore.expected_blocks(self.result[v].shape, self.chunk_shapes[v])
+            for v in self.variables
+        }
+
+
+@dataclass
+class RunSummary:
+    """Figures of a finished run (printed by the CLI)."""
+
+    blocks_total: int
+    blocks_written: int
+    bytes_read: int
+    bytes_written: int
+    seconds: float
+    peak_memory: dict[str, int] = field(default_factory=dict)
+    already_complete: bool = False
+
+    def lines(self) -> list[str]:
+        rate = self.bytes_written / self.seconds / 2**20 if self.seconds else 0.0
+        out = [
+            f"blocks written: {self.blocks_written} of {self.blocks_total}",
+            f"read {_size(self.bytes_read)}, wrote {_size(self.bytes_written)} in "
+            f"{self.seconds:.1f} s ({rate:.1f} MiB/s written)",
+        ]
+        for who, peak in sorted(self.peak_memory.items()):
+            out.append(f"peak memory {who}: {_size(peak)}")
+        return out
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+# -- 1. plan ----------------------------------------------------------------------------------
+
+
+def _refuse(source: str, key: str, reason: str) -> ConfigError:
+    return ConfigError(source, key, None, reason)
+
+
+def _check_against_data(cfg: RunConfig, ds: xr.Dataset, source: str) -> list[str]:
+    numeric = [str(v) for v, x in ds.data_vars.items() if x.dtype.kind in "iufcbmM"]
+    variables = list(cfg.input.variables) if cfg.input.variables else numeric
+    for v in variables:
+        if v not in ds.data_vars:
+            raise _refuse(
+                source, "input.variables",
+                f"unknown variable {v!r}; the input has {sorted(map(str, ds.data_vars))}",
+            )
+        if v not in numeric:
+            raise _refuse(source, "input.variables", f"variable {v!r} is not numeric (dtype {ds[v].dtype})")
+    if not variables:
+        raise _refuse(source, "input.variables", "the input has no numeric data variable")
+    have = {d for v in variables for d in ds[v].dims}
+    for d in cfg.gradient.dims or []:
+        if d not in have:
+            raise _refuse(
+                source, "gradient.dims",
+                f"dim {d!r} is in none of the variables {variables}; their dims are {sorted(have)}",
+            )
+    for d in cfg.gradient.periodic:
+        if d not in have:
+            raise _refuse(source, "gradient.periodic", f"dim {d!r} is in none of the variables {variables}")
+    return variables
+
+
+def _regular(arr: da.Array) -> tuple[da.Array, tuple[int, ...]]:
+    chunk_shape = zstore.regular_chunks(arr.chunks)
+    if chunk_shape is None:  # an irregular chunking cannot map one block to one zarr chunk
+        chunk_shape = tuple(max(c) for c in arr.chunks)
+        arr = arr.rechunk(chunk_shape)
+    return arr, chunk_shape
+
+
+def _coordinate_checksums(ds: xr.Dataset) -> dict[str, str]:
+    sums = {}
+    for name, coord in ds.coords.items():
+        values = np.asarray(coord.values)
+        sums[str(name)] = hashlib.sha256(values.tobytes() + str(values.dtype).encode()).hexdigest()[:16]
+    return sums
+
+
+def plan(cfg: RunConfig, source: str = "<config>") -> Plan:
+    """Open the input and build the lazy result; raise ConfigError for a mismatch with the data."""
+    try:
+        ds = open_input(cfg.input)
+    except FileNotFoundError as err:
+        raise _refuse(source, "input.path", f"cannot open {cfg.input.path!r}: {err}") from err
+    except (OSError, ValueError, KeyError) as err:
+        raise _refuse(
+            source, "input.path", f"cannot open {cfg.input.path!r} as {cfg.input.resolved_engine}: {err}"
+        ) from err
+    variables = _check_against_data(cfg, ds, source)
+    g = cfg.gradient
+    try:
+        result = ds[variables].grad.lazy(
+            list(g.dims) if g.dims else None,
+            edge_order=g.edge_order,
+            datetime_unit=g.datetime_unit,
+            periodic=dict(g.periodic) or None,
+            geometry=g.geometry,
+            radius=g.radius,
+            name=cfg.output.name,
+        )
+    except (ValueError, TypeError) as err:
+        raise _refuse(source, "gradient", str(err)) from err
+    chunk_shapes = {}
+    for v in list(result.data_vars):
+        arr = result[v].data
+        if not isinstance(arr, da.Array):
+            arr = da.from_array(arr)
+        arr, chunk_shape = _regular(arr)
+        result[v] = result[v].copy(data=arr)
+        chunk_shapes[str(v)] = chunk_shape
+    identity = {
+        "daskgrad": daskgrad.__version__,
+        "input": cfg.input.path,
+        "variables": {v: [list(ds[v].dims), list(ds[v].shape), str(ds[v].dtype), list(map(list, ds[v].chunks))] for v in variables},
+        "coords": _coordinate_checksums(ds),
+        "gradient": cfg.gradient.model_dump(mode="json"),
+        "name": cfg.output.name,
+        "chunks": {k: list(v) for k, v in chunk_shapes.items()},
+    }
+    fingerprint = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+    bytes_in = int(sum(ds[v].nbytes for v in variables))
+    return Plan(cfg, source, ds, result, chunk_shapes, fingerprint, bytes_in)
+
+
+# -- 2. the store -----------------------------------------------------------------------------
+
+
+def _fill_value(dtype: np.dtype) -> Any:
+    if dtype.kind in "fc":
+        return np.nan
+    if dtype.kind == "m":
+        return np.timedelta64("NaT")
+    return 0
+
+
+def _create_store(p: Plan) -> None:
+    path = p.config.output.path
+    template = p.result.copy()
+    for name, coord in template.coords.items():  # coordinates are small: write them now
+        template = template.assign_coords({name: coord.load()})
+    encoding = {
+        v: {"chunks": p.chunk_shapes[v], "fill_value": _fill_value(template[v].dtype)}
+        for v in p.variables
+    }
+    template.attrs = dict(template.attrs)
+    # compute=False writes metadata and coordinates only; consolidation happens at the end.
+    template.to_zarr(
+        path, mode="w-", compute=False, consolidated=False, zarr_format=3, encoding=encoding
+    )
+    zstore.set_state(
+        path,
+        complete=False,
+        state="running",
+        fingerprint=p.fingerprint,
+        version=daskgrad.__version__,
+        config=p.config.to_dict(),
+        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    )
+
+
+def prepare_store(p: Plan, *, verify: bool = False, client: Any = None) -> tuple[dict[str, set], bool]:
+    """Create or reopen the output; return the blocks still to write and whether it is complete."""
+    out = p.config.output
+    expected = p.expected()
+    exists = Path(out.path).exists() if "://" not in out.path else zstore.read_state(out.path) is not None
+    if exists and out.mode == "overwrite":
+        log.info("overwrite: removing %s", out.path)
+        shutil.rmtree(out.path) if "://" not in out.path else None
+        exists = False
+    if exists and out.mode == "error":
+        raise _refuse(p.source, "output.path", f"{out.path!r} exists; use --set output.mode=overwrite or resume")
+    if not exists:
+        _create_store(p)
+        return expected, False
+
+    state = zstore.read_state(out.path)
+    if state is None or state.get("fingerprint") != p.fingerprint:
+        raise _refuse(
+            p.source, "output.mode",
+            f"cannot resume {out.path!r}: it was written by a different config or input "
+            "(fingerprint differs); use --set output.mode=overwrite",
+        )
+    if state.get("complete"):
+        return {v: set() for v in expected}, True
+    crashed = state.get("state") == "running"  # the last run never stopped cleanly
+    missing = {}
+    for v in p.variables:
+        present = zstore.present_blocks(out.path, v)
+        if verify or crashed:
+            present -= _unreadable(p, v, present, client)
+        missing[v] = expected[v] - present
+    zstore.set_state(out.path, state="running")
+    return missing, False
+
+
+def _unreadable(p: Plan, variable: str, present: set, client: Any) -> set:
+    """Chunks that fail to decode (torn by a crash); they are deleted and written again."""
+    path = p.config.output.path
+    chunk_shape = p.chunk_shapes[variable]
+    shape = p.result[variable].shape
+    indices = sorted(present)
+    checks = [
+        dask.delayed(zstore.chunk_is_readable)(path, variable, _region(i, chunk_shape, shape))
+        for i in indices
+    ]
+    ok = dask.compute(*checks, scheduler=client if client is not None else "threads")
+    bad = {i for i, good in zip(indices, ok) if not good}
+    for i in bad:
+        log.warning("output %s chunk %s is unreadable (torn write); rewriting it", variable, i)
+        zstore.remove_chunk(path, variable, i)
+    return bad
+
+
+def _region(index: tuple[int, ...], chunk_shape: tuple[int, ...], shape: tuple[int, ...]) -> tuple[slice, ...]:
+    return tuple(slice(i * c, min(n, (i + 1) * c)) for i, c, n in zip(index, chunk_shape, shape))
+
+
+# -- 3. compute and write ---------------------------------------------------------------------
+
+
+def _count(*written: int) -> int:
+    return int(sum(written))
+
+
+def write_graph(p: Plan, missing: dict[str, set]) -> Delayed:
+    """One write task per missing block; dask culls everything the missing blocks do not need."""
+    path = p.config.output.path
+    token = tokenize(p.fingerprint, sorted((v, sorted(m)) for v, m in missing.items()))
+    name = f"daskgrad-write-{token}"
+    dsk: dict = {}
+    arrays = []
+    for v in p.variables:
+        arr = p.result[v].data
+        arrays.append(arr)
+        chunk_shape = p.chunk_shapes[v]
+        for idx in sorted(missing[v]):
+            dsk[(name, v, *idx)] = (
+                zstore.write_block, (arr.name, *idx), path, v, _region(idx, chunk_shape, arr.shape)
+            )
+    final = f"daskgrad-written-{token}"
+    dsk[final] = (_count, *list(dsk.keys()))
+    graph = HighLevelGraph.from_collections(final, dsk, dependencies=arrays)
+    return Delayed(final, graph)
+
+
+def _peak_memory_here() -> int:
+    """Peak resident memory of this process, in bytes."""
+    try:  # Linux: the process's own high-water mark (ru_maxrss can carry a forking parent's)
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def execute(graph: Delayed, client: Any, progress: bool) -> int:
+    """Compute the write graph on the client (or threads); returns the bytes written."""
+    if client is None:
+        if progress:
+            from dask.diagnostics import ProgressBar
+
+            with ProgressBar(minimum=1.0):
+                return int(graph.compute(scheduler="threads"))
+        return int(graph.compute(scheduler="threads"))
+    future = client.compute(graph)
+    if progress:
+        from distributed import progress as show_progress
+
+        show_progress(future)
+    return int(future.result())
+
+
+def run(
+    cfg: RunConfig,
+    *,
+    source: str = "<config>",
+    verify: bool = False,
+    progress: bool = True,
+    echo: Callable[[str], None] = print,
+) -> RunSummary:
+    """Run one config to completion (or to a resumable failure).
+
+    Raises
+    ------
+    ConfigError
+        The config does not fit the data (exit status 2); nothing was written.
+    RunError
+        The run failed; the store is left incomplete and ``output.mode: resume`` finishes it.
+    KeyboardInterrupt
+        Stopped by the user; the store is left incomplete and resumable.
+    """
+    from daskgrad.cluster import dashboard_link, describe, open_client
+    from daskgrad.config import check_paths
+
+    check_paths(cfg, source=source)
+    p = plan(cfg, source)
+    t0 = time.perf_counter()
+    echo(f"daskgrad {daskgrad.__version__}: {len(p.variables)} output variable(s) -> {cfg.output.path}")
+    with open_client(cfg.cluster) as client:
+        echo(describe(cfg.cluster))
+        link = dashboard_link(client)
+        if link:
+            echo(f"dashboard: {link}")
+        missing, complete = prepare_store(p, verify=verify or cfg.output.verify, client=client)
+        total = sum(len(b) for b in p.expected().values())
+        todo = sum(len(b) for b in missing.values())
+        if complete:
+            echo(f"{cfg.output.path} is already complete; nothing to do")
+            return RunSummary(total, 0, 0, 0, time.perf_counter() - t0, already_complete=True)
+        if todo < total:
+            echo(f"resuming: {total - todo} of {total} blocks already written, {todo} to go")
+        try:
+            written = execute(write_graph(p, missing), client, progress) if todo else 0
+            zstore.finalize(cfg.output.path, p.variables, p.expected())
+        except KeyboardInterrupt:
+            zstore.set_state(cfg.output.path, state="stopped")
+            raise
+        except Exception as err:
+            zstore.set_state(cfg.output.path, state="stopped")
+            raise RunError(_explain(err)) from err
+        peaks = {"driver": _peak_memory_here()}
+        if client is not None:
+            with contextlib.suppress(Exception):  # a summary figure never fails a finished run
+                peaks.update(client.run(_peak_memory_here))
+    seconds = time.perf_counter() - t0
+    fraction = todo / total if total else 0.0
+    return RunSummary(total, todo, int(p.bytes_in * fraction), written, seconds, peaks)
+
+
+def _explain(err: BaseException) -> str:
+    name = type(err).__name__
+    text = str(err) or name
+    if isinstance(err, OSError) and getattr(err, "errno", None) == 28:
+        return f"the output disk is full ({text}); free space, then resume"
+    if name == "KilledWorker":
+        return (
+            f"workers died repeatedly on the same task ({text}); raise cluster.allowed_failures "
+            "or give workers more memory (cluster.memory_limit)"
+        )
+    return f"{name}: {text}" if name not in text else text

@@ -1,0 +1,142 @@
+"""The batch runner on real zarr stores: equal to the in-memory result, resumable, marked last."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+import zarr
+from runner_helpers import assert_store_equals, make_config, reference, write_input
+
+from daskgrad import store as zstore
+from daskgrad.config import ConfigError
+from daskgrad.runner import execute, plan, prepare_store, run, write_graph
+
+
+@pytest.fixture
+def inp(tmp_path):
+    path = tmp_path / "in.zarr"
+    write_input(path)
+    return path
+
+
+def test_run_equals_in_memory_gradients_bit_for_bit(inp, tmp_path):
+    out = tmp_path / "out.zarr"
+    cfg = make_config(inp, out)
+    summary = run(cfg, progress=False, echo=lambda s: None)
+    assert summary.blocks_written == summary.blocks_total > 0
+    assert_store_equals(out, reference(inp, cfg))
+    state = zstore.read_state(str(out))
+    assert state["complete"] is True
+    assert state["version"]
+    assert state["config"]["gradient"]["edge_order"] == 2  # provenance: the resolved config
+    assert len(state["fingerprint"]) == 64
+
+
+def test_outputs_keep_coordinates_attributes_and_chunks(inp, tmp_path):
+    out = tmp_path / "out.zarr"
+    run(make_config(inp, out), progress=False, echo=lambda s: None)
+    got = xr.open_zarr(out)
+    assert {"time", "lat", "lon", "level"} <= set(got.coords)
+    assert got.attrs["title"] == "daskgrad synthetic demo data"
+    assert got["dt2m_dlat"].attrs["long_name"] == "gradient of t2m along lat"
+    arr = zarr.open_array(str(out), path="dt2m_dlat")
+    assert arr.chunks == (4, 10, 12)  # the input's chunks, one dask block per zarr chunk
+
+
+def test_irregular_input_chunks_are_stored_on_a_regular_grid(tmp_path):
+    inp = tmp_path / "in.zarr"
+    write_input(inp)
+    out = tmp_path / "out.zarr"
+    cfg = make_config(inp, out, input={"path": str(inp), "chunks": {"lat": 7}})
+    run(cfg, progress=False, echo=lambda s: None)
+    assert zarr.open_array(str(out), path="dt2m_dlat").chunks[1] == 7
+    assert_store_equals(out, reference(inp, cfg))
+
+
+def test_resume_writes_only_missing_blocks_and_equals_a_full_run(inp, tmp_path):
+    out = tmp_path / "out.zarr"
+    cfg = make_config(inp, out)
+    # An interrupted run: the store is created, a third of the blocks written, then it stops.
+    p = plan(cfg)
+    missing, complete = prepare_store(p)
+    assert not complete
+    subset = {v: set(sorted(blocks)[::3]) for v, blocks in missing.items()}
+    execute(write_graph(p, subset), None, progress=False)
+    zstore.set_state(str(out), state="stopped")
+    assert zstore.read_state(str(out))["complete"] is False
+    with pytest.raises(Exception):  # noqa: B017 - an incomplete store must not look finished
+        zstore.finalize(str(out), p.variables, p.expected())
+
+    resumed = make_config(inp, out, output={"path": str(out), "mode": "resume"})
+    summary = run(resumed, progress=False, echo=lambda s: None)
+    done_before = sum(len(b) for b in subset.values())
+    assert summary.blocks_written == summary.blocks_total - done_before
+    assert_store_equals(out, reference(inp, cfg))
+    assert zstore.read_state(str(out))["complete"] is True
+
+    again = run(resumed, progress=False, echo=lambda s: None)
+    assert again.already_complete and again.blocks_written == 0
+
+
+def test_resume_refuses_a_store_from_another_config(inp, tmp_path):
+    out = tmp_path / "out.zarr"
+    run(make_config(inp, out), progress=False, echo=lambda s: None)
+    other = make_config(inp, out, gradient={"edge_order": 1}, output={"path": str(out), "mode": "resume"})
+    with pytest.raises(ConfigError, match="fingerprint differs"):
+        run(other, progress=False, echo=lambda s: None)
+
+
+def test_overwrite_replaces_and_error_refuses(inp, tmp_path):
+    out = tmp_path / "out.zarr"
+    run(make_config(inp, out), progress=False, echo=lambda s: None)
+    with pytest.raises(ConfigError, match="exists"):
+        run(make_config(inp, out), progress=False, echo=lambda s: None)
+    cfg = make_config(inp, out, gradient={"dims": ["lat"], "periodic": {}}, output={"path": str(out), "mode": "overwrite"})
+    run(cfg, progress=False, echo=lambda s: None)
+    assert sorted(xr.open_zarr(out).data_vars) == ["dt2m_dlat", "du_dlat"]
+
+
+def test_all_nan_blocks_are_written(tmp_path):
+    inp = tmp_path / "in.zarr"
+    ds = write_input(inp)
+    masked = ds.copy()
+    masked["t2m"] = ds["t2m"].where(ds["lat"] > 0)  # a land mask: whole blocks of NaN
+    masked.chunk({"time": 4, "level": 3, "lat": 10, "lon": 12}).to_zarr(inp, mode="w", zarr_format=3, consolidated=False)
+    out = tmp_path / "out.zarr"
+    cfg = make_config(inp, out, gradient={"dims": ["lat", "lon"], "periodic": {"lon": 360.0}})
+    run(cfg, progress=False, echo=lambda s: None)
+    for v in ("dt2m_dlat", "dt2m_dlon"):
+        assert zstore.present_blocks(str(out), v) == zstore.expected_blocks((8, 19, 24), (4, 10, 12))
+    assert_store_equals(out, reference(inp, cfg))
+
+
+def test_unknown_variable_and_dim_are_config_errors(inp, tmp_path):
+    out = tmp_path / "out.zarr"
+    with pytest.raises(ConfigError, match=r"input\.variables: unknown variable 'T'"):
+        run(make_config(inp, out, input={"path": str(inp), "variables": ["T"]}), progress=False, echo=lambda s: None)
+    with pytest.raises(ConfigError, match=r"gradient\.dims: dim 'depth' is in none of the variables"):
+        run(make_config(inp, out, gradient={"dims": ["depth"], "periodic": {}}), progress=False, echo=lambda s: None)
+    assert not out.exists()
+
+
+def test_netcdf_files_by_glob(tmp_path):
+    ds = write_input(tmp_path / "in.zarr")
+    for i, part in enumerate((ds.isel(time=slice(0, 4)), ds.isel(time=slice(4, None)))):
+        part.to_netcdf(tmp_path / f"part{i}.nc")
+    out = tmp_path / "out.zarr"
+    cfg = make_config(tmp_path / "part*.nc", out, input={"path": str(tmp_path / "part*.nc"), "chunks": {"time": 4, "lat": 10, "lon": 12}})
+    run(cfg, progress=False, echo=lambda s: None)
+    expected = ds.grad.compute(["time", "lat", "lon"], edge_order=2, periodic={"lon": 360.0})
+    got = xr.open_zarr(out)
+    for v in expected.data_vars:
+        np.testing.assert_array_equal(got[v].values, expected[v].values)
+
+
+@pytest.mark.cluster
+def test_local_cluster_run_equals_threads_run(inp, tmp_path):
+    out = tmp_path / "out.zarr"
+    cfg = make_config(inp, out, cluster={"kind": "local", "n_workers": 2, "memory_limit": "1GiB"})
+    summary = run(cfg, progress=False, echo=lambda s: None)
+    assert len(summary.peak_memory) == 3  # the driver and two workers
+    assert_store_equals(out, reference(inp, cfg))

@@ -180,7 +180,7 @@ def set_state(store: str, *, consolidated: bool = False, **changes: Any) -> None
     ``consolidated=True`` opens the root with its consolidated metadata, so that rewriting the
     root attributes keeps it (root attributes stay valid after consolidation; child ones not).
     """
-    group = zarr.open_group(store, mode="r+", use_consolidated=True if consolidated else False)
+    group = zarr.open_group(store, mode="r+", use_consolidated=consolidated)
     state = dict(group.attrs.get(STATE_KEY, {}))
     state.update(changes)
     group.attrs[STATE_KEY] = state

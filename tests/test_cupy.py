@@ -14,10 +14,10 @@ import dask
 import dask.array as da
 import numpy as np
 import pytest
+from conftest import assert_bitwise_equal, numpy_reference
 
 import daskgrad
 import daskgrad.kernels
-from conftest import assert_bitwise_equal, numpy_reference
 
 # Every module-level function the kernel may call; each exists in CuPy with the same signature
 # (ufuncs with ``out=``, array creation and conversion).

@@ -8,9 +8,9 @@ import dask
 import dask.array as da
 import numpy as np
 import pytest
+from conftest import assert_bitwise_equal, numpy_reference
 
 import daskgrad
-from conftest import assert_bitwise_equal, numpy_reference
 
 CHUNKINGS_3D = [
     (7, 9, 5),  # one chunk

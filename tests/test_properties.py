@@ -5,11 +5,11 @@ from __future__ import annotations
 import dask
 import dask.array as da
 import numpy as np
+from conftest import assert_bitwise_equal, numpy_reference
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import daskgrad
-from conftest import assert_bitwise_equal, numpy_reference
 
 
 @st.composite

@@ -35,6 +35,7 @@ from dask.highlevelgraph import HighLevelGraph
 
 import daskgrad
 from daskgrad import store as zstore
+from daskgrad.accessor import NUMERIC_KINDS
 from daskgrad.config import ConfigError, RunConfig
 from daskgrad.inputs import open_input
 
@@ -110,7 +111,7 @@ def _refuse(source: str, key: str, reason: str) -> ConfigError:
 
 
 def _check_against_data(cfg: RunConfig, ds: xr.Dataset, source: str) -> list[str]:
-    numeric = [str(v) for v, x in ds.data_vars.items() if x.dtype.kind in "iufcbmM"]
+    numeric = [str(v) for v, x in ds.data_vars.items() if x.dtype.kind in NUMERIC_KINDS]
     variables = list(cfg.input.variables) if cfg.input.variables else numeric
     for v in variables:
         if v not in ds.data_vars:
@@ -164,8 +165,9 @@ def plan(cfg: RunConfig, source: str = "<config>") -> Plan:
     variables = _check_against_data(cfg, ds, source)
     g = cfg.gradient
     try:
-        result = ds[variables].grad.lazy(
+        result = ds.grad.lazy(
             list(g.dims) if g.dims else None,
+            variables=variables,
             edge_order=g.edge_order,
             datetime_unit=g.datetime_unit,
             periodic=dict(g.periodic) or None,

@@ -259,6 +259,12 @@ def axis_spacing(
             period = size * diffs[0] if size > 1 else diffs[0]
         coord = np.concatenate([coord[-1:] - period, coord, coord[:1] + period])
     diffs = _coordinate_differences(coord, label)
+    if periodic and not ((diffs > 0).all() or (diffs < 0).all()):
+        raise ValueError(
+            f"periodic {label}: the coordinate extended by its period ({period}) is not "
+            "monotonic; the period must exceed the coordinate's span and share its direction "
+            "(negative for a decreasing coordinate)"
+        )
     if (diffs == diffs[0]).all():
         step = diffs[0]
         first, last = (None, None) if periodic else _edge_rules(step, True, edge_order)

@@ -211,3 +211,31 @@ def test_bad_arguments_give_clear_errors(values, kwargs, error, message):
     for v in (values, da.from_array(np.asarray(values), chunks=-1)):
         with pytest.raises(error, match=re.escape(message)):
             daskgrad.gradient(v, **kwargs)
+
+
+def test_periodic_axis_equals_numpy_on_the_wrap_padded_array(rng):
+    from daskgrad.gradient import differentiate_axes
+    from daskgrad.spacing import axis_spacing
+
+    x = rng.standard_normal((9, 4))
+    coord = np.cumsum(rng.random(9) + 0.1)
+    period = coord[-1] - coord[0] + 0.7
+    padded_coord = np.concatenate([coord[-1:] - period, coord, coord[:1] + period])
+    padded = np.concatenate([x[-1:], x, x[:1]])
+    for edge_order in (1, 2):
+        expected = np.gradient(padded, padded_coord, axis=0, edge_order=edge_order)[1:-1]
+        s = axis_spacing(coord, axis=0, size=9, edge_order=edge_order, periodic=True, period=period)
+        for chunks in ((9, 4), (1, 4), ((2, 1, 5, 1), (4,))):
+            (got,) = differentiate_axes(da.from_array(x, chunks=chunks), [s])
+            assert_bitwise_equal(got.compute(), expected)
+        assert_bitwise_equal(differentiate_axes(x, [s])[0], expected)
+
+
+@pytest.mark.parametrize(
+    ("coord", "period"), [([270.0, 180.0, 90.0, 0.0], 360.0), ([0.0, 90.0, 180.0, 270.0], 200.0)]
+)
+def test_periodic_period_must_extend_the_coordinate_monotonically(coord, period):
+    from daskgrad.spacing import axis_spacing
+
+    with pytest.raises(ValueError, match="is not monotonic"):
+        axis_spacing(np.array(coord), axis=0, size=4, edge_order=1, periodic=True, period=period)

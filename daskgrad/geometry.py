@@ -1,0 +1,220 @@
+"""Spherical geometry: latitude/longitude derivatives per metre on a sphere.
+
+With angles in radians and a sphere of radius ``R``,
+
+* ``d/dy = 1/R d/dlat``,
+* ``d/dx = 1/(R cos(lat)) d/dlon``.
+
+The latitude and longitude coordinates are found by their CF attributes first
+(``standard_name`` ``latitude``/``longitude``, then ``units`` such as ``degrees_north`` /
+``degrees_east``), then by their names (``lat``/``latitude``, ``lon``/``longitude``, any case).
+They must be 1-D coordinates in degrees; a 2-D (curvilinear) latitude or longitude is refused
+with a clear error rather than silently treated as a plain grid. Angles are converted with
+``numpy.deg2rad``, the period of a periodic longitude too (360 degrees becomes 2 pi).
+
+Pure logic on coordinates only: no dask, no data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+import numpy as np
+import xarray as xr
+
+from daskgrad.coords import DimSpacing
+
+__all__ = [
+    "DEFAULT_RADIUS",
+    "SphericalAxes",
+    "check_radius",
+    "find_lat_lon",
+    "lon_metric",
+    "to_radians",
+]
+
+#: Mean Earth radius in metres (IUGG), the default sphere radius.
+DEFAULT_RADIUS = 6371008.8
+
+_LAT_UNITS = {
+    "degrees_north", "degree_north", "degrees_n", "degree_n", "degreesn", "degreen",
+}  # fmt: skip
+_LON_UNITS = {
+    "degrees_east", "degree_east", "degrees_e", "degree_e", "degreese", "degreee",
+}  # fmt: skip
+_DEGREE_UNITS = {"degrees", "degree", "deg", "°"} | _LAT_UNITS | _LON_UNITS
+_LAT_NAMES = {"lat", "latitude"}
+_LON_NAMES = {"lon", "longitude"}
+
+Role = Literal["lat", "lon"]
+
+
+@dataclass(frozen=True)
+class SphericalAxes:
+    """Where latitude and longitude live in a Dataset or DataArray.
+
+    Attributes
+    ----------
+    lat, lon
+        Names of the 1-D latitude and longitude coordinates (``None`` when absent).
+    lat_dim, lon_dim
+        The dims those coordinates run along.
+    """
+
+    lat: Hashable | None
+    lat_dim: Hashable | None
+    lon: Hashable | None
+    lon_dim: Hashable | None
+
+    def role(self, dim: Hashable) -> Role | None:
+        """``"lat"``, ``"lon"`` or ``None`` for a dim."""
+        if dim == self.lat_dim:
+            return "lat"
+        if dim == self.lon_dim:
+            return "lon"
+        return None
+
+
+def check_radius(radius: Any) -> float:
+    """Return the radius as a float if it is a finite positive number of metres, else raise.
+
+    Examples
+    --------
+    >>> check_radius(6.371e6)
+    6371000.0
+    """
+    if isinstance(radius, bool) or not isinstance(radius, (int, float, np.integer, np.floating)):
+        raise ValueError(f"radius must be a positive number of metres; got {radius!r}")
+    value = float(radius)
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError(f"radius must be a finite positive number of metres; got {radius!r}")
+    return value
+
+
+def _text(value: Any) -> str:
+    return str(value).strip().lower() if value is not None else ""
+
+
+def _match_level(name: Hashable, coord: xr.DataArray, role: Role) -> int | None:
+    """0: CF standard_name; 1: CF units; 2: name; None: no match."""
+    standard = "latitude" if role == "lat" else "longitude"
+    if _text(coord.attrs.get("standard_name")) == standard:
+        return 0
+    if _text(coord.attrs.get("units")) in (_LAT_UNITS if role == "lat" else _LON_UNITS):
+        return 1
+    if isinstance(name, str) and name.lower() in (_LAT_NAMES if role == "lat" else _LON_NAMES):
+        return 2
+    return None
+
+
+def _find(obj: xr.DataArray | xr.Dataset, role: Role) -> tuple[Hashable | None, Hashable | None]:
+    what = "latitude" if role == "lat" else "longitude"
+    candidates = []
+    for name, coord in obj.coords.items():
+        level = _match_level(name, coord, role)
+        if level is not None:
+            candidates.append((level, name, coord))
+    if not candidates:
+        return None, None
+    best = min(level for level, _, _ in candidates)
+    chosen = [(name, coord) for level, name, coord in candidates if level == best]
+    one_d = [(name, coord) for name, coord in chosen if coord.ndim == 1]
+    if not one_d:
+        name, coord = chosen[0]
+        raise ValueError(
+            f"geometry='spherical' needs a 1-D {what} coordinate; {name!r} has dims "
+            f"{coord.dims}: curvilinear (2-D) grids are not supported"
+        )
+    if len(one_d) > 1:
+        # Prefer a dimension coordinate over other coordinates along a dim.
+        dim_coords = [(n, c) for n, c in one_d if c.dims == (n,)]
+        if len(dim_coords) != 1:
+            names = [n for n, _ in one_d]
+            raise ValueError(
+                f"geometry='spherical' found several {what} coordinates {names}; "
+                "keep one, or mark it with the attribute standard_name="
+                f"{'latitude' if role == 'lat' else 'longitude'!r}"
+            )
+        one_d = dim_coords
+    name, coord = one_d[0]
+    units = coord.attrs.get("units")
+    if units is not None and _text(units) not in _DEGREE_UNITS:
+        raise ValueError(
+            f"geometry='spherical' needs {what} in degrees; coordinate {name!r} has units={units!r}"
+        )
+    return name, coord.dims[0]
+
+
+def find_lat_lon(obj: xr.DataArray | xr.Dataset) -> SphericalAxes:
+    """Find the 1-D latitude and longitude coordinates of ``obj`` and their dims.
+
+    Raises
+    ------
+    ValueError
+        When neither is found, when one is 2-D, ambiguous, not in degrees, or outside
+        [-90, 90] (latitude).
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> ds = xr.Dataset(coords={"latitude": [0.0, 10.0], "x": ("x", [0, 90], {"units": "degrees_east"})})
+    >>> find_lat_lon(ds)
+    SphericalAxes(lat='latitude', lat_dim='latitude', lon='x', lon_dim='x')
+    """
+    lat, lat_dim = _find(obj, "lat")
+    lon, lon_dim = _find(obj, "lon")
+    if lat is None and lon is None:
+        raise ValueError(
+            "geometry='spherical' found no latitude or longitude coordinate; mark them with "
+            "standard_name 'latitude'/'longitude' or units 'degrees_north'/'degrees_east', or "
+            f"name them lat/lon; the coordinates are {list(obj.coords)}"
+        )
+    if lat is not None and lat_dim == lon_dim:
+        raise ValueError(
+            f"geometry='spherical': latitude {lat!r} and longitude {lon!r} run along the "
+            f"same dim {lat_dim!r}"
+        )
+    if lat is not None:
+        values = np.asarray(obj.coords[lat].values)
+        if values.dtype.kind not in "iuf" or not (np.abs(values) <= 90).all():
+            raise ValueError(
+                f"geometry='spherical' needs latitude {lat!r} in degrees within [-90, 90]; "
+                f"got values from {values.min()!r} to {values.max()!r}"
+            )
+    return SphericalAxes(lat, lat_dim, lon, lon_dim)
+
+
+def to_radians(spacing: DimSpacing) -> DimSpacing:
+    """The spacing of a latitude or longitude dim with its coordinate (and period) in radians.
+
+    The units become ``"m"``: the metric of the sphere turns radians into metres.
+
+    Examples
+    --------
+    >>> from daskgrad.coords import DimSpacing
+    >>> s = DimSpacing("lon", np.array([0.0, 180.0]), "numeric", "degrees_east", True, 360.0)
+    >>> r = to_radians(s)
+    >>> r.values[1] == np.pi, r.period == 2 * np.pi, r.units
+    (np.True_, np.True_, 'm')
+    """
+    values = spacing.values
+    if spacing.kind not in ("numeric",) or values.dtype.kind not in "iuf":
+        raise ValueError(
+            f"geometry='spherical' needs a numeric coordinate for dim {spacing.dim!r}; got "
+            f"dtype {values.dtype}"
+        )
+    period = None if spacing.period is None else np.deg2rad(spacing.period)
+    return replace(spacing, values=np.deg2rad(values), units="m", period=period)
+
+
+def lon_metric(lat_degrees: Any, radius: float) -> np.ndarray:
+    """``R cos(lat)``: the divisor that turns d/dlon (per radian) into d/dx (per metre).
+
+    Examples
+    --------
+    >>> lon_metric([0.0, 60.0], 2.0)
+    array([2., 1.])
+    """
+    return radius * np.cos(np.deg2rad(np.asarray(lat_degrees, dtype=np.float64)))

@@ -15,9 +15,9 @@ import os
 import dask
 import dask.array as da
 import numpy as np
+from _measure import measure, print_table
 
 import daskgrad
-from _measure import measure, print_table
 
 
 def main() -> None:
@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("--no-torch", action="store_true")
     args = parser.parse_args()
 
-    nz = max(64, int(round(args.size_gib * 2**30 / (512 * 512 * 8) / 64)) * 64)
+    nz = max(64, round(args.size_gib * 2**30 / (512 * 512 * 8) / 64) * 64)
     shape = (nz, 512, 512)
     chunks = (64, 256, 256)
     rng = np.random.default_rng(0)

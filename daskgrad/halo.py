@@ -1,19 +1,23 @@
-"""The dask graph: face-only halo exchange of depth 1 and one kernel task per block.
+"""The dask graph: face-only halo exchange of depth 1, one kernel task per block and dim.
 
 For each block and each differentiated axis, one small task cuts the block's first and last
-slabs (thickness 1) along that axis: the faces its neighbours need. One task per block then runs
-:func:`daskgrad.kernels.gradient_block` for every differentiated axis in one pass, with the
-neighbours' faces. Nothing else travels: no edges, no corners, never a whole neighbour block.
-For a 3-D array differentiated along all dims that is at most 3 face tasks + 1 kernel task + 3
-output selections per input chunk, and the input is read once however many dims are asked for.
+slabs (thickness 1) along that axis: the faces its neighbours need. Then, per block and axis,
+one task runs :func:`daskgrad.kernels.gradient_block` on the block and the two neighbours'
+faces along that axis. Nothing else travels: no edges, no corners, never a whole neighbour block.
 
-This is the only module that builds graph code.
+The input block is read once (one task) and shared by the kernel tasks of every requested dim.
+Each kernel task depends on neighbours along its own axis only, like three independent 1-D
+stencils; dask's scheduler can then stream through the array with a few blocks in memory. (A
+single task computing all dims would need the faces of all 2*ndim neighbours at once, which makes
+the set of blocks held in memory grow with the array's cross-section: measured, not guessed.)
+
+For a 3-D array differentiated along all dims that is 1 read + at most 3 face tasks + 3 kernel
+tasks = 7 tasks per input chunk. This is the only module that builds graph code.
 """
 
 from __future__ import annotations
 
 import itertools
-import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -43,32 +47,20 @@ def _take_faces(block: Any, axis: int, first: bool, last: bool) -> tuple[Any, An
 
 
 @dataclass(frozen=True)
-class _KernelPlan:
-    """The static arguments of one block's kernel task (one opaque object: cheap to plan)."""
+class _AxisPlan:
+    """The static arguments of one kernel task (one opaque object: cheap to plan)."""
 
-    axes: tuple[int, ...]
-    spacings: tuple[BlockSpacing, ...]
+    axis: int
+    spacing: BlockSpacing
     dtype: np.dtype
-    single: bool
-    has_neighbour: tuple[bool, ...]  # per axis: previous, next
 
 
-def _kernel_task(plan: _KernelPlan, block: Any, *neighbour_faces: Any):
-    # ``neighbour_faces`` holds, for each present neighbour in ``plan.has_neighbour`` order,
-    # that neighbour's face pair: the previous block gives its last slab, the next its first.
-    faces_iter = iter(neighbour_faces)
-    pairs = [next(faces_iter) if present else None for present in plan.has_neighbour]
-    faces = []
-    for i in range(len(plan.axes)):
-        prev_faces, next_faces = pairs[2 * i], pairs[2 * i + 1]
-        faces.append(
-            (
-                None if prev_faces is None else prev_faces[1],
-                None if next_faces is None else next_faces[0],
-            )
-        )
-    out = gradient_block(block, faces, plan.axes, plan.spacings, plan.dtype)
-    return out[0] if plan.single else out
+def _axis_task(plan: _AxisPlan, block: Any, prev_faces: Any, next_faces: Any) -> Any:
+    # The previous block gives its last slab, the next block its first slab (None at an end).
+    lower = None if prev_faces is None else prev_faces[1]
+    upper = None if next_faces is None else next_faces[0]
+    (out,) = gradient_block(block, [(lower, upper)], [plan.axis], [plan.spacing], plan.dtype)
+    return out
 
 
 def valid_chunks(
@@ -100,6 +92,13 @@ def valid_chunks(
     return tuple(new)
 
 
+def _neighbours(n_blocks: int, periodic: bool) -> tuple[list, list]:
+    """Per block index along an axis: the previous and next block index (None at an end)."""
+    prev = [i - 1 if i > 0 else (n_blocks - 1 if periodic else None) for i in range(n_blocks)]
+    nxt = [i + 1 if i < n_blocks - 1 else (0 if periodic else None) for i in range(n_blocks)]
+    return prev, nxt
+
+
 def gradient_dask(
     x: da.Array, spacings: Sequence[AxisSpacing], out_dtype: np.dtype
 ) -> tuple[da.Array, ...]:
@@ -126,78 +125,55 @@ def gradient_dask(
         )
     chunks = valid_chunks(x.chunks, spacings)
     work = x if chunks == x.chunks else x.rechunk(chunks)
-    axes = tuple(s.axis for s in spacings)
-    single = len(axes) == 1
     token = tokenize(work.name, spacings, np.dtype(out_dtype).str)
     faces_name = f"gradient-faces-{token}"
-    kernel_name = f"gradient-kernel-{token}" if not single else f"gradient-d{axes[0]}-{token}"
-    out_names = [f"gradient-d{a}-{token}" for a in axes]
     numblocks = work.numblocks
+    all_blocks = list(itertools.product(*map(range, numblocks)))
+    block_refs = {idx: ref((work.name, *idx)) for idx in all_blocks}
 
-    # Per axis, the block boundaries and each block's slice of the spacing (small, shared).
-    bounds = {s.axis: np.cumsum((0, *work.chunks[s.axis])) for s in spacings}
-    block_spacings = {
-        s.axis: [s.block(int(b0), int(b1)) for b0, b1 in zip(bounds[s.axis][:-1], bounds[s.axis][1:])]
-        for s in spacings
-    }
-
-    # Per axis, each block index's previous and next block index (None at a non-periodic end).
-    def neighbours_along(s: AxisSpacing) -> tuple[list, list]:
-        nb = numblocks[s.axis]
-        prev = [i - 1 if i > 0 else (nb - 1 if s.periodic else None) for i in range(nb)]
-        nxt = [i + 1 if i < nb - 1 else (0 if s.periodic else None) for i in range(nb)]
-        return prev, nxt
-
-    links = [(s.axis, *neighbours_along(s)) for s in spacings]
     faces_dsk: dict = {}
-    kernel_dsk: dict = {}
-    plans: dict = {}  # one shared plan object per distinct (spacings, neighbours) combination
-    for idx in itertools.product(*map(range, numblocks)):
-        block = ref((work.name, *idx))
-        refs = []
-        present = []
-        for axis, prev_of, next_of in links:
-            i = idx[axis]
-            prev, nxt = prev_of[i], next_of[i]
-            for j in (prev, nxt):
-                present.append(j is not None)
-                if j is not None:
-                    refs.append(ref((faces_name, axis, *idx[:axis], j, *idx[axis + 1 :])))
-            # This block's faces: the first slab goes to the previous block, the last to the next.
-            if prev is not None or nxt is not None:
-                key = (faces_name, axis, *idx)
-                faces_dsk[key] = make_task(key, _take_faces, block, axis, prev is not None, nxt is not None)
-        plan_key = (tuple(idx[s.axis] for s in spacings), tuple(present))
-        plan = plans.get(plan_key)
-        if plan is None:
-            plan = plans[plan_key] = _KernelPlan(
-                axes,
-                tuple(block_spacings[s.axis][idx[s.axis]] for s in spacings),
-                work.dtype,
-                single,
-                tuple(present),
-            )
-        key = (kernel_name, *idx)
-        kernel_dsk[key] = make_task(key, _kernel_task, plan, block, *refs)
-
     layers = dict(work.dask.layers)
     dependencies = dict(work.dask.dependencies)
+    out_names = []
+    for s in spacings:
+        axis = s.axis
+        prev_of, next_of = _neighbours(numblocks[axis], s.periodic)
+        bounds = np.cumsum((0, *work.chunks[axis]))
+        plans = [
+            _AxisPlan(axis, s.block(int(b0), int(b1)), work.dtype)
+            for b0, b1 in zip(bounds[:-1], bounds[1:])
+        ]
+        name = f"gradient-d{axis}-{token}"
+        out_names.append(name)
+        kernel_dsk = {}
+        for idx in all_blocks:
+            i = idx[axis]
+            prev, nxt = prev_of[i], next_of[i]
+            if prev is not None or nxt is not None:
+                # This block's faces: its first slab goes to the previous block, its last slab
+                # to the next block.
+                key = (faces_name, axis, *idx)
+                faces_dsk[key] = make_task(
+                    key, _take_faces, block_refs[idx], axis, prev is not None, nxt is not None
+                )
+            head, tail = idx[:axis], idx[axis + 1 :]
+            key = (name, *idx)
+            kernel_dsk[key] = make_task(
+                key,
+                _axis_task,
+                plans[i],
+                block_refs[idx],
+                None if prev is None else ref((faces_name, axis, *head, prev, *tail)),
+                None if nxt is None else ref((faces_name, axis, *head, nxt, *tail)),
+            )
+        layers[name] = kernel_dsk
+        dependencies[name] = {work.name, faces_name}
     layers[faces_name] = faces_dsk
     dependencies[faces_name] = {work.name}
-    layers[kernel_name] = kernel_dsk
-    dependencies[kernel_name] = {work.name, faces_name}
+
+    graph = HighLevelGraph(layers, dependencies)
     meta = work._meta.astype(out_dtype) if work._meta.dtype != out_dtype else work._meta
-    if single:
-        results = [da.Array(HighLevelGraph(layers, dependencies), kernel_name, work.chunks, meta=meta)]
-    else:
-        for i, name in enumerate(out_names):
-            layers[name] = {
-                (name, *idx): make_task((name, *idx), operator.getitem, ref((kernel_name, *idx)), i)
-                for idx in itertools.product(*map(range, numblocks))
-            }
-            dependencies[name] = {kernel_name}
-        graph = HighLevelGraph(layers, dependencies)
-        results = [da.Array(graph, name, work.chunks, meta=meta) for name in out_names]
+    results = [da.Array(graph, name, work.chunks, meta=meta) for name in out_names]
     if work is not x:
         # Back to the caller's chunks: only the merged edge chunks are split again.
         results = [r.rechunk(x.chunks) for r in results]

@@ -122,6 +122,35 @@ def _quiet(xp):
     return np.errstate(over="ignore", invalid="ignore") if xp is np else contextlib.nullcontext()
 
 
+def _interior_strided(xp, out, f, axis: int, spacing: BlockSpacing) -> None:
+    """Central differences at block points ``1 .. n-2`` of a non-contiguous block (a view).
+
+    Runs on N-d slices, in slabs along another axis so the operands stay in cache; copying the
+    view to make it contiguous would cost a full extra pass over the block.
+    """
+    n = f.shape[axis]
+    ndim = f.ndim
+    weights = None
+    if spacing.weights is not None:
+        shape = [1] * ndim
+        shape[axis] = -1
+        weights = [xp.asarray(w[1 : n - 1]).reshape(shape) for w in spacing.weights]
+    slab_axis = next((a for a in range(ndim) if a != axis), axis)
+    length = f.shape[slab_axis] if slab_axis != axis else 1
+    per_index = max(1, f.size // max(1, length))
+    step = length if slab_axis == axis else max(1, _SLAB_ELEMENTS // per_index)
+    for s0 in range(0, length, step):
+        sub = _index(ndim, slab_axis, s0, s0 + step) if slab_axis != axis else (Ellipsis,)
+        g, o = f[sub], out[sub]
+        dst = o[_index(ndim, axis, 1, n - 1)]
+        prev = g[_index(ndim, axis, 0, n - 2)]
+        nxt = g[_index(ndim, axis, 2, n)]
+        if weights is None:
+            _central_uniform(xp, dst, prev, nxt, spacing.divisor)
+        else:
+            _central_nonuniform(xp, dst, prev, g[_index(ndim, axis, 1, n - 1)], nxt, *weights)
+
+
 def _interior(xp, out, f, axis: int, spacing: BlockSpacing) -> None:
     """Central differences at block points ``1 .. n-2`` along ``axis`` (the block only).
 
@@ -132,6 +161,9 @@ def _interior(xp, out, f, axis: int, spacing: BlockSpacing) -> None:
     :func:`_axis_derivative` overwrites them right after. Non-uniform weights vary along
     ``axis``, so that case runs on an ``(outer, n, S)`` view instead.
     """
+    if not f.flags.c_contiguous:
+        _interior_strided(xp, out, f, axis, spacing)
+        return
     n = f.shape[axis]
     stride = math.prod(f.shape[axis + 1 :])
     if spacing.weights is None:
@@ -255,8 +287,7 @@ def gradient_block(
             a = a.view(work)
         return a.astype(work) if a.dtype != work else a
 
-    # One contiguous copy (only if needed) lets every axis run as long flat loops.
-    f = xp.ascontiguousarray(prepare(block))
+    f = prepare(block)
     results = []
     for axis, (lower, upper), spacing in zip(axes, faces, spacings):
         results.append(

@@ -21,7 +21,7 @@ import daskgrad.kernels
 
 # Every module-level function the kernel may call; each exists in CuPy with the same signature
 # (ufuncs with ``out=``, array creation and conversion).
-CUPY_FUNCTIONS = ("add", "subtract", "multiply", "divide", "empty", "asarray", "ascontiguousarray")
+CUPY_FUNCTIONS = ("add", "subtract", "multiply", "divide", "empty", "asarray")
 
 
 def _restricted_namespace() -> types.SimpleNamespace:

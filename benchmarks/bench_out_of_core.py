@@ -1,0 +1,178 @@
+"""Out-of-core benchmark: zarr in, gradient zarr out, driven as users drive it.
+
+Contenders, all on dask's threaded scheduler with every core, same codec and chunks:
+
+* ``daskgrad run CONFIG`` (a subprocess, exactly as a user runs it);
+* the I/O bound: read the input once and write it once per component, no arithmetic;
+* ``dask.array.gradient`` + ``dask.array.to_zarr``.
+
+It also runs ``daskgrad run`` on a second input 4x smaller, to show that peak memory does not
+grow with the array. Run::
+
+    python benchmarks/bench_out_of_core.py [--size-gib 1.0] [--workdir /tmp/daskgrad-bench]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import dask
+import dask.array as da
+import numpy as np
+import psutil
+import yaml
+import zarr
+
+CHUNKS = (64, 256, 256)
+
+
+def make_input(path: Path, nz: int) -> None:
+    """A smooth float64 field plus noise, (nz, 1024, 512), chunks (64, 256, 256)."""
+    if path.exists():
+        return
+    shape = (nz, 1024, 512)
+
+    def block(block_info=None):
+        loc = block_info[None]["array-location"]
+        z, y, x = np.meshgrid(*(np.arange(a, b) for a, b in loc), indexing="ij")
+        rng = np.random.default_rng(loc[0][0] * 7 + loc[1][0] * 3 + loc[2][0])
+        return np.sin(z / 17.0) * np.cos(y / 29.0) + x / 512.0 + 0.01 * rng.standard_normal(z.shape)
+
+    arr = da.map_blocks(block, chunks=da.core.normalize_chunks(CHUNKS, shape), dtype=np.float64,
+                        meta=np.empty((0, 0, 0)))
+    import xarray as xr
+
+    xr.Dataset({"f": (("z", "y", "x"), arr)}).to_zarr(path, zarr_format=3, consolidated=False)
+
+
+def _peak_rss_of(proc: psutil.Process, stop: threading.Event, out: list[int]) -> None:
+    peak = 0
+    while not stop.is_set():
+        try:
+            rss = proc.memory_info().rss + sum(c.memory_info().rss for c in proc.children(recursive=True))
+        except psutil.Error:
+            break
+        peak = max(peak, rss)
+        time.sleep(0.01)
+    out.append(peak)
+
+
+def run_daskgrad(inp: Path, out: Path, workdir: Path) -> tuple[float, int]:
+    config = {
+        "input": {"path": str(inp)},
+        "gradient": {"dims": ["z", "y", "x"]},
+        "output": {"path": str(out), "mode": "overwrite"},
+        "cluster": {"kind": "threads", "n_workers": psutil.cpu_count()},
+    }
+    cfg_path = workdir / f"{out.stem}.yaml"
+    cfg_path.write_text(yaml.safe_dump(config))
+    shutil.rmtree(out, ignore_errors=True)
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "daskgrad.cli", "run", str(cfg_path), "--no-progress"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    stop = threading.Event()
+    peak: list[int] = []
+    sampler = threading.Thread(target=_peak_rss_of, args=(psutil.Process(proc.pid), stop, peak))
+    sampler.start()
+    output = proc.communicate()[0]
+    elapsed = time.perf_counter() - t0
+    stop.set()
+    sampler.join()
+    if proc.returncode != 0:
+        raise RuntimeError(f"daskgrad run failed:\n{output}")
+    return elapsed, peak[0]
+
+
+def _targets(src: zarr.Array, out: Path, n: int) -> list[zarr.Array]:
+    shutil.rmtree(out, ignore_errors=True)
+    group = zarr.open_group(str(out), mode="w")
+    return [
+        group.create_array(f"c{i}", shape=src.shape, chunks=src.chunks, dtype=src.dtype,
+                           compressors=src.compressors, fill_value=np.nan)
+        for i in range(n)
+    ]
+
+
+def run_io_bound(inp: Path, out: Path) -> float:
+    src = zarr.open_array(str(inp), path="f", mode="r")
+    x = da.from_zarr(src)
+    targets = _targets(src, out, 3)
+    t0 = time.perf_counter()
+    da.store([x, x, x], targets, lock=False, scheduler="threads")
+    return time.perf_counter() - t0
+
+
+def run_dask_gradient(inp: Path, out: Path) -> float:
+    src = zarr.open_array(str(inp), path="f", mode="r")
+    x = da.from_zarr(src)
+    targets = _targets(src, out, 3)
+    t0 = time.perf_counter()
+    da.store(list(da.gradient(x)), targets, lock=False, scheduler="threads")
+    return time.perf_counter() - t0
+
+
+def check_equal(out: Path, inp: Path) -> None:
+    """Spot-check one block of each component against numpy.gradient on the whole input."""
+    import xarray as xr
+
+    got = xr.open_zarr(out)
+    src = zarr.open_array(str(inp), path="f", mode="r")[:, :300, :300]
+    for name, axis in (("df_dz", 0), ("df_dy", 1), ("df_dx", 2)):
+        want = np.gradient(src, axis=axis)[:, 1:-1, 1:-1]
+        assert np.array_equal(got[name].values[:, 1:299, 1:299], want), name
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-gib", type=float, default=1.0)
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/daskgrad-bench"))
+    parser.add_argument("--repeat", type=int, default=2)
+    args = parser.parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    dask.config.set(num_workers=psutil.cpu_count())
+
+    nz = max(64, round(args.size_gib * 2**30 / (1024 * 512 * 8) / 64) * 64)
+    big = args.workdir / f"input-{nz}.zarr"
+    small_nz = max(16, nz // 4)
+    small = args.workdir / f"input-{small_nz}.zarr"
+    make_input(big, nz)
+    make_input(small, small_nz)
+    size = nz * 1024 * 512 * 8
+    print(f"input (z={nz}, y=1024, x=512) float64 = {size / 2**30:.2f} GiB, chunks {CHUNKS}, "
+          f"zstd (zarr default), {psutil.cpu_count()} cores, threads scheduler\n")
+
+    best = {}
+    peaks = {}
+    for _ in range(args.repeat):
+        t, peak = run_daskgrad(big, args.workdir / "daskgrad.zarr", args.workdir)
+        best["daskgrad run"] = min(best.get("daskgrad run", 1e9), t)
+        peaks["big"] = max(peaks.get("big", 0), peak)
+        best["I/O bound (read once, write 3x)"] = min(best.get("I/O bound (read once, write 3x)", 1e9),
+                                                      run_io_bound(big, args.workdir / "io.zarr"))
+        best["dask.array.gradient + to_zarr"] = min(best.get("dask.array.gradient + to_zarr", 1e9),
+                                                    run_dask_gradient(big, args.workdir / "dask.zarr"))
+    check_equal(args.workdir / "daskgrad.zarr", big)
+    _, peaks["small"] = run_daskgrad(small, args.workdir / "daskgrad-small.zarr", args.workdir)
+
+    ours = best["daskgrad run"]
+    print("| contender | time (s) | throughput (input GiB/s) | time / daskgrad |")
+    print("|---|---:|---:|---:|")
+    for name, t in best.items():
+        print(f"| {name} | {t:.2f} | {size / 2**30 / t:.3f} | {t / ours:.2f} |")
+    io = best["I/O bound (read once, write 3x)"]
+    print()
+    print(f"daskgrad run / I/O bound              = {ours / io:.2f}x")
+    print(f"dask.array.gradient+to_zarr / daskgrad = {best['dask.array.gradient + to_zarr'] / ours:.2f}x")
+    print(f"peak memory (process + children): {size / 2**30:.2f} GiB input -> {peaks['big'] / 2**20:.0f} MiB; "
+          f"{size / 4 / 2**30:.2f} GiB input -> {peaks['small'] / 2**20:.0f} MiB "
+          f"(ratio {peaks['big'] / peaks['small']:.2f})")
+
+
+if __name__ == "__main__":
+    main()

@@ -35,7 +35,15 @@ def _load(config: str, overrides: tuple[str, ...]) -> RunConfig:
 
 def _setup_logging(verbose: int) -> None:
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    root = logging.getLogger()
+    if not root.handlers:  # as logging.basicConfig, but the handler itself filters too:
+        # distributed sets its own loggers to INFO, and their records reach the root handler
+        # whatever the root level is, so without -v every cluster start would print INFO lines.
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        handler.setLevel(level)
+        root.addHandler(handler)
+        root.setLevel(level)
     logging.getLogger("daskgrad").setLevel(level)
 
 
@@ -78,7 +86,8 @@ def _run(cfg: RunConfig, config: str, *, verify: bool, progress: bool) -> None:
         _fail_config(err)
     except RunError as err:
         click.echo(f"error: {err}", err=True)
-        click.echo(f"the output {cfg.output.path} is incomplete; {hint}", err=True)
+        if err.resumable:
+            click.echo(f"the output {cfg.output.path} is incomplete; {hint}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted: the output {cfg.output.path} is incomplete; {hint}", err=True)

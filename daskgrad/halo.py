@@ -141,7 +141,7 @@ def gradient_dask(
         bounds = np.cumsum((0, *work.chunks[axis]))
         plans = [
             _AxisPlan(axis, s.block(int(b0), int(b1)), work.dtype)
-            for b0, b1 in zip(bounds[:-1], bounds[1:])
+            for b0, b1 in itertools.pairwise(bounds)
         ]
         name = f"gradient-d{axis}-{token}"
         out_names.append(name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob as globmod
 import warnings
+from collections.abc import Iterable
 from typing import Any
 
 import dask.array as da
@@ -12,7 +13,7 @@ import xarray as xr
 
 from daskgrad.config import InputConfig
 
-__all__ = ["InputReadError", "open_input"]
+__all__ = ["InputReadError", "absent_chunks", "open_input"]
 
 
 class InputReadError(RuntimeError):
@@ -91,3 +92,28 @@ def open_input(cfg: InputConfig) -> xr.Dataset:
             from_array_kwargs={"getitem": _NamedGetter(str(name), normalized)},
         )
     return ds.assign(chunked)
+
+
+def absent_chunks(cfg: InputConfig, variables: Iterable[str]) -> dict[str, tuple[int, int, Any]]:
+    """Chunks never written in a local zarr input: ``{variable: (absent, total, fill_value)}``.
+
+    zarr reads a chunk that is not in the store as the array's fill value. That is not an error:
+    zarr 3 leaves out all-fill-value chunks by default (a land mask, say). But an interrupted
+    copy of a store looks the same, so the runner reports the count. Remote stores and netCDF
+    inputs are not listed (a listing of a remote store can be slow); any failure gives ``{}``.
+    """
+    if cfg.resolved_engine != "zarr" or "://" in cfg.path:
+        return {}
+    import zarr
+
+    found: dict[str, tuple[int, int, Any]] = {}
+    try:
+        group = zarr.open_group(cfg.path, mode="r", use_consolidated=False)
+        for name in variables:
+            array = group[name]
+            total, present = int(array.nchunks), int(array.nchunks_initialized)
+            if present < total:
+                found[name] = (total - present, total, array.fill_value)
+    except Exception:
+        return {}
+    return found

@@ -14,6 +14,7 @@ The steps, each in its own function:
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -37,7 +38,7 @@ import daskgrad
 from daskgrad import store as zstore
 from daskgrad.accessor import NUMERIC_KINDS
 from daskgrad.config import ConfigError, RunConfig
-from daskgrad.inputs import open_input
+from daskgrad.inputs import absent_chunks, open_input
 
 __all__ = ["Plan", "RunError", "RunSummary", "plan", "prepare_store", "run"]
 
@@ -45,7 +46,15 @@ log = logging.getLogger("daskgrad")
 
 
 class RunError(RuntimeError):
-    """A failure while running; the output stays resumable and is not marked complete."""
+    """A failure while running; the output is not marked complete.
+
+    ``resumable`` is False only when the output store could not even be created: it then holds
+    no block and no fingerprint, so ``resume`` cannot take it; delete it and run again.
+    """
+
+    def __init__(self, message: str, *, resumable: bool = True) -> None:
+        super().__init__(message)
+        self.resumable = resumable
 
 
 @dataclass
@@ -247,7 +256,14 @@ def prepare_store(p: Plan, *, verify: bool = False, client: Any = None) -> tuple
     if exists and out.mode == "error":
         raise _refuse(p.source, "output.path", f"{out.path!r} exists; use --set output.mode=overwrite or resume")
     if not exists:
-        _create_store(p)
+        try:
+            _create_store(p)
+        except Exception as err:
+            raise RunError(
+                f"could not create the output store {out.path!r}: {_cause(err)}; it holds no "
+                f"block yet: delete {out.path!r}, then run again",
+                resumable=False,
+            ) from err
         return expected, False
 
     state = zstore.read_state(out.path)
@@ -375,12 +391,23 @@ def run(
     p = plan(cfg, source)
     t0 = time.perf_counter()
     echo(f"daskgrad {daskgrad.__version__}: {len(p.variables)} output variable(s) -> {cfg.output.path}")
+    used = cfg.input.variables or [str(v) for v in p.input.data_vars]
+    for v, (absent, total, fill) in absent_chunks(cfg.input, used).items():
+        echo(
+            f"note: input variable {v!r}: {absent} of {total} chunks are not in the store; "
+            f"zarr reads them as the fill value {fill}"
+        )
     with open_client(cfg.cluster) as client:
         echo(describe(cfg.cluster))
         link = dashboard_link(client)
         if link:
             echo(f"dashboard: {link}")
-        missing, complete = prepare_store(p, verify=verify or cfg.output.verify, client=client)
+        try:
+            missing, complete = prepare_store(p, verify=verify or cfg.output.verify, client=client)
+        except (ConfigError, RunError, KeyboardInterrupt):
+            raise
+        except Exception as err:  # e.g. a full disk while marking a resumed store 'running'
+            raise RunError(_explain(err)) from err
         total = sum(len(b) for b in p.expected().values())
         todo = sum(len(b) for b in missing.values())
         if complete:
@@ -392,10 +419,10 @@ def run(
             written = execute(write_graph(p, missing), client, progress) if todo else 0
             zstore.finalize(cfg.output.path, p.variables, p.expected())
         except KeyboardInterrupt:
-            zstore.set_state(cfg.output.path, state="stopped")
+            _mark_stopped(cfg.output.path)
             raise
         except Exception as err:
-            zstore.set_state(cfg.output.path, state="stopped")
+            _mark_stopped(cfg.output.path)
             raise RunError(_explain(err)) from err
         peaks = {"driver": _peak_memory_here()}
         if client is not None:
@@ -406,14 +433,32 @@ def run(
     return RunSummary(total, todo, int(p.bytes_in * fraction), written, seconds, peaks)
 
 
+def _mark_stopped(path: str) -> None:
+    """Record a clean stop. If even that fails (the disk is full), the state stays ``running``,
+    which only makes the next resume verify every chunk; the original error must still show."""
+    try:
+        zstore.set_state(path, state="stopped")
+    except Exception as err:
+        log.warning("could not mark %s as stopped (%s); resume will verify its chunks", path, err)
+
+
+def _cause(err: BaseException) -> str:
+    name = type(err).__name__
+    text = str(err) or name
+    if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+        return f"the disk is full ({text})"
+    return f"{name}: {text}" if name not in text else text
+
+
 def _explain(err: BaseException) -> str:
     name = type(err).__name__
     text = str(err) or name
-    if isinstance(err, OSError) and getattr(err, "errno", None) == 28:
+    if isinstance(err, OSError) and err.errno == errno.ENOSPC:
         return f"the output disk is full ({text}); free space, then resume"
     if name == "KilledWorker":
         return (
-            f"workers died repeatedly on the same task ({text}); raise cluster.allowed_failures "
-            "or give workers more memory (cluster.memory_limit)"
+            f"workers died while running the same task more often than cluster.allowed_failures "
+            f"allows ({text}); raise cluster.allowed_failures or give workers more memory "
+            "(cluster.memory_limit)"
         )
     return f"{name}: {text}" if name not in text else text

@@ -39,6 +39,8 @@ from typing import TYPE_CHECKING, Any
 
 import dask
 
+from daskgrad._malloc import MALLOC_ENV
+
 if TYPE_CHECKING:
     import distributed
 
@@ -374,6 +376,9 @@ def describe(cfg: Any) -> str:
 
 @contextlib.contextmanager
 def _open_threads(cfg: Any) -> Iterator[None]:
+    from daskgrad._malloc import tune_this_process
+
+    tune_this_process()  # the blocks are computed in this process
     with dask.config.set(scheduler="threads", num_workers=_thread_count(cfg)):
         yield None
 
@@ -389,6 +394,11 @@ def _open_local(cfg: Any, extra_env: Mapping[str, str] | None) -> Iterator[distr
         # for the whole life of the cluster.
         stack.enter_context(_scheduler_config(cfg))
         stack.enter_context(_patched_environ(_worker_env(extra_env)))
+        # The Nanny applies pre-spawn-environ to each worker process it starts (it defaults to
+        # MALLOC_TRIM_THRESHOLD_=65536); block buffers are reused instead (daskgrad._malloc).
+        spawn_env = dict(dask.config.get("distributed.nanny.pre-spawn-environ", default={}) or {})
+        spawn_env.update(MALLOC_ENV)
+        stack.enter_context(dask.config.set({"distributed.nanny.pre-spawn-environ": spawn_env}))
         cluster = stack.enter_context(
             LocalCluster(
                 n_workers=cfg.n_workers,

@@ -28,6 +28,7 @@ import numpy as np
 import psutil
 import yaml
 import zarr
+from _measure import same_allocator_for_everyone
 
 CHUNKS = (64, 256, 256)
 
@@ -133,7 +134,10 @@ def main() -> None:
     parser.add_argument("--size-gib", type=float, default=1.0)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/daskgrad-bench"))
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--system-malloc", action="store_true",
+                        help="keep glibc's default malloc thresholds for every contender")
     args = parser.parse_args()
+    same_allocator_for_everyone(sys.argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
     dask.config.set(num_workers=psutil.cpu_count())
 

@@ -608,8 +608,17 @@ def _patched_environ(updates: Mapping[str, str]) -> Iterator[None]:
                 os.environ[key] = old
 
 
+# The scheduler's guess of network bandwidth when it decides where a task runs. At the default
+# (100 MB/s) moving a whole input block to an idle worker looks cheaper than waiting for the
+# worker that holds it, so blocks travelled for their own kernels (measured: 4.9x the halo
+# bytes on 2 local workers). A low guess keeps every kernel with its block; only faces travel
+# (0.9x). See benchmarks/bench_transfer.py.
+SCHEDULER_BANDWIDTH = 1_000_000
+
+
 def _scheduler_config(cfg: Any) -> contextlib.AbstractContextManager[Any]:
+    settings: dict[str, Any] = {"distributed.scheduler.bandwidth": SCHEDULER_BANDWIDTH}
     failures = getattr(cfg, "allowed_failures", None)
-    if failures is None:
-        return contextlib.nullcontext()
-    return dask.config.set({"distributed.scheduler.allowed-failures": int(failures)})
+    if failures is not None:
+        settings["distributed.scheduler.allowed-failures"] = int(failures)
+    return dask.config.set(settings)

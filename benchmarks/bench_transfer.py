@@ -50,12 +50,14 @@ def main() -> None:
             "output": {"path": str(Path(tmp) / "out.zarr")},
             "cluster": {"kind": "local", "n_workers": 2, "memory_limit": "2GiB"},
         }))
-        with dask.config.set({"distributed.admin.low-level-log-length": 10**6}):
-            with open_client(cfg.cluster) as client:
-                p = runner.plan(cfg)
-                missing, _ = runner.prepare_store(p)
-                runner.execute(runner.write_graph(p, missing), client, progress=False)
-                logs = client.run(lambda dask_worker: list(dask_worker.transfer_incoming_log))
+        with (
+            dask.config.set({"distributed.admin.low-level-log-length": 10**6}),
+            open_client(cfg.cluster) as client,
+        ):
+            p = runner.plan(cfg)
+            missing, _ = runner.prepare_store(p)
+            runner.execute(runner.write_graph(p, missing), client, progress=False)
+            logs = client.run(lambda dask_worker: list(dask_worker.transfer_incoming_log))
     moved: dict[str, int] = {}
     for entry in itertools.chain.from_iterable(logs.values()):
         for key, nbytes in entry["keys"].items():

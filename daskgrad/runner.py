@@ -48,8 +48,9 @@ log = logging.getLogger("daskgrad")
 class RunError(RuntimeError):
     """A failure while running; the output is not marked complete.
 
-    ``resumable`` is False only when the output store could not even be created: it then holds
-    no block and no fingerprint, so ``resume`` cannot take it; delete it and run again.
+    ``resumable`` is False when this run wrote nothing worth resuming: the cluster never
+    started, or the output store could not even be created (it then holds no block and no
+    fingerprint, so ``resume`` cannot take it; delete it and run again).
     """
 
     def __init__(self, message: str, *, resumable: bool = True) -> None:
@@ -328,7 +329,12 @@ def write_graph(p: Plan, missing: dict[str, set]) -> Delayed:
         chunk_shape = p.chunk_shapes[v]
         for idx in sorted(missing[v]):
             dsk[(name, v, *idx)] = (
-                zstore.write_block, (arr.name, *idx), path, v, _region(idx, chunk_shape, arr.shape)
+                zstore.write_block,
+                (arr.name, *idx),
+                path,
+                v,
+                _region(idx, chunk_shape, arr.shape),
+                p.fingerprint,
             )
     final = f"daskgrad-written-{token}"
     dsk[final] = (_count, *list(dsk.keys()))
@@ -384,7 +390,7 @@ def run(
     KeyboardInterrupt
         Stopped by the user; the store is left incomplete and resumable.
     """
-    from daskgrad.cluster import dashboard_link, describe, open_client
+    from daskgrad.cluster import dashboard_link, describe
     from daskgrad.config import check_paths
 
     check_paths(cfg, source=source)
@@ -397,7 +403,8 @@ def run(
             f"note: input variable {v!r}: {absent} of {total} chunks are not in the store; "
             f"zarr reads them as the fill value {fill}"
         )
-    with open_client(cfg.cluster) as client:
+    with contextlib.ExitStack() as stack:
+        client = _enter_cluster(stack, cfg, source)
         echo(describe(cfg.cluster))
         link = dashboard_link(client)
         if link:
@@ -431,6 +438,22 @@ def run(
     seconds = time.perf_counter() - t0
     fraction = todo / total if total else 0.0
     return RunSummary(total, todo, int(p.bytes_in * fraction), written, seconds, peaks)
+
+
+def _enter_cluster(stack: contextlib.ExitStack, cfg: RunConfig, source: str) -> Any:
+    """Start (or connect to) the cluster; its failures become one-line errors, not tracebacks."""
+    from daskgrad.cluster import describe, open_client
+
+    try:
+        return stack.enter_context(open_client(cfg.cluster))
+    except (ValueError, ImportError) as err:  # open_client's messages start with the key
+        raise ConfigError(source, None, None, str(err)) from err
+    except Exception as err:  # it did not start, or the scheduler cannot be reached
+        raise RunError(
+            f"cannot start or reach the cluster ({describe(cfg.cluster)}): {_cause(err)}; "
+            "nothing was written",
+            resumable=False,
+        ) from err
 
 
 def _mark_stopped(path: str) -> None:

@@ -1,6 +1,6 @@
 """The output zarr store: create, find what is written, write one block, finalize.
 
-The rules (see the Reliability section of the README):
+The rules (see docs/reliability.md):
 
 * one dask block is exactly one zarr chunk, so no two tasks ever write the same chunk, and the
   presence of a chunk key means that block is done (LocalStore writes are atomic: a temporary
@@ -128,18 +128,38 @@ def _remote_exists(array: zarr.Array, key: str) -> bool:
     return bool(asyncio.run(store.exists(f"{array.path}/{key}")))
 
 
-@lru_cache(maxsize=64)
 def _open_for_write(store: str, variable: str) -> zarr.Array:
     array = zarr.open_array(store, path=variable, mode="r+")
     # An all-NaN block must still be written, or resume would wait for it forever.
     return array.with_config({"write_empty_chunks": True})
 
 
-def write_block(block: Any, store: str, variable: str, region: tuple[slice, ...]) -> int:
-    """Write one block into its zarr chunk; returns the bytes written (uncompressed)."""
+# The token (the run's fingerprint) is part of the key: a worker that outlives one run (kind:
+# address, or runs repeated in one process) must never write a store re-created at the same path
+# with other chunks or dtypes through an Array opened on the old one (a corrupt store that would
+# still be marked complete).
+@lru_cache(maxsize=64)
+def _open_for_write_cached(store: str, variable: str, token: str) -> zarr.Array:
+    del token  # only a part of the cache key
+    return _open_for_write(store, variable)
+
+
+def write_block(
+    block: Any, store: str, variable: str, region: tuple[slice, ...], token: str | None = None
+) -> int:
+    """Write one block into its zarr chunk; returns the bytes written (uncompressed).
+
+    ``token`` identifies the store's layout (the runner passes the run's fingerprint); the opened
+    array is reused by the writes of the same token. Without a token the array is opened anew.
+    """
     if hasattr(block, "get") and type(block).__module__.startswith("cupy"):
         block = block.get()
-    _open_for_write(store, variable)[region] = block
+    array = (
+        _open_for_write(store, variable)
+        if token is None
+        else _open_for_write_cached(store, variable, token)
+    )
+    array[region] = block
     return int(block.nbytes)
 
 

@@ -371,6 +371,44 @@ def execute(graph: Delayed, client: Any, progress: bool) -> int:
     return int(future.result())
 
 
+def memory_budget(cfg: RunConfig, client: Any) -> int | None:
+    """Bytes of memory the run may use: the workers' limits, or the threads' share."""
+    from dask.utils import parse_bytes
+
+    if client is not None:
+        try:
+            workers = client.scheduler_info(n_workers=-1)["workers"].values()
+        except TypeError:  # older distributed: no n_workers argument
+            workers = client.scheduler_info()["workers"].values()
+        limits = [w.get("memory_limit") or 0 for w in workers]
+        return int(sum(limits)) or None
+    if cfg.cluster.memory_limit == "auto":
+        import psutil
+
+        return int(psutil.virtual_memory().total // 2)
+    return int(parse_bytes(cfg.cluster.memory_limit)) * cfg.cluster.n_workers
+
+
+def waves(p: Plan, missing: dict[str, set], budget: int | None) -> list[dict[str, set]]:
+    """Split the missing blocks into waves of consecutive planes along each array's first dim.
+
+    dask runs each wave's graph to the end before the next starts, so the blocks held in memory
+    never exceed one wave's, whatever the array's length. A wave takes as many planes of blocks
+    as fit in an eighth of the memory budget (an input block, its three outputs, compression
+    buffers and the next blocks in flight), at least two; the planes next to a wave are read
+    again for their faces (at most two extra planes per wave).
+    """
+    planes = max((max((i[0] for i in m), default=-1) + 1 for m in missing.values()), default=0)
+    if not budget or planes <= 2:
+        return [missing]
+    first_dims = max(zstore.chunk_grid(p.result[v].shape, p.chunk_shapes[v])[0] for v in p.variables)
+    plane_bytes = p.bytes_in / max(1, first_dims)
+    per_wave = max(2, int(budget / 8 // max(1.0, plane_bytes)))
+    count = -(-planes // per_wave)
+    out = [{v: {i for i in m if i[0] // per_wave == w} for v, m in missing.items()} for w in range(count)]
+    return [w for w in out if any(w.values())]
+
+
 def run(
     cfg: RunConfig,
     *,
@@ -423,7 +461,9 @@ def run(
         if todo < total:
             echo(f"resuming: {total - todo} of {total} blocks already written, {todo} to go")
         try:
-            written = execute(write_graph(p, missing), client, progress) if todo else 0
+            written = 0
+            for wave in waves(p, missing, memory_budget(cfg, client)) if todo else []:
+                written += execute(write_graph(p, wave), client, progress)
             zstore.finalize(cfg.output.path, p.variables, p.expected())
         except KeyboardInterrupt:
             _mark_stopped(cfg.output.path)

@@ -140,3 +140,24 @@ def test_local_cluster_run_equals_threads_run(inp, tmp_path):
     summary = run(cfg, progress=False, echo=lambda s: None)
     assert len(summary.peak_memory) == 3  # the driver and two workers
     assert_store_equals(out, reference(inp, cfg))
+
+
+def test_a_small_memory_budget_runs_in_waves_with_equal_results(inp, tmp_path, monkeypatch):
+    import daskgrad.runner
+    from daskgrad.runner import waves
+
+    out = tmp_path / "out.zarr"
+    cfg = make_config(inp, out, input={"path": str(inp), "chunks": {"time": 1}})
+    p = plan(cfg)
+    missing = p.expected()
+    parts = waves(p, missing, 1)  # one byte: the smallest waves, two planes each
+    assert len(parts) == 4  # 8 time planes, two per wave
+    for v in missing:  # a partition of the blocks, wave by wave along the first dim
+        assert set().union(*(w[v] for w in parts)) == missing[v]
+        assert sum(len(w[v]) for w in parts) == len(missing[v])
+        assert [sorted({i[0] for i in w[v]}) for w in parts] == [[0, 1], [2, 3], [4, 5], [6, 7]]
+    assert waves(p, missing, None) == [missing]
+    # The whole run in those waves, against the in-memory result.
+    monkeypatch.setattr(daskgrad.runner, "memory_budget", lambda cfg, client: 1)
+    run(cfg, progress=False, echo=lambda s: None)
+    assert_store_equals(out, reference(inp, cfg))

@@ -19,7 +19,6 @@ import hashlib
 import json
 import logging
 import resource
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -220,7 +219,8 @@ def _fill_value(dtype: np.dtype) -> Any:
     return 0
 
 
-def _create_store(p: Plan) -> None:
+def _create_store(p: Plan, *, replace: bool = False) -> None:
+    """Write metadata, coordinates and attributes (``replace``: delete what the path held)."""
     path = p.config.output.path
     template = p.result.copy()
     for name, coord in template.coords.items():  # coordinates are small: write them now
@@ -232,7 +232,12 @@ def _create_store(p: Plan) -> None:
     template.attrs = dict(template.attrs)
     # compute=False writes metadata and coordinates only; consolidation happens at the end.
     template.to_zarr(
-        path, mode="w-", compute=False, consolidated=False, zarr_format=3, encoding=encoding
+        path,
+        mode="w" if replace else "w-",
+        compute=False,
+        consolidated=False,
+        zarr_format=3,
+        encoding=encoding,
     )
     zstore.set_state(
         path,
@@ -250,15 +255,15 @@ def prepare_store(p: Plan, *, verify: bool = False, client: Any = None) -> tuple
     out = p.config.output
     expected = p.expected()
     exists = Path(out.path).exists() if "://" not in out.path else zstore.read_state(out.path) is not None
-    if exists and out.mode == "overwrite":
-        log.info("overwrite: removing %s", out.path)
-        shutil.rmtree(out.path) if "://" not in out.path else None
+    replace = exists and out.mode == "overwrite"
+    if replace:
+        log.info("overwrite: replacing %s", out.path)
         exists = False
     if exists and out.mode == "error":
         raise _refuse(p.source, "output.path", f"{out.path!r} exists; use --set output.mode=overwrite or resume")
     if not exists:
         try:
-            _create_store(p)
+            _create_store(p, replace=replace)
         except Exception as err:
             raise RunError(
                 f"could not create the output store {out.path!r}: {_cause(err)}; it holds no "

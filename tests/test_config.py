@@ -829,3 +829,17 @@ def test_random_text(text):
 )
 def test_mangled_spec_example(cut, junk):
     _check_property(SPEC_EXAMPLE[:cut] + junk + SPEC_EXAMPLE[cut:])
+
+
+@pytest.mark.parametrize("name", ["demo.yaml", "era5-like.yaml", "slurm.yaml"])
+def test_shipped_configs_are_valid(name):
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "configs" / name
+    cfg = load_config(path)
+    assert cfg.output.name == "d{var}_d{dim}"
+    if name == "slurm.yaml":
+        from daskgrad.cluster import job_script
+
+        script = job_script(cfg.cluster)
+        assert "#SBATCH -p normal" in script and "-t 02:00:00" in script

@@ -6,25 +6,10 @@ that the rest of the package can import without it.
 
 from __future__ import annotations
 
-import sys
 from types import ModuleType
 from typing import Any
 
 import numpy as np
-
-
-def cupy_or_none() -> ModuleType | None:
-    """Return the ``cupy`` module if it is importable, else ``None``.
-
-    Only looks in ``sys.modules`` first, so that numpy-only code never pays for importing CuPy.
-    """
-    if "cupy" in sys.modules:
-        return sys.modules["cupy"]
-    try:
-        import cupy
-    except Exception:  # ImportError, or a CUDA runtime that fails to load
-        return None
-    return cupy
 
 
 def is_cupy_array(x: Any) -> bool:

@@ -1,7 +1,8 @@
-"""Optional imports and the array-module helper.
+"""Compatibility helpers: the array module of a block, and dask's task objects.
 
-Everything that may be missing on a user's machine (CuPy, cftime) is looked up here, lazily, so
-that the rest of the package can import without it.
+CuPy is never imported unless the data is already a CuPy array, so numpy-only users never pay
+for it. dask's ``Task`` objects come from a private module; the import is gated here, with the
+documented tuple form of tasks as the fallback.
 """
 
 from __future__ import annotations

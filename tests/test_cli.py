@@ -71,7 +71,7 @@ def test_version():
 def test_console_script_is_installed():
     script = shutil.which("daskgrad", path=str(Path(sys.executable).parent))
     if script is None:
-        pytest.skip("no daskgrad console script next to this python (not pip-installed)")
+        pytest.skip(reason="no daskgrad console script next to this python (not pip-installed)")
     result = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0
     for command in ("run", "validate", "demo"):

@@ -501,10 +501,11 @@ def _make_certificates(directory: Path) -> tuple[str, str, str]:
     return ca, cert, key
 
 
+NO_OPENSSL = shutil.which("openssl") is None
+
+
 @pytest.mark.cluster
-@pytest.mark.skipif(
-    shutil.which("openssl") is None, reason="needs the openssl CLI for certificates"
-)
+@pytest.mark.skipif(NO_OPENSSL, reason="needs the openssl CLI for certificates")
 def test_address_tls_connects_with_certificates(tmp_path: Path) -> None:
     from distributed import LocalCluster, Security
 

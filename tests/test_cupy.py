@@ -60,9 +60,9 @@ def _cupy():
     cupy = pytest.importorskip("cupy", reason="CuPy is not installed (pip install 'daskgrad[cupy]')")
     try:
         if cupy.cuda.runtime.getDeviceCount() < 1:
-            pytest.skip("CuPy is installed but no CUDA device is visible")
+            pytest.skip(reason="CuPy is installed but no CUDA device is visible")
     except cupy.cuda.runtime.CUDARuntimeError as err:
-        pytest.skip(f"CuPy is installed but CUDA is unavailable: {err}")
+        pytest.skip(reason=f"CuPy is installed but CUDA is unavailable: {err}")
     return cupy
 
 

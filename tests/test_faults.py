@@ -420,7 +420,7 @@ def _mount_tmpfs(folder: Path, size: str) -> None:
             check=True, capture_output=True, timeout=30,
         )
     except (OSError, subprocess.SubprocessError) as err:
-        pytest.skip(f"cannot mount a small tmpfs to fill up (needs root or CAP_SYS_ADMIN): {err}")
+        pytest.skip(reason=f"cannot mount a small tmpfs to fill up (needs root or CAP_SYS_ADMIN): {err}")
 
 
 def _umount(folder: Path) -> None:

@@ -276,6 +276,9 @@ def resolve_period(values: np.ndarray, period: Any, label: str) -> Any:
     n = len(values)
     x = values.astype(np.float64) if values.dtype.kind in "iu" else values
     if period is None:
+        # Inferred here, in the coordinate's own units, and not left to the engine: a spherical
+        # longitude is converted to radians afterwards, where a uniform degree grid need not
+        # stay exactly uniform.
         if n < 2:
             raise ValueError(
                 f"periodic dim {label} has {n} point(s); give its period, e.g. periodic={{{label}: 360.0}}"

@@ -250,13 +250,18 @@ def axis_spacing(
         )
     if periodic:
         if period is None:
+            if size < 2:
+                raise ValueError(
+                    f"periodic {label} has {size} point(s), so its period cannot be inferred; "
+                    "give it, e.g. periodic={'lon': 360.0}"
+                )
             diffs = _coordinate_differences(coord, label)
             if not (diffs == diffs[0]).all():
                 raise ValueError(
-                    f"periodic {label} has a non-uniform coordinate; give its period, "
-                    "e.g. periodic={'lon': 360.0}"
+                    f"periodic {label} has a non-uniform coordinate, so its period cannot be "
+                    "inferred; give it, e.g. periodic={'lon': 360.0}"
                 )
-            period = size * diffs[0] if size > 1 else diffs[0]
+            period = size * diffs[0]
         coord = np.concatenate([coord[-1:] - period, coord, coord[:1] + period])
     diffs = _coordinate_differences(coord, label)
     if periodic and not ((diffs > 0).all() or (diffs < 0).all()):

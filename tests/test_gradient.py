@@ -239,3 +239,10 @@ def test_periodic_period_must_extend_the_coordinate_monotonically(coord, period)
 
     with pytest.raises(ValueError, match="is not monotonic"):
         axis_spacing(np.array(coord), axis=0, size=4, edge_order=1, periodic=True, period=period)
+
+
+def test_periodic_single_point_coordinate_needs_its_period():
+    from daskgrad.spacing import axis_spacing
+
+    with pytest.raises(ValueError, match=re.escape("periodic dim 0 has 1 point(s), so its period cannot be inferred")):
+        axis_spacing(np.array([3.0]), axis=0, size=1, edge_order=1, periodic=True)

@@ -99,7 +99,7 @@ def present_blocks(store: str, variable: str, *, remove_partial: bool = True) ->
         for dirpath, _dirs, files in os.walk(root):
             for name in files:
                 path = Path(dirpath) / name
-                if name.endswith(".partial") or ".partial" in name:
+                if ".partial" in name:  # <key>.<uuid>.partial: a killed writer's temporary
                     if remove_partial:
                         path.unlink(missing_ok=True)
                     continue

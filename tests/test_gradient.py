@@ -147,6 +147,29 @@ def test_nan_and_inf_propagate_as_in_numpy(rng):
                 assert_bitwise_equal(g, e)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize(
+    "step", [1, 0.5, 2.0**-30, 2.0**40, np.float32(0.25), np.float64(4.0), -2.0, 0.1, 3.0], ids=repr
+)
+def test_power_of_two_steps_multiply_by_the_reciprocal_with_numpys_bits(dtype, step):
+    # The kernel multiplies by 1/(2*dx) when that is exact; extreme values (subnormal results,
+    # overflow to inf, NaN) must still round exactly as numpy's division does.
+    info = np.finfo(dtype)
+    x = np.random.default_rng(1).standard_normal((7, 9)).astype(dtype)
+    x[1, :4] = [info.tiny, info.smallest_subnormal * 3, info.max, -info.max]
+    x[2, 5:] = [np.nan, np.inf, -np.inf, 0.0]
+    x[3, :3] = [info.max / 2, -info.max / 2, info.tiny * 5]
+    with np.errstate(all="ignore"):
+        expected = numpy_reference(x, [step, step], None, 1)
+        expected_view = numpy_reference(x.T, [step, step], None, 1)
+        got = dask.compute(*daskgrad.gradient(da.from_array(x, chunks=(3, 4)), spacing=[step, step]))
+        view = dask.compute(*daskgrad.gradient(da.from_array(x.T, chunks=(4, 3)), spacing=[step, step]))
+    for g, e in zip(got, expected):
+        assert_bitwise_equal(g, e)
+    for g, e in zip(view, expected_view):
+        assert_bitwise_equal(g, e)
+
+
 def test_array_like_input_gives_numpy_output():
     got = daskgrad.gradient([[1, 2, 4], [2, 5, 9]])
     assert all(isinstance(g, np.ndarray) for g in got)

@@ -394,23 +394,53 @@ def memory_budget(cfg: RunConfig, client: Any) -> int | None:
     return int(parse_bytes(cfg.cluster.memory_limit)) * cfg.cluster.n_workers
 
 
+def wave_bounds(planes: int, touched: int) -> list[tuple[int, int]]:
+    """``(start, stop)`` planes of each wave, each wave reading at most ``touched`` planes.
+
+    A wave reads its own planes plus the plane on each side that it borders (for the faces
+    along the first dim), so the first and last waves take one more plane of their own than
+    the inner ones and every wave holds about the same memory. At least two planes of its own.
+
+    Examples
+    --------
+    >>> wave_bounds(16, 6)
+    [(0, 5), (5, 9), (9, 13), (13, 16)]
+    >>> wave_bounds(4, 6)
+    [(0, 4)]
+    """
+    touched = max(4, touched)
+    bounds = []
+    start = 0
+    while start < planes:
+        own = touched - (1 if start > 0 else 0)
+        if start + own < planes:  # not the last wave: leave room for the plane after it
+            own -= 1
+        stop = min(planes, start + own)
+        bounds.append((start, stop))
+        start = stop
+    return bounds
+
+
 def waves(p: Plan, missing: dict[str, set], budget: int | None) -> list[dict[str, set]]:
     """Split the missing blocks into waves of consecutive planes along each array's first dim.
 
     dask runs each wave's graph to the end before the next starts, so the blocks held in memory
-    never exceed one wave's, whatever the array's length. A wave takes as many planes of blocks
-    as fit in an eighth of the memory budget (an input block, its three outputs, compression
-    buffers and the next blocks in flight), at least two; the planes next to a wave are read
-    again for their faces (at most two extra planes per wave).
+    never exceed one wave's, whatever the array's length. A wave reads as many planes of blocks
+    (its own and, for their faces, the planes bordering it) as fit in an eighth of the memory
+    budget: an input block, its three outputs, compression buffers and the next blocks in
+    flight. Measured peak memory grows with the planes a wave reads, so counting the bordering
+    planes keeps it the same for an array of one wave and an array of many.
     """
     planes = max((max((i[0] for i in m), default=-1) + 1 for m in missing.values()), default=0)
     if not budget or planes <= 2:
         return [missing]
     first_dims = max(zstore.chunk_grid(p.result[v].shape, p.chunk_shapes[v])[0] for v in p.variables)
     plane_bytes = p.bytes_in / max(1, first_dims)
-    per_wave = max(2, int(budget / 8 // max(1.0, plane_bytes)))
-    count = -(-planes // per_wave)
-    out = [{v: {i for i in m if i[0] // per_wave == w} for v, m in missing.items()} for w in range(count)]
+    touched = int(budget / 8 // max(1.0, plane_bytes))
+    out = [
+        {v: {i for i in m if start <= i[0] < stop} for v, m in missing.items()}
+        for start, stop in wave_bounds(planes, touched)
+    ]
     return [w for w in out if any(w.values())]
 
 

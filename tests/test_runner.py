@@ -150,14 +150,28 @@ def test_a_small_memory_budget_runs_in_waves_with_equal_results(inp, tmp_path, m
     cfg = make_config(inp, out, input={"path": str(inp), "chunks": {"time": 1}})
     p = plan(cfg)
     missing = p.expected()
-    parts = waves(p, missing, 1)  # one byte: the smallest waves, two planes each
-    assert len(parts) == 4  # 8 time planes, two per wave
+    # One byte: the smallest waves, four planes read each (own planes and bordering ones).
+    parts = waves(p, missing, 1)
+    assert len(parts) == 3
     for v in missing:  # a partition of the blocks, wave by wave along the first dim
         assert set().union(*(w[v] for w in parts)) == missing[v]
         assert sum(len(w[v]) for w in parts) == len(missing[v])
-        assert [sorted({i[0] for i in w[v]}) for w in parts] == [[0, 1], [2, 3], [4, 5], [6, 7]]
+        assert [sorted({i[0] for i in w[v]}) for w in parts] == [[0, 1, 2], [3, 4], [5, 6, 7]]
     assert waves(p, missing, None) == [missing]
     # The whole run in those waves, against the in-memory result.
     monkeypatch.setattr(daskgrad.runner, "memory_budget", lambda cfg, client: 1)
     run(cfg, progress=False, echo=lambda s: None)
     assert_store_equals(out, reference(inp, cfg))
+
+
+@pytest.mark.parametrize("touched", [0, 3, 4, 5, 6, 9])
+def test_waves_partition_the_planes_and_read_at_most_their_share(touched):
+    from daskgrad.runner import wave_bounds
+
+    for planes in range(1, 30):
+        bounds = wave_bounds(planes, touched)
+        assert [b[0] for b in bounds] == [0] + [b[1] for b in bounds[:-1]]
+        assert bounds[-1][1] == planes
+        for start, stop in bounds:
+            read = (stop - start) + (start > 0) + (stop < planes)
+            assert stop - start >= 1 and read <= max(4, touched)

@@ -21,7 +21,7 @@ DOCS = HERE.parent / "docs" / "benchmarks.md"
 
 BENCHMARKS = [
     ("In memory", "bench_inmemory.py", [], ["--size-gib", "0.125", "--repeat", "1"]),
-    ("Out of core (zarr to zarr)", "bench_out_of_core.py", [], ["--size-gib", "0.25", "--repeat", "1"]),
+    ("Out of core (zarr to zarr)", "bench_out_of_core.py", ["--memory-larger"], ["--size-gib", "0.25", "--repeat", "1"]),
     ("Planning a 1 TiB array", "bench_planning.py", [], []),
     ("Bytes moved between workers", "bench_transfer.py", [], []),
     ("Time against array size", "bench_scaling.py", [], ["--sizes-mib", "32", "64", "--repeat", "1"]),

@@ -146,6 +146,7 @@ def gradient_dask(
         name = f"gradient-d{axis}-{token}"
         out_names.append(name)
         kernel_dsk = {}
+        face_refs = {}
         for idx in all_blocks:
             i = idx[axis]
             prev, nxt = prev_of[i], next_of[i]
@@ -156,6 +157,10 @@ def gradient_dask(
                 faces_dsk[key] = make_task(
                     key, _take_faces, block_refs[idx], axis, prev is not None, nxt is not None
                 )
+                face_refs[idx] = ref(key)
+        for idx in all_blocks:
+            i = idx[axis]
+            prev, nxt = prev_of[i], next_of[i]
             head, tail = idx[:axis], idx[axis + 1 :]
             key = (name, *idx)
             kernel_dsk[key] = make_task(
@@ -163,8 +168,8 @@ def gradient_dask(
                 _axis_task,
                 plans[i],
                 block_refs[idx],
-                None if prev is None else ref((faces_name, axis, *head, prev, *tail)),
-                None if nxt is None else ref((faces_name, axis, *head, nxt, *tail)),
+                None if prev is None else face_refs[(*head, prev, *tail)],
+                None if nxt is None else face_refs[(*head, nxt, *tail)],
             )
         layers[name] = kernel_dsk
         dependencies[name] = {work.name, faces_name}

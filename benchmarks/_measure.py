@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import threading
 import time
+import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -15,7 +16,9 @@ import psutil
 class Measurement:
     name: str
     seconds: float
-    peak_bytes: int  # peak resident memory above the process's level before the run
+    # Resident memory above the level before the run (measure), or bytes allocated
+    # (measure_rounds); None where neither can see the allocations.
+    peak_bytes: int | None
 
 
 class _PeakSampler:
@@ -62,13 +65,47 @@ def measure(name: str, fn: Callable[[], object], repeat: int = 3) -> Measurement
     return Measurement(name, best, peak)
 
 
-def print_table(rows: list[Measurement], reference: str, title: str) -> str:
+def peak_allocated(fn: Callable[[], object]) -> int:
+    """Peak bytes allocated while ``fn`` runs (result included), by ``tracemalloc``.
+
+    numpy and dask's buffers are traced from every thread. Unlike resident memory, this does
+    not depend on what the allocator kept from earlier runs. Untimed: tracing slows Python.
+    """
+    gc.collect()
+    tracemalloc.start()
+    try:
+        result = fn()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    del result
+    return peak
+
+
+def measure_rounds(contenders: dict[str, Callable[[], object]], repeat: int = 3) -> list[Measurement]:
+    """Best wall time of each contender over ``repeat`` rounds, and its allocation peak.
+
+    Every round runs all contenders, each round in a rotated order, so none always follows
+    the same neighbour (page cache, allocator state and CPU frequency drift are shared).
+    """
+    names = list(contenders)
+    best = dict.fromkeys(names, float("inf"))
+    for rep in range(repeat):
+        for name in names[rep % len(names):] + names[: rep % len(names)]:
+            gc.collect()
+            t0 = time.perf_counter()
+            result = contenders[name]()
+            best[name] = min(best[name], time.perf_counter() - t0)
+            del result
+    return [Measurement(name, best[name], peak_allocated(contenders[name])) for name in names]
+
+
+def print_table(rows: list[Measurement], reference: str, title: str, memory: str = "peak memory") -> str:
     ref = next(r for r in rows if r.name == reference)
-    lines = [title, "", "| contender | time (s) | peak memory (MiB) | time / daskgrad |", "|---|---:|---:|---:|"]
+    lines = [title, "", f"| contender | time (s) | {memory} (MiB) | time / daskgrad |", "|---|---:|---:|---:|"]
     for r in rows:
-        lines.append(
-            f"| {r.name} | {r.seconds:.3f} | {r.peak_bytes / 2**20:.0f} | {r.seconds / ref.seconds:.2f} |"
-        )
+        mib = "n/a" if r.peak_bytes is None else f"{r.peak_bytes / 2**20:.0f}"
+        lines.append(f"| {r.name} | {r.seconds:.3f} | {mib} | {r.seconds / ref.seconds:.2f} |")
     text = "\n".join(lines)
     print(text)
     return text

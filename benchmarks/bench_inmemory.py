@@ -7,7 +7,9 @@ scheduler with every core. The dask contenders keep their results as chunks in m
 numpy array (``da.from_array``), which every contender reads more slowly. One more row shows
 daskgrad with the chunks concatenated into numpy arrays (``dask.compute``), which adds the same
 copy to any dask code. Also times the write bound: allocating and filling one output per dim
-(the least any implementation must do). Run::
+(the least any implementation must do). Contenders run in rounds, each round in a rotated
+order, best time of ``--repeat`` rounds; memory is the peak allocated (``tracemalloc``) in one
+more, untimed, run. Run::
 
     python benchmarks/bench_inmemory.py [--size-gib 0.5] [--repeat 3]
 """
@@ -21,7 +23,7 @@ import sys
 import dask
 import dask.array as da
 import numpy as np
-from _measure import measure, print_table, same_allocator_for_everyone
+from _measure import measure_rounds, print_table, same_allocator_for_everyone
 
 import daskgrad
 
@@ -29,7 +31,7 @@ import daskgrad
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-gib", type=float, default=0.5)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--no-torch", action="store_true")
     parser.add_argument("--system-malloc", action="store_true",
                         help="keep glibc's default malloc thresholds for every contender")
@@ -73,24 +75,28 @@ def main() -> None:
 
     ours_name, dask_name = "daskgrad.gradient (threads)", "dask.array.gradient (threads)"
     view_ours, view_dask = f"{ours_name}, view chunks", f"{dask_name}, view chunks"
-    rows = [
-        measure(ours_name, run_daskgrad, args.repeat),
-        measure(dask_name, run_dask, args.repeat),
-        measure(view_ours, lambda: run_daskgrad(dx), args.repeat),
-        measure(view_dask, lambda: run_dask(dx), args.repeat),
-        measure("daskgrad.gradient, concatenated to numpy", run_daskgrad_numpy, args.repeat),
-        measure("numpy.gradient", run_numpy, args.repeat),
-        measure("write bound (fill one output per dim)", write_bound, args.repeat),
-    ]
+    contenders = {
+        ours_name: run_daskgrad,
+        dask_name: run_dask,
+        view_ours: lambda: run_daskgrad(dx),
+        view_dask: lambda: run_dask(dx),
+        "daskgrad.gradient, concatenated to numpy": run_daskgrad_numpy,
+        "numpy.gradient": run_numpy,
+        "write bound (fill one output per dim)": write_bound,
+    }
     if not args.no_torch:
         try:
             import torch
 
             tx = torch.from_numpy(x)
-            rows.insert(3, measure("torch.gradient", lambda: torch.gradient(tx), args.repeat))
+            contenders["torch.gradient"] = lambda: torch.gradient(tx)
         except ImportError:
             print("torch not installed: skipping torch.gradient\n")
-    print_table(rows, ours_name, "")
+    rows = measure_rounds(contenders, args.repeat)
+    for row in rows:
+        if row.name == "torch.gradient":
+            row.peak_bytes = None  # torch's own allocator is invisible to tracemalloc
+    print_table(rows, ours_name, "", memory="peak allocated, results included")
     t = {r.name: r.seconds for r in rows}
     bound = t["write bound (fill one output per dim)"]
     print()

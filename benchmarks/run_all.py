@@ -1,9 +1,10 @@
-"""Run every benchmark once and write docs/benchmarks.md from what they print.
+"""Run every benchmark once and write docs/benchmarks-latest.md from what they print.
 
     python benchmarks/run_all.py [--quick]
 
 ``--quick`` uses smaller arrays (a smoke run, not figures to report). Each benchmark is its own
-process, so none inherits another's memory.
+process, so none inherits another's memory. ``docs/benchmarks.md`` is the curated page: its
+tables come from these outputs, with the commentary they need.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-DOCS = HERE.parent / "docs" / "benchmarks.md"
+DOCS = HERE.parent / "docs" / "benchmarks-latest.md"
 
 BENCHMARKS = [
     ("In memory", "bench_inmemory.py", [], ["--size-gib", "0.125", "--repeat", "1"]),
@@ -47,7 +48,7 @@ def main() -> None:
             raise SystemExit(f"{script} failed")
         sections.append(f"## {title}\n\n`python benchmarks/{script}` ({time.perf_counter() - t0:.0f} s)\n\n{text}\n")
     header = (
-        "# Benchmarks\n\n"
+        "# Benchmarks: raw output of the latest run\n\n"
         f"Measured with `python benchmarks/run_all.py` on {platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}. Timings on a shared "
         "machine are noisy: compare contenders as ratios within one run.\n"

@@ -7,8 +7,9 @@ however the array is cut into blocks. The kernel uses only ufuncs with ``out=``,
 ``asarray``, slicing, ``astype``/``view`` and ``reshape``, all of which CuPy provides.
 
 Memory: each output is allocated once and written in place (``subtract`` then ``divide`` into
-the output, or multiply-adds through one slab-sized scratch buffer); no temporary is the size of
-the block. The interior runs in cache-sized pieces: as long flat loops on a contiguous block
+the output, or ``multiply`` by ``1 / (2*dx)`` where that gives the same bits, see
+:func:`exact_reciprocal`; or multiply-adds through one slab-sized scratch buffer); no temporary
+is the size of the block. The interior runs in cache-sized pieces: as long flat loops on a contiguous block
 (the neighbours of flat element ``j`` along an axis are ``j - S`` and ``j + S``), or as N-d slabs
 on a view. The block's first and last points along the axis come last, from the neighbours'
 faces or numpy's one-sided rules.

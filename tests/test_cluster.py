@@ -418,6 +418,7 @@ def test_local_cluster_binds_loopback_and_passes_the_worker_env(
         assert set(client.run(os.environ.get, "DASKGRAD_TEST_MARK").values()) == {"yes"}
         # Block buffers stay in the workers' heaps for reuse (daskgrad._malloc).
         assert set(client.run(os.environ.get, "MALLOC_MMAP_THRESHOLD_").values()) == {str(1 << 30)}
+        assert set(client.run(os.environ.get, "MALLOC_ARENA_MAX").values()) == {"1"}
         empty = client.run(lambda: __import__("zarr").config.get("array.write_empty_chunks"))
         assert set(empty.values()) == {True}
 

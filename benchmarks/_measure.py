@@ -102,7 +102,8 @@ def measure_rounds(contenders: dict[str, Callable[[], object]], repeat: int = 3)
 
 def print_table(rows: list[Measurement], reference: str, title: str, memory: str = "peak memory") -> str:
     ref = next(r for r in rows if r.name == reference)
-    lines = [title, "", f"| contender | time (s) | {memory} (MiB) | time / daskgrad |", "|---|---:|---:|---:|"]
+    lines = [title, ""] if title else []
+    lines += [f"| contender | time (s) | {memory} (MiB) | time / daskgrad |", "|---|---:|---:|---:|"]
     for r in rows:
         mib = "n/a" if r.peak_bytes is None else f"{r.peak_bytes / 2**20:.0f}"
         lines.append(f"| {r.name} | {r.seconds:.3f} | {mib} | {r.seconds / ref.seconds:.2f} |")

@@ -281,7 +281,8 @@ class InputConfig(BaseModel):
         Data variables to differentiate; None means every numeric data variable. One name is
         accepted for a list of one.
     chunks : dict of str to int, or None
-        Chunk length per dim used to read the input; None means the store's own chunks.
+        Chunk length per dim used to read the input; None means the store's own chunks (for a
+        variable stored without chunks, dask's automatic chunks of ``array.chunk-size``).
     engine : {'zarr', 'netcdf'} or None
         How to open ``path``; None guesses from the path (see :attr:`resolved_engine`).
     """

@@ -56,7 +56,9 @@ def open_input(cfg: InputConfig) -> xr.Dataset:
     """Open the input lazily and chunked, never for writing.
 
     Zarr stores are opened with ``mode="r"``; netCDF files (one, or several by glob) with
-    ``open_mfdataset``. Chunks are the store's own unless ``cfg.chunks`` overrides some dims.
+    ``open_mfdataset``. Chunks are the store's own unless ``cfg.chunks`` overrides some dims; a
+variable stored without chunks gets dask's ``"auto"`` chunks (``array.chunk-size``) along the
+dims that ``cfg.chunks`` leaves out.
     Each data variable becomes a dask array whose read tasks name the variable and chunk when
     a chunk cannot be read.
     """
@@ -85,7 +87,9 @@ def open_input(cfg: InputConfig) -> xr.Dataset:
             elif enc_chunks is not None:
                 chunks[d] = enc_chunks[i]
             else:
-                chunks[d] = var.shape[i]
+                # Stored without chunks (a contiguous netCDF variable): one block would be the
+                # whole variable, so let dask size the blocks (``array.chunk-size``, 128 MiB).
+                chunks[d] = "auto"
         normalized = da.core.normalize_chunks(tuple(chunks[d] for d in var.dims), var.shape, dtype=var.dtype)
         chunked[name] = var.chunk(
             dict(zip(var.dims, normalized)),

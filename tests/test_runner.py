@@ -133,6 +133,30 @@ def test_netcdf_files_by_glob(tmp_path):
         np.testing.assert_array_equal(got[v].values, expected[v].values)
 
 
+def test_a_netcdf_variable_stored_without_chunks_is_read_in_dask_auto_chunks(tmp_path):
+    import dask
+
+    ds = write_input(tmp_path / "in.zarr", nt=16, nlat=37, nlon=48)
+    path = tmp_path / "contiguous.nc"
+    ds.to_netcdf(path)  # each variable stored contiguous: no chunks of its own to keep
+    out = tmp_path / "out.zarr"
+    cfg = make_config(path, out, input={"path": str(path)})
+    limit = 16 * 1024
+    with dask.config.set({"array.chunk-size": limit}):
+        p = plan(cfg)
+        run(cfg, progress=False, echo=lambda s: None)
+    for v in p.variables:
+        blocks = p.result[v].data.numblocks
+        block_bytes = np.prod(p.chunk_shapes[v]) * p.result[v].dtype.itemsize
+        assert np.prod(blocks) > 1, f"{v} read as one block"
+        assert block_bytes <= limit
+        assert xr.open_zarr(out)[v].encoding["chunks"] == p.chunk_shapes[v]
+    expected = ds.grad.compute(["time", "lat", "lon"], edge_order=2, periodic={"lon": 360.0})
+    got = xr.open_zarr(out)
+    for v in expected.data_vars:
+        np.testing.assert_array_equal(got[v].values, expected[v].values)
+
+
 @pytest.mark.cluster
 def test_local_cluster_run_equals_threads_run(inp, tmp_path):
     out = tmp_path / "out.zarr"

@@ -36,7 +36,7 @@ from dask.highlevelgraph import HighLevelGraph
 import daskgrad
 from daskgrad import store as zstore
 from daskgrad.accessor import NUMERIC_KINDS
-from daskgrad.config import ConfigError, RunConfig
+from daskgrad.config import ClusterConfig, ConfigError, RunConfig
 from daskgrad.inputs import absent_chunks, open_input
 
 __all__ = ["Plan", "RunError", "RunSummary", "plan", "prepare_store", "run"]
@@ -153,6 +153,58 @@ def _regular(arr: da.Array) -> tuple[da.Array, tuple[int, ...]]:
     return arr, chunk_shape
 
 
+def worker_memory(cluster: ClusterConfig) -> tuple[int, int] | None:
+    """``(bytes, threads)`` of one worker where the config fixes them, else None.
+
+    ``local`` with a size in ``memory_limit``, and job-queue clusters (a job's memory and cores
+    shared by its worker processes; one process per job when ``processes`` is unset, the most
+    memory a worker could have). ``threads``, ``address`` and ``memory_limit: auto`` leave it
+    to the machine or the cluster.
+
+    Examples
+    --------
+    >>> worker_memory(ClusterConfig(kind="local", memory_limit="2GiB", threads_per_worker=2))
+    (2147483648, 2)
+    """
+    from dask.utils import parse_bytes
+
+    if cluster.kind == "local" and cluster.memory_limit != "auto":
+        return int(parse_bytes(cluster.memory_limit)), cluster.threads_per_worker
+    if cluster.jobqueue is not None:
+        processes = cluster.jobqueue.processes or 1
+        threads = max(1, cluster.jobqueue.cores // processes)
+        return int(parse_bytes(cluster.jobqueue.memory)) // processes, threads
+    return None
+
+
+def _check_block_memory(
+    cfg: RunConfig, in_itemsize: int, outputs: dict[str, tuple[dict[str, int], int]], source: str
+) -> None:
+    """Refuse blocks too large for a worker, before anything runs.
+
+    Each thread holds an input block, an output block and its compressed copy; blocks larger
+    than that would only show up as workers killed over and over for their memory.
+    ``outputs`` maps each output variable to its chunk length per dim and its itemsize.
+    """
+    worker = worker_memory(cfg.cluster)
+    if worker is None:
+        return
+    limit, threads = worker
+    for v, (chunks, itemsize) in outputs.items():
+        elements = int(np.prod(list(chunks.values())))
+        need = threads * elements * (in_itemsize + 2 * itemsize)
+        if need > limit:
+            key = "cluster.jobqueue.memory" if cfg.cluster.jobqueue is not None else "cluster.memory_limit"
+            raise _refuse(
+                source, "input.chunks",
+                f"blocks of {chunks} ({_size(elements * itemsize)} per output block of {v!r}) "
+                f"need about {_size(need)} per worker ({threads} thread{'s' if threads > 1 else ''}, "
+                f"each holding an input block, an output block and its compressed copy), more "
+                f"than the {_size(limit)} of {key}; set smaller input.chunks, or give workers more "
+                "memory",
+            )
+
+
 def _coordinate_checksums(ds: xr.Dataset) -> dict[str, str]:
     sums = {}
     for name, coord in ds.coords.items():
@@ -194,6 +246,13 @@ def plan(cfg: RunConfig, source: str = "<config>") -> Plan:
         arr, chunk_shape = _regular(arr)
         result[v] = result[v].copy(data=arr)
         chunk_shapes[str(v)] = chunk_shape
+    in_itemsize = max(ds[v].dtype.itemsize for v in variables)
+    _check_block_memory(
+        cfg,
+        in_itemsize,
+        {v: (dict(zip(map(str, result[v].dims), c)), result[v].dtype.itemsize) for v, c in chunk_shapes.items()},
+        source,
+    )
     identity = {
         "daskgrad": daskgrad.__version__,
         "input": cfg.input.path,

@@ -139,6 +139,10 @@ def _case(name: str, tmp_path: Path, inp: Path) -> tuple[Path, Path, str, str]:
     elif name == "dims_not_in_data":
         sections = {"gradient": {"dims": ["depth"], "periodic": {}}}
         key, problem = "gradient.dims", "dim 'depth' is in none of the variables"
+    elif name == "blocks_larger_than_workers":
+        # blocks of 4 x 3 x 10 x 12 float32: 5.6 KiB in, out and compressed
+        sections = {"cluster": {"kind": "local", "memory_limit": "16KiB"}}
+        key, problem = "input.chunks", "need about 16.9 KiB per worker (1 thread, each holding"
     else:  # pragma: no cover
         raise ValueError(name)
     config = write_config(tmp_path / f"{name}.yaml", inp, out, **sections)
@@ -154,6 +158,7 @@ CASES = [
     "output_inside_input",
     "unknown_variable",
     "dims_not_in_data",
+    "blocks_larger_than_workers",
 ]
 
 

@@ -199,3 +199,16 @@ def test_waves_partition_the_planes_and_read_at_most_their_share(touched):
         for start, stop in bounds:
             read = (stop - start) + (start > 0) + (stop < planes)
             assert stop - start >= 1 and read <= max(4, touched)
+
+
+def test_worker_memory_is_known_only_where_the_config_fixes_it():
+    from daskgrad.config import ClusterConfig
+    from daskgrad.runner import worker_memory
+
+    assert worker_memory(ClusterConfig(kind="local", memory_limit="1GiB", threads_per_worker=3)) == (2**30, 3)
+    slurm = {"cores": 8, "memory": "32GiB", "processes": 4}
+    assert worker_memory(ClusterConfig(kind="slurm", jobqueue=slurm)) == (8 * 2**30, 2)
+    assert worker_memory(ClusterConfig(kind="pbs", jobqueue={"cores": 8, "memory": "32GiB"})) == (32 * 2**30, 8)
+    assert worker_memory(ClusterConfig(kind="local", memory_limit="auto")) is None
+    assert worker_memory(ClusterConfig(kind="threads")) is None
+    assert worker_memory(ClusterConfig(kind="address", address="tcp://scheduler:8786")) is None

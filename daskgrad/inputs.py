@@ -57,8 +57,8 @@ def open_input(cfg: InputConfig) -> xr.Dataset:
 
     Zarr stores are opened with ``mode="r"``; netCDF files (one, or several by glob) with
     ``open_mfdataset``. Chunks are the store's own unless ``cfg.chunks`` overrides some dims; a
-variable stored without chunks gets dask's ``"auto"`` chunks (``array.chunk-size``) along the
-dims that ``cfg.chunks`` leaves out.
+    variable stored without chunks gets dask's ``"auto"`` chunks (``array.chunk-size``) along
+    the dims that ``cfg.chunks`` leaves out.
     Each data variable becomes a dask array whose read tasks name the variable and chunk when
     a chunk cannot be read.
     """

@@ -39,7 +39,7 @@ from daskgrad.accessor import NUMERIC_KINDS
 from daskgrad.config import ClusterConfig, ConfigError, RunConfig
 from daskgrad.inputs import absent_chunks, open_input
 
-__all__ = ["Plan", "RunError", "RunSummary", "plan", "prepare_store", "run"]
+__all__ = ["Plan", "RunError", "RunSummary", "plan", "prepare_store", "run", "worker_memory"]
 
 log = logging.getLogger("daskgrad")
 

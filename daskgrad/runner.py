@@ -205,6 +205,33 @@ def _check_block_memory(
             )
 
 
+def small_blocks_note(p: Plan, *, min_bytes: int = 1 << 20, min_blocks: int = 10_000) -> str | None:
+    """A note for blocks so small and so many that dask's cost per task would dominate.
+
+    Each block costs seven tasks of about a millisecond of scheduling each, whatever its size;
+    below ``min_bytes`` per block and above ``min_blocks`` blocks that is most of the run.
+
+    Examples
+    --------
+    The 48 blocks of 5.6 KiB of a small test store, with ten blocks counting as many:
+
+    >>> small_blocks_note(plan(cfg), min_blocks=10)  # doctest: +SKIP
+    "note: 48 output blocks of at most 5.6 KiB each; dask spends about a millisecond ..."
+    """
+    blocks = 0
+    largest = 0
+    for v in p.variables:
+        blocks += int(np.prod(zstore.chunk_grid(p.result[v].shape, p.chunk_shapes[v])))
+        largest = max(largest, int(np.prod(p.chunk_shapes[v])) * p.result[v].dtype.itemsize)
+    if blocks < min_blocks or largest >= min_bytes:
+        return None
+    return (
+        f"note: {blocks} output blocks of at most {_size(largest)} each; dask spends about a "
+        "millisecond per task on any block, so blocks this small make the run slow. Set "
+        "input.chunks to a few times the store's chunks per dim (blocks of 32-128 MiB)"
+    )
+
+
 def _coordinate_checksums(ds: xr.Dataset) -> dict[str, str]:
     sums = {}
     for name, coord in ds.coords.items():
@@ -535,6 +562,9 @@ def run(
             f"note: input variable {v!r}: {absent} of {total} chunks are not in the store; "
             f"zarr reads them as the fill value {fill}"
         )
+    note = small_blocks_note(p)
+    if note:
+        echo(note)
     with contextlib.ExitStack() as stack:
         client = _enter_cluster(stack, cfg, source)
         echo(describe(cfg.cluster))

@@ -212,3 +212,24 @@ def test_worker_memory_is_known_only_where_the_config_fixes_it():
     assert worker_memory(ClusterConfig(kind="local", memory_limit="auto")) is None
     assert worker_memory(ClusterConfig(kind="threads")) is None
     assert worker_memory(ClusterConfig(kind="address", address="tcp://scheduler:8786")) is None
+
+
+def test_small_blocks_get_a_note_only_when_they_are_many(inp, tmp_path):
+    from daskgrad.runner import small_blocks_note
+
+    p = plan(make_config(inp, tmp_path / "out.zarr"))
+    assert small_blocks_note(p) is None  # 48 blocks: too few to matter
+    note = small_blocks_note(p, min_blocks=10)
+    assert note.startswith("note: 48 output blocks of at most 5.6 KiB each;")
+    assert "input.chunks" in note
+    assert small_blocks_note(p, min_blocks=10, min_bytes=1024) is None  # blocks above the size
+    import functools
+
+    import daskgrad.runner
+
+    lines = []
+    many = functools.partial(small_blocks_note, min_blocks=10)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(daskgrad.runner, "small_blocks_note", many)
+        run(make_config(inp, tmp_path / "out.zarr"), progress=False, echo=lines.append)
+    assert sum(line.startswith("note: 48 output blocks") for line in lines) == 1

@@ -79,6 +79,14 @@ class Plan:
             for v in self.variables
         }
 
+    def block_elements(self, variable: str) -> int:
+        """Elements in one (full) block of an output variable: one zarr chunk."""
+        return int(np.prod(self.chunk_shapes[variable]))
+
+    def block_count(self, variable: str) -> int:
+        """Blocks (zarr chunks) of an output variable."""
+        return int(np.prod(zstore.chunk_grid(self.result[variable].shape, self.chunk_shapes[variable])))
+
 
 @dataclass
 class RunSummary:
@@ -177,27 +185,28 @@ def worker_memory(cluster: ClusterConfig) -> tuple[int, int] | None:
     return None
 
 
-def _check_block_memory(
-    cfg: RunConfig, in_itemsize: int, outputs: dict[str, tuple[dict[str, int], int]], source: str
-) -> None:
+def _check_block_memory(p: Plan, variables: list[str]) -> None:
     """Refuse blocks too large for a worker, before anything runs.
 
-    Each thread holds an input block, an output block and its compressed copy; blocks larger
-    than that would only show up as workers killed over and over for their memory.
-    ``outputs`` maps each output variable to its chunk length per dim and its itemsize.
+    Each thread holds an input block (of one of ``variables``, the inputs differentiated), an
+    output block and its compressed copy; blocks larger than that would only show up as
+    workers killed over and over for their memory.
     """
+    cfg = p.config
     worker = worker_memory(cfg.cluster)
     if worker is None:
         return
     limit, threads = worker
-    for v, (chunks, itemsize) in outputs.items():
-        elements = int(np.prod(list(chunks.values())))
+    in_itemsize = max(p.input[v].dtype.itemsize for v in variables)
+    for v in p.variables:
+        elements, itemsize = p.block_elements(v), p.result[v].dtype.itemsize
         need = threads * elements * (in_itemsize + 2 * itemsize)
         if need > limit:
             key = "cluster.jobqueue.memory" if cfg.cluster.jobqueue is not None else "cluster.memory_limit"
+            block = dict(zip(map(str, p.result[v].dims), p.chunk_shapes[v]))
             raise _refuse(
-                source, "input.chunks",
-                f"blocks of {chunks} ({_size(elements * itemsize)} per output block of {v!r}) "
+                p.source, "input.chunks",
+                f"blocks of {block} ({_size(elements * itemsize)} per output block of {v!r}) "
                 f"need about {_size(need)} per worker ({threads} thread{'s' if threads > 1 else ''}, "
                 f"each holding an input block, an output block and its compressed copy), more "
                 f"than the {_size(limit)} of {key}; set smaller input.chunks, or give workers more "
@@ -218,11 +227,8 @@ def small_blocks_note(p: Plan, *, min_bytes: int = 1 << 20, min_blocks: int = 10
     >>> small_blocks_note(plan(cfg), min_blocks=10)  # doctest: +SKIP
     "note: 48 output blocks of at most 5.6 KiB each; dask spends about a millisecond ..."
     """
-    blocks = 0
-    largest = 0
-    for v in p.variables:
-        blocks += int(np.prod(zstore.chunk_grid(p.result[v].shape, p.chunk_shapes[v])))
-        largest = max(largest, int(np.prod(p.chunk_shapes[v])) * p.result[v].dtype.itemsize)
+    blocks = sum(p.block_count(v) for v in p.variables)
+    largest = max(p.block_elements(v) * p.result[v].dtype.itemsize for v in p.variables)
     if blocks < min_blocks or largest >= min_bytes:
         return None
     return (
@@ -273,13 +279,6 @@ def plan(cfg: RunConfig, source: str = "<config>") -> Plan:
         arr, chunk_shape = _regular(arr)
         result[v] = result[v].copy(data=arr)
         chunk_shapes[str(v)] = chunk_shape
-    in_itemsize = max(ds[v].dtype.itemsize for v in variables)
-    _check_block_memory(
-        cfg,
-        in_itemsize,
-        {v: (dict(zip(map(str, result[v].dims), c)), result[v].dtype.itemsize) for v, c in chunk_shapes.items()},
-        source,
-    )
     identity = {
         "daskgrad": daskgrad.__version__,
         "input": cfg.input.path,
@@ -291,7 +290,9 @@ def plan(cfg: RunConfig, source: str = "<config>") -> Plan:
     }
     fingerprint = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
     bytes_in = int(sum(ds[v].nbytes for v in variables))
-    return Plan(cfg, source, ds, result, chunk_shapes, fingerprint, bytes_in)
+    p = Plan(cfg, source, ds, result, chunk_shapes, fingerprint, bytes_in)
+    _check_block_memory(p, variables)
+    return p
 
 
 # -- 2. the store -----------------------------------------------------------------------------

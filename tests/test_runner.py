@@ -214,7 +214,8 @@ def test_worker_memory_is_known_only_where_the_config_fixes_it():
     assert worker_memory(ClusterConfig(kind="address", address="tcp://scheduler:8786")) is None
 
 
-def test_small_blocks_get_a_note_only_when_they_are_many(inp, tmp_path):
+def test_small_blocks_get_a_note_only_when_they_are_many(inp, tmp_path, monkeypatch):
+    import daskgrad.runner
     from daskgrad.runner import small_blocks_note
 
     p = plan(make_config(inp, tmp_path / "out.zarr"))
@@ -223,13 +224,8 @@ def test_small_blocks_get_a_note_only_when_they_are_many(inp, tmp_path):
     assert note.startswith("note: 48 output blocks of at most 5.6 KiB each;")
     assert "input.chunks" in note
     assert small_blocks_note(p, min_blocks=10, min_bytes=1024) is None  # blocks above the size
-    import functools
-
-    import daskgrad.runner
 
     lines = []
-    many = functools.partial(small_blocks_note, min_blocks=10)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(daskgrad.runner, "small_blocks_note", many)
-        run(make_config(inp, tmp_path / "out.zarr"), progress=False, echo=lines.append)
+    monkeypatch.setattr(daskgrad.runner, "small_blocks_note", lambda p: small_blocks_note(p, min_blocks=10))
+    run(make_config(inp, tmp_path / "out.zarr"), progress=False, echo=lines.append)
     assert sum(line.startswith("note: 48 output blocks") for line in lines) == 1

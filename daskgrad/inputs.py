@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob as globmod
 import warnings
 from collections.abc import Iterable
 from typing import Any
@@ -12,6 +11,7 @@ import numpy as np
 import xarray as xr
 
 from daskgrad.config import InputConfig
+from daskgrad.paths import resolve_input
 
 __all__ = ["InputReadError", "absent_chunks", "open_input"]
 
@@ -56,7 +56,8 @@ def open_input(cfg: InputConfig) -> xr.Dataset:
     """Open the input lazily and chunked, never for writing.
 
     Zarr stores are opened with ``mode="r"``; netCDF files (one, or several by glob) with
-    ``open_mfdataset``. Chunks are the store's own unless ``cfg.chunks`` overrides some dims; a
+    ``open_mfdataset``. Which files: :func:`daskgrad.paths.resolve_input`, the rule ``validate``
+    uses too (a path that exists is taken literally; a glob only when it does not). Chunks are the store's own unless ``cfg.chunks`` overrides some dims; a
     variable stored without chunks gets dask's ``"auto"`` chunks (``array.chunk-size``) along
     the dims that ``cfg.chunks`` leaves out.
     Each data variable becomes a dask array whose read tasks name the variable and chunk when
@@ -69,7 +70,8 @@ def open_input(cfg: InputConfig) -> xr.Dataset:
             warnings.filterwarnings("ignore", message="Failed to open Zarr store with consolidated")
             ds = xr.open_dataset(cfg.path, engine="zarr", chunks=None)
     else:
-        paths = sorted(globmod.glob(cfg.path)) if any(c in cfg.path for c in "*?[") else [cfg.path]
+        found = resolve_input(cfg.path)
+        paths = found.paths
         if len(paths) > 1:
             ds = xr.open_mfdataset(paths, chunks=None, combine="by_coords")
         else:

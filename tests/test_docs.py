@@ -16,6 +16,9 @@ MODULES = [
     "daskgrad.store",
     "daskgrad.demo",
     "daskgrad.config",
+    "daskgrad.paths",
+    "daskgrad.provenance",
+    "daskgrad.lease",
 ]
 
 

@@ -11,8 +11,8 @@ The loader is PyYAML's ``SafeLoader`` made to read the YAML 1.2 core schema, so 
 listed in RELIABILITY.md R8 do not apply: only ``true``/``false`` are booleans (``off``, ``no`` and
 ``yes`` stay strings), ``2:00:00`` is a string and not a sexagesimal number, ``010`` is 10,
 ``6.371e6`` and ``1e3`` are floats. Python tags, any other non-core tag, aliases, duplicate keys and
-non-string keys are refused. Nothing in this module reads input data or writes anything; it imports
-no other part of daskgrad.
+non-string keys are refused. Nothing in this module reads input data or writes anything; of daskgrad
+it imports only :mod:`daskgrad.paths` (the one rule for paths, URLs and globs).
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import PydanticCustomError
+
+from daskgrad.paths import missing_package, normalize, overlap, resolve_input
 
 __all__ = [
     "MAX_CHUNK",
@@ -203,7 +205,9 @@ def _plain_path(value: str) -> str:
         return unquote(parts.path)
     if "://" in value and not _is_url(value):
         _fail(f"{_show(value)} contains '://' but is not a URL (scheme://...)")
-    return value
+    # "~" is expanded once, here, so every later use (checks, zarr, the fingerprint) sees the
+    # same path; zarr would otherwise create a directory literally named "~".
+    return value if _is_url(value) else os.path.expanduser(value)
 
 
 def _names(value: Any) -> Any:
@@ -455,7 +459,11 @@ class OutputConfig(BaseModel):
     name : str
         Output variable name template with exactly the fields ``{var}`` and ``{dim}``.
     verify : bool
-        On resume, re-read every chunk already present and rewrite those that do not decode.
+        On resume, re-read every chunk already present and rewrite those that do not decode;
+        on a complete store, decode every chunk and repair the damaged ones.
+    lease_seconds : float
+        How long this run's claim on the store lasts without renewal (the driver renews it
+        every third of that). A stopped or dead run loses the store after this long.
     """
 
     model_config = _FROZEN
@@ -466,6 +474,9 @@ class OutputConfig(BaseModel):
     )
     name: str = Field(default="d{var}_d{dim}", description="output name template: {var}, {dim}")
     verify: bool = Field(default=False, description="on resume, re-read every present chunk")
+    lease_seconds: Annotated[float, Field(ge=1, le=86400, allow_inf_nan=False)] = Field(
+        default=60.0, description="one run per store: how long its lease lasts unrenewed"
+    )
 
     @field_validator("path")
     @classmethod
@@ -496,8 +507,12 @@ class OutputConfig(BaseModel):
                     f"{_show(value)} has no {{{needed}}}, so two outputs would get the same "
                     "name; use both {var} and {dim}, e.g. 'd{var}_d{dim}'"
                 )
-        if "/" in value:
-            _fail(f"{_show(value)} contains '/', which would nest zarr groups")
+        for sep in ("/", "\\"):
+            if sep in value:
+                _fail(
+                    f"{_show(value)} contains {sep!r}, which would nest zarr groups (zarr reads "
+                    "it as a group separator, so the run could never complete)"
+                )
         return value
 
 
@@ -627,6 +642,8 @@ class ClusterConfig(BaseModel):
         ``distributed.scheduler.allowed-failures``: how often a task may be on a dying worker.
     jobqueue : JobqueueConfig or None
         Required for (and only for) slurm, pbs, sge and lsf.
+    connect_timeout : float
+        Seconds to wait for a scheduler (``kind: address``) to answer as a dask scheduler.
     """
 
     model_config = _FROZEN
@@ -645,6 +662,9 @@ class ClusterConfig(BaseModel):
     )
     jobqueue: JobqueueConfig | None = Field(
         default=None, description="job settings for slurm, pbs, sge and lsf"
+    )
+    connect_timeout: Annotated[float, Field(gt=0, le=3600, allow_inf_nan=False)] = Field(
+        default=30.0, description="seconds to wait for a scheduler to answer (kind: address)"
     )
 
     @field_validator("memory_limit")
@@ -1241,11 +1261,15 @@ def _is_zarr_store(path: str) -> bool:
     )
 
 
-def _inside(child: str, parent: str) -> bool:
-    try:
-        return os.path.commonpath([child, parent]) == parent
-    except ValueError:  # different drives
+def _only_leftovers(path: str) -> bool:
+    """A directory holding no file but ``.partial`` temporaries: what a store creation killed
+    before its first metadata file leaves. ``overwrite`` and ``resume`` may start it afresh."""
+    if not os.path.isdir(path) or os.path.islink(path):
         return False
+    for _dirpath, _dirs, files in os.walk(path):
+        if any(".partial" not in name for name in files):
+            return False
+    return True
 
 
 def check_paths(cfg: RunConfig, *, source: str = "<config>") -> None:
@@ -1257,13 +1281,18 @@ def check_paths(cfg: RunConfig, *, source: str = "<config>") -> None:
 
     Checks, in order:
 
-    - the input exists: a local path exists (a broken symbolic link does not count), or a glob
-      matches at least one file;
+    - a URL's scheme has its package installed (``s3fs`` for ``s3://``, ``aiohttp`` for
+      ``https://``);
+    - the input exists, by the one rule of :func:`daskgrad.paths.resolve_input`: a path that
+      exists is taken literally (``data[1].nc`` is a file name); a glob applies only when the
+      path does not exist, and must match at least one file (a broken symbolic link does not
+      count);
     - the output is not the input, not inside it, and does not contain it (``mode: overwrite``
-      would delete the input); both are resolved first, symbolic links and ``..`` included;
+      would delete the input); both are normalized first (``~``, ``..``, symbolic links);
     - for a glob input, the output does not match the glob (a later run would read it);
     - an existing output is refused with ``mode: error``; with ``overwrite`` or ``resume`` it
-      must be a zarr store, so ``overwrite`` never deletes anything that is not one;
+      must be a zarr store (or hold nothing but ``.partial`` leftovers of a killed creation),
+      so ``overwrite`` never deletes anything else;
     - the output's nearest existing parent is a writable directory;
     - the TLS certificate files exist.
 
@@ -1286,36 +1315,39 @@ def check_paths(cfg: RunConfig, *, source: str = "<config>") -> None:
 
     in_path, out_path = cfg.input.path, cfg.output.path
     in_url, out_url = _is_url(in_path), _is_url(out_path)
+    for key, url in (("input.path", in_path), ("output.path", out_path)):
+        package = missing_package(url) if _is_url(url) else None
+        if package:
+            refuse(key, f"{_show(url)} needs the package {package!r}, which is not installed "
+                        f"(pip install {package})")  # fmt: skip
     in_glob = False
-    inputs: list[str] = []  # the local input paths, resolved
+    inputs: list[str] = []  # the local input paths, normalized
     if not in_url:
-        if os.path.exists(in_path):
-            inputs = [os.path.realpath(in_path)]
-        elif os.path.lexists(in_path):
-            refuse("input.path", f"{_show(in_path)} is a broken symbolic link")
-        elif glob.has_magic(in_path):
-            in_glob = True
-            inputs = [os.path.realpath(p) for p in glob.glob(in_path)]
-            if not inputs:
-                refuse("input.path", f"the glob {_show(in_path)} matches no file (in {cwd})")
-        else:
-            refuse("input.path", f"{_show(in_path)} does not exist (relative paths start at {cwd})")
+        try:
+            found = resolve_input(in_path)
+        except FileNotFoundError as err:
+            reason = str(err)
+            if "broken symbolic link" not in reason:
+                reason += f" (relative paths start at {cwd})"
+            refuse("input.path", reason)
+        in_glob = found.kind == "glob"
+        inputs = [normalize(p) for p in found.paths]
 
     if in_url and out_url:
-        a, b = in_path.rstrip("/"), out_path.rstrip("/")
+        a, b = normalize(in_path), normalize(out_path)
         if a == b or b.startswith(a + "/") or a.startswith(b + "/"):
             refuse("output.path", f"{_show(out_path)} overlaps the input {_show(in_path)}")
     if not out_url:
-        out = os.path.realpath(out_path)
         for item in inputs:
-            if out == item:
+            relation = overlap(out_path, item)
+            if relation == "same":
                 refuse("output.path", f"{_show(out_path)} is the input itself")
-            if _inside(out, item):
+            if relation == "inside":
                 refuse(
                     "output.path",
                     f"{_show(out_path)} is inside the input {_show(in_path)}; the input is never written",
                 )
-            if _inside(item, out):
+            if relation == "contains":
                 refuse(
                     "output.path",
                     f"{_show(out_path)} contains the input {_show(in_path)}; pick another directory",
@@ -1330,7 +1362,7 @@ def check_paths(cfg: RunConfig, *, source: str = "<config>") -> None:
                     f"{_show(out_path)} already exists; use --set output.mode=overwrite to replace "
                     "it or --set output.mode=resume to finish an interrupted run",
                 )
-            if not _is_zarr_store(out_path):
+            if not (_is_zarr_store(out_path) or _only_leftovers(out_path)):
                 refuse(
                     "output.path",
                     f"{_show(out_path)} exists and is not a zarr store; refusing to {mode} it",

@@ -38,6 +38,7 @@ from daskgrad.geometry import (
     to_radians,
 )
 from daskgrad.gradient import differentiate_axes
+from daskgrad.paths import check_zarr_target
 from daskgrad.spacing import AxisSpacing, axis_spacing
 
 __all__ = [
@@ -579,6 +580,7 @@ def gradients_to_zarr(
     >>> xr.open_zarr(path)["df_dx"].values
     array([1., 2., 4., 6., 8., 9.])
     """
+    check_zarr_target(obj, store, name=kwargs.get("name"), variables=kwargs.get("variables"))
     if mode not in _ZARR_MODES:
         raise ValueError(
             f"mode must be 'w-' (refuse an existing store) or 'w' (overwrite it); got {mode!r}"

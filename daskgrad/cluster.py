@@ -32,6 +32,7 @@ import logging
 import os
 import re
 import shlex
+import shutil
 import tempfile
 import weakref
 from collections.abc import Iterator, Mapping
@@ -72,6 +73,8 @@ SCHEDULER_PLACEHOLDER = "tcp://<scheduler-host>:8786"
 # dask-jobqueue's ``job_name``: the batch system's job name (``#SBATCH -J``, ``#PBS -N`` ...).
 JOB_NAME = "daskgrad-worker"
 
+# The command each batch system submits jobs with (checked on PATH before a cluster starts).
+_SUBMIT_COMMANDS = {"slurm": "sbatch", "pbs": "qsub", "sge": "qsub", "lsf": "bsub"}
 _JOBQUEUE_CLASSES = {
     "slurm": "SLURMCluster",
     "pbs": "PBSCluster",
@@ -451,9 +454,47 @@ def _open_address(cfg: Any) -> Iterator[distributed.Client]:
             "distributed.scheduler.allowed-failures where its scheduler starts",
             failures,
         )
+    timeout = float(getattr(cfg, "connect_timeout", None) or 30.0)
+    # distributed's Client waits forever for a server that accepts and never answers (measured:
+    # 650 s and counting); ask for the scheduler's identity first, under a deadline of our own.
+    _probe_scheduler(str(address), security, timeout)
     # Closing this Client leaves the remote scheduler and workers running, as they should.
-    with Client(address, security=security) as client:
+    with Client(address, security=security, timeout=timeout) as client:
         yield client
+
+
+def _probe_scheduler(address: str, security: Any, timeout: float) -> None:
+    """Raise OSError unless ``address`` answers as a dask scheduler within ``timeout`` seconds.
+
+    Examples
+    --------
+    >>> _probe_scheduler("tcp://127.0.0.1:1", None, 2.0)  # doctest: +SKIP
+    Traceback (most recent call last):
+    OSError: tcp://127.0.0.1:1 did not answer as a dask scheduler within 2 s (cluster.connect_timeout): ...
+    """
+    import asyncio
+
+    from distributed.comm import connect
+
+    kwargs = security.get_connection_args("client") if security is not None else {}
+
+    async def identity() -> Any:
+        comm = await connect(address, timeout=timeout, **kwargs)
+        try:
+            await comm.write({"op": "identity"})
+            return await comm.read()
+        finally:
+            comm.abort()
+
+    try:
+        reply = asyncio.run(asyncio.wait_for(identity(), timeout))
+    except (asyncio.TimeoutError, TimeoutError) as err:
+        raise OSError(
+            f"{address} did not answer as a dask scheduler within {timeout:g} s "
+            "(cluster.connect_timeout)"
+        ) from err
+    if not isinstance(reply, dict) or reply.get("type") != "Scheduler":
+        raise OSError(f"{address} answered, but not as a dask scheduler")
 
 
 @contextlib.contextmanager
@@ -463,6 +504,14 @@ def _open_jobqueue(cfg: Any, extra_env: Mapping[str, str] | None) -> Iterator[di
     kind = _kind(cfg)
     kwargs = jobqueue_kwargs(cfg, extra_env=extra_env)  # validates before anything starts
     cluster_cls = _jobqueue_cluster_class(kind)
+    submit = _SUBMIT_COMMANDS[kind]
+    if shutil.which(submit) is None:
+        # dask-jobqueue would start a scheduler, fail to submit in a background task (two
+        # tracebacks) and wait for workers forever.
+        raise ValueError(
+            f"cluster.kind: {kind} submits worker jobs with {submit!r}, which is not on PATH "
+            "here; run daskgrad on a login node of the cluster, or use kind: local"
+        )
     jq = _jobqueue_section(cfg, kind)
     dashboard = bool(getattr(cfg, "dashboard", False))
     # The scheduler must face the compute nodes (pick the network with jobqueue.interface), but

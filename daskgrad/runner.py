@@ -20,6 +20,7 @@ import json
 import logging
 import resource
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,9 @@ from daskgrad import store as zstore
 from daskgrad.accessor import NUMERIC_KINDS
 from daskgrad.config import ClusterConfig, ConfigError, RunConfig
 from daskgrad.inputs import absent_chunks, open_input
+from daskgrad.lease import Lease, LeaseHeld, LeaseLost
+from daskgrad.paths import is_url, resolve_input
+from daskgrad.provenance import describe_change, input_digest
 
 __all__ = ["Plan", "RunError", "RunSummary", "plan", "prepare_store", "run", "worker_memory"]
 
@@ -68,6 +72,20 @@ class Plan:
     chunk_shapes: dict[str, tuple[int, ...]]
     fingerprint: str
     bytes_in: int
+    #: Digest of the input files (:mod:`daskgrad.provenance`); None if it cannot be listed.
+    input_digest: dict[str, Any] | None = None
+    #: This run's id once it holds the output's lease (:mod:`daskgrad.lease`); block writes
+    #: carry it in their token and stop as soon as the lease names another run.
+    run_id: str | None = None
+    #: The ``store_id`` of the output this run created or resumed (a replaced store has another).
+    store_id: str | None = None
+    #: Damaged chunks of a complete store found by ``--verify`` and written again.
+    repaired: int = 0
+
+    @property
+    def token(self) -> str:
+        """The token of every block write: layout (fingerprint) and writer (run id)."""
+        return zstore.write_token(self.fingerprint, self.run_id)
 
     @property
     def variables(self) -> list[str]:
@@ -99,10 +117,12 @@ class RunSummary:
     seconds: float
     peak_memory: dict[str, int] = field(default_factory=dict)
     already_complete: bool = False
+    repaired: int = 0
 
     def lines(self) -> list[str]:
         rate = self.bytes_written / self.seconds / 2**20 if self.seconds else 0.0
-        out = [
+        out = [f"repaired {self.repaired} damaged chunk(s) of a complete store"] if self.repaired else []
+        out += [
             f"blocks written: {self.blocks_written} of {self.blocks_total}",
             f"read {_size(self.bytes_read)}, wrote {_size(self.bytes_written)} in "
             f"{self.seconds:.1f} s ({rate:.1f} MiB/s written)",
@@ -138,6 +158,13 @@ def _check_against_data(cfg: RunConfig, ds: xr.Dataset, source: str) -> list[str
             )
         if v not in numeric:
             raise _refuse(source, "input.variables", f"variable {v!r} is not numeric (dtype {ds[v].dtype})")
+        for sep in ("/", "\\"):
+            if sep in v:  # zarr would nest groups: the output could never be complete
+                raise _refuse(
+                    source, "input.variables",
+                    f"variable {v!r} contains {sep!r}, which zarr reads as a group separator in "
+                    "its output names; list the other variables in input.variables",
+                )
     if not variables:
         raise _refuse(source, "input.variables", "the input has no numeric data variable")
     have = {d for v in variables for d in ds[v].dims}
@@ -252,9 +279,21 @@ def plan(cfg: RunConfig, source: str = "<config>") -> Plan:
         ds = open_input(cfg.input)
     except FileNotFoundError as err:
         raise _refuse(source, "input.path", f"cannot open {cfg.input.path!r}: {err}") from err
+    except ImportError as err:  # an fsspec scheme whose package is missing (s3fs, aiohttp ...)
+        raise _refuse(
+            source, "input.path", f"cannot open {cfg.input.path!r}: a package is missing: {err}"
+        ) from err
     except (OSError, ValueError, KeyError) as err:
         raise _refuse(
             source, "input.path", f"cannot open {cfg.input.path!r} as {cfg.input.resolved_engine}: {err}"
+        ) from err
+    except Exception as err:
+        if "credential" not in f"{type(err).__name__} {err}".lower():
+            raise
+        raise _refuse(
+            source, "input.path",
+            f"cannot open {cfg.input.path!r}: no usable credentials ({type(err).__name__}: {err}); "
+            "set them as the storage's client expects (e.g. AWS_PROFILE or AWS_ACCESS_KEY_ID)",
         ) from err
     variables = _check_against_data(cfg, ds, source)
     g = cfg.gradient
@@ -290,7 +329,10 @@ def plan(cfg: RunConfig, source: str = "<config>") -> Plan:
     }
     fingerprint = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
     bytes_in = int(sum(ds[v].nbytes for v in variables))
-    p = Plan(cfg, source, ds, result, chunk_shapes, fingerprint, bytes_in)
+    digest = input_digest(
+        cfg.input.path, cfg.input.resolved_engine, [*variables, *map(str, ds.coords)]
+    )
+    p = Plan(cfg, source, ds, result, chunk_shapes, fingerprint, bytes_in, digest)
     _check_block_memory(p, variables)
     return p
 
@@ -309,7 +351,9 @@ def _fill_value(dtype: np.dtype) -> Any:
 def _create_store(p: Plan, *, replace: bool = False) -> None:
     """Write metadata, coordinates and attributes (``replace``: delete what the path held)."""
     path = p.config.output.path
-    template = p.result.copy()
+    # The input's own encoding (zarr v2 compressors, netCDF settings) must not reach the v3
+    # output: "Expected a BytesBytesCodec" otherwise. The output's encoding is set below.
+    template = p.result.copy().drop_encoding()
     for name, coord in template.coords.items():  # coordinates are small: write them now
         template = template.assign_coords({name: coord.load()})
     encoding = {
@@ -334,40 +378,97 @@ def _create_store(p: Plan, *, replace: bool = False) -> None:
         version=daskgrad.__version__,
         config=p.config.to_dict(),
         created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        input_digest=p.input_digest,
+        store_id=p.store_id,
     )
 
 
-def prepare_store(p: Plan, *, verify: bool = False, client: Any = None) -> tuple[dict[str, set], bool]:
-    """Create or reopen the output; return the blocks still to write and whether it is complete."""
+def _never_created(p: Plan, state: dict[str, Any] | None) -> bool:
+    """A store whose creation was killed: no daskgrad fingerprint yet, no block of ours, and no
+    array that this run would not have created itself (so it is not someone else's store)."""
+    if state is not None and state.get("fingerprint"):
+        return False
+    path = p.config.output.path
+    if is_url(path):
+        return False
+    ours = {str(n) for n in p.result.variables}
+    root = Path(path)
+    arrays = [d.name for d in root.iterdir() if d.is_dir()] if root.is_dir() else []
+    if any(a not in ours for a in arrays):
+        return False
+    return all(not zstore.present_blocks(path, v, remove_partial=False) for v in p.variables)
+
+
+def _take(p: Plan, lease: Lease | None) -> None:
+    """Hold the output's lease from here on; block writes then carry this run's id."""
+    if lease is None:
+        return
+    lease.acquire()
+    p.run_id = lease.run_id
+
+
+def _input_changed(p: Plan, state: dict[str, Any]) -> str | None:
+    recorded = state.get("input_digest")
+    if not recorded or p.input_digest is None:
+        return None  # an older store, or an input that cannot be listed: nothing to compare
+    return describe_change(recorded, p.input_digest)
+
+
+def prepare_store(
+    p: Plan, *, verify: bool = False, client: Any = None, lease: Lease | None = None
+) -> tuple[dict[str, set], bool]:
+    """Create or reopen the output; return the blocks still to write and whether it is complete.
+
+    A store whose creation was killed (no daskgrad state, no block) is created again, for
+    ``overwrite`` and ``resume`` alike. ``resume`` refuses a store made by another config, or
+    from an input whose files changed since. With ``verify`` a complete store is decoded chunk by
+    chunk; damaged chunks are written again (the store is un-marked complete meanwhile).
+    ``lease``: taken once the store exists, before anything in it changes.
+    """
     out = p.config.output
     expected = p.expected()
     exists = Path(out.path).exists() if "://" not in out.path else zstore.read_state(out.path) is not None
-    replace = exists and out.mode == "overwrite"
-    if replace:
-        log.info("overwrite: replacing %s", out.path)
-        exists = False
+    state = zstore.read_state(out.path) if exists else None
     if exists and out.mode == "error":
         raise _refuse(p.source, "output.path", f"{out.path!r} exists; use --set output.mode=overwrite or resume")
+    half = exists and _never_created(p, state)
+    replace = exists and (out.mode == "overwrite" or half)
+    if replace:
+        log.info("%s: replacing %s", "overwrite" if out.mode == "overwrite" else "half-created store", out.path)
+        exists = False
     if not exists:
+        p.store_id = uuid.uuid4().hex
         try:
             _create_store(p, replace=replace)
         except Exception as err:
             raise RunError(
                 f"could not create the output store {out.path!r}: {_cause(err)}; it holds no "
-                f"block yet: delete {out.path!r}, then run again",
+                "block yet: fix that, then run again with --set output.mode=overwrite",
                 resumable=False,
             ) from err
+        _take(p, lease)
         return expected, False
 
-    state = zstore.read_state(out.path)
     if state is None or state.get("fingerprint") != p.fingerprint:
         raise _refuse(
             p.source, "output.mode",
             f"cannot resume {out.path!r}: it was written by a different config or input "
             "(fingerprint differs); use --set output.mode=overwrite",
         )
+    change = _input_changed(p, state)
+    if change:
+        raise _refuse(
+            p.source, "output.mode",
+            f"cannot resume {out.path!r}: the input changed since the store was created "
+            f"({change}); use --set output.mode=overwrite",
+        )
+    p.store_id = state.get("store_id")
+    _take(p, lease)
     if state.get("complete"):
-        return {v: set() for v in expected}, True
+        if not verify:
+            return {v: set() for v in expected}, True
+        missing = _repair_complete(p, expected, client)
+        return missing, not p.repaired
     crashed = state.get("state") == "running"  # the last run never stopped cleanly
     missing = {}
     for v in p.variables:
@@ -379,8 +480,25 @@ def prepare_store(p: Plan, *, verify: bool = False, client: Any = None) -> tuple
     return missing, False
 
 
-def _unreadable(p: Plan, variable: str, present: set, client: Any) -> set:
-    """Chunks that fail to decode (torn by a crash); they are deleted and written again."""
+def _repair_complete(p: Plan, expected: dict[str, set], client: Any) -> dict[str, set]:
+    """Decode every chunk of a complete store; un-mark it and delete the damaged ones if any."""
+    path = p.config.output.path
+    present = {v: zstore.present_blocks(path, v, remove_partial=False) for v in p.variables}
+    bad = {v: _unreadable(p, v, present[v], client, remove=False) for v in p.variables}
+    missing = {v: bad[v] | (expected[v] - present[v]) for v in p.variables}
+    p.repaired = sum(len(m) for m in missing.values())
+    if p.repaired:
+        # Un-marked first: a crash while repairing leaves an incomplete store, never a
+        # complete one with holes. Root attributes keep the consolidated copy valid.
+        zstore.set_state(path, consolidated=True, complete=False, state="running")
+        for v, indices in bad.items():
+            for i in indices:
+                zstore.remove_chunk(path, v, i)
+    return missing
+
+
+def _unreadable(p: Plan, variable: str, present: set, client: Any, *, remove: bool = True) -> set:
+    """Chunks that fail to decode (torn by a crash); they are deleted (``remove``) and written again."""
     path = p.config.output.path
     chunk_shape = p.chunk_shapes[variable]
     shape = p.result[variable].shape
@@ -393,7 +511,8 @@ def _unreadable(p: Plan, variable: str, present: set, client: Any) -> set:
     bad = {i for i, good in zip(indices, ok) if not good}
     for i in bad:
         log.warning("output %s chunk %s is unreadable (torn write); rewriting it", variable, i)
-        zstore.remove_chunk(path, variable, i)
+        if remove:
+            zstore.remove_chunk(path, variable, i)
     return bad
 
 
@@ -426,7 +545,7 @@ def write_graph(p: Plan, missing: dict[str, set]) -> Delayed:
                 path,
                 v,
                 _region(idx, chunk_shape, arr.shape),
-                p.fingerprint,
+                p.token,
             )
     final = f"daskgrad-written-{token}"
     dsk[final] = (_count, *list(dsk.keys()))
@@ -557,6 +676,9 @@ def run(
     p = plan(cfg, source)
     t0 = time.perf_counter()
     echo(f"daskgrad {daskgrad.__version__}: {len(p.variables)} output variable(s) -> {cfg.output.path}")
+    glob_note = resolve_input(cfg.input.path).note(cfg.input.path)
+    if glob_note:
+        echo(glob_note)
     used = cfg.input.variables or [str(v) for v in p.input.data_vars]
     for v, (absent, total, fill) in absent_chunks(cfg.input, used).items():
         echo(
@@ -566,22 +688,38 @@ def run(
     note = small_blocks_note(p)
     if note:
         echo(note)
+    # One run per store: refuse before a cluster starts; the lease is released last.
+    lease = None if is_url(cfg.output.path) else Lease(cfg.output.path, cfg.output.lease_seconds)
+    if lease is not None:
+        try:
+            lease.check_free()
+        except LeaseHeld as err:
+            raise RunError(str(err), resumable=False) from err
     with contextlib.ExitStack() as stack:
+        if lease is not None:
+            stack.callback(lease.release)
         client = _enter_cluster(stack, cfg, source)
         echo(describe(cfg.cluster))
         link = dashboard_link(client)
         if link:
             echo(f"dashboard: {link}")
         try:
-            missing, complete = prepare_store(p, verify=verify or cfg.output.verify, client=client)
+            missing, complete = prepare_store(
+                p, verify=verify or cfg.output.verify, client=client, lease=lease
+            )
         except (ConfigError, RunError, KeyboardInterrupt):
             raise
+        except LeaseHeld as err:  # another run took the store between the check and now
+            raise RunError(str(err), resumable=False) from err
         except Exception as err:  # e.g. a full disk while marking a resumed store 'running'
             raise RunError(_explain(err)) from err
+        if lease is not None and lease.held:
+            lease.start_renewing()
         total = sum(len(b) for b in p.expected().values())
         todo = sum(len(b) for b in missing.values())
         if complete:
-            echo(f"{cfg.output.path} is already complete; nothing to do")
+            checked = "; every chunk decodes" if verify or cfg.output.verify else ""
+            echo(f"{cfg.output.path} is already complete{checked}; nothing to do")
             return RunSummary(total, 0, 0, 0, time.perf_counter() - t0, already_complete=True)
         if todo < total:
             echo(f"resuming: {total - todo} of {total} blocks already written, {todo} to go")
@@ -589,20 +727,27 @@ def run(
             written = 0
             for wave in waves(p, missing, memory_budget(cfg, client)) if todo else []:
                 written += execute(write_graph(p, wave), client, progress)
+            _check_before_complete(p, lease)
             zstore.finalize(cfg.output.path, p.variables, p.expected())
         except KeyboardInterrupt:
-            _mark_stopped(cfg.output.path)
+            _mark_stopped(cfg.output.path, lease)
+            raise
+        except RunError:
+            _mark_stopped(cfg.output.path, lease)
             raise
         except Exception as err:
-            _mark_stopped(cfg.output.path)
-            raise RunError(_explain(err)) from err
+            _mark_stopped(cfg.output.path, lease)
+            lost = isinstance(err, LeaseLost) or (lease is not None and lease.lost is not None)
+            raise RunError(_explain(err), resumable=not lost) from err
         peaks = {"driver": _peak_memory_here()}
         if client is not None:
             with contextlib.suppress(Exception):  # a summary figure never fails a finished run
                 peaks.update(client.run(_peak_memory_here))
     seconds = time.perf_counter() - t0
     fraction = todo / total if total else 0.0
-    return RunSummary(total, todo, int(p.bytes_in * fraction), written, seconds, peaks)
+    return RunSummary(
+        total, todo, int(p.bytes_in * fraction), written, seconds, peaks, repaired=p.repaired
+    )
 
 
 def _enter_cluster(stack: contextlib.ExitStack, cfg: RunConfig, source: str) -> Any:
@@ -621,9 +766,37 @@ def _enter_cluster(stack: contextlib.ExitStack, cfg: RunConfig, source: str) -> 
         ) from err
 
 
-def _mark_stopped(path: str) -> None:
+def _check_before_complete(p: Plan, lease: Lease | None) -> None:
+    """The last checks before the complete mark: the input is as it was when the store was
+    begun, and the store is still this run's (its lease, and the store itself not replaced)."""
+    cfg = p.config
+    if p.input_digest is not None:
+        now = input_digest(
+            cfg.input.path, cfg.input.resolved_engine, p.input_digest.get("arrays", [])
+        )
+        change = describe_change(p.input_digest, now)
+        if change:
+            raise RunError(
+                f"the input changed during the run ({change}); {cfg.output.path!r} is not "
+                "marked complete: run again with --set output.mode=overwrite",
+                resumable=False,
+            )
+    if lease is not None:
+        lease.ensure()
+        state = zstore.read_state(cfg.output.path) or {}
+        if p.store_id is not None and state.get("store_id") != p.store_id:
+            raise LeaseLost(f"the output {cfg.output.path!r} was replaced by another run")
+
+
+def _mark_stopped(path: str, lease: Lease | None = None) -> None:
     """Record a clean stop. If even that fails (the disk is full), the state stays ``running``,
-    which only makes the next resume verify every chunk; the original error must still show."""
+    which only makes the next resume verify every chunk; the original error must still show.
+    A run that lost its lease leaves the store alone: it belongs to another run now."""
+    if lease is not None:
+        try:
+            lease.ensure()
+        except LeaseLost:
+            return
     try:
         zstore.set_state(path, state="stopped")
     except Exception as err:

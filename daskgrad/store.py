@@ -33,6 +33,7 @@ __all__ = [
     "regular_chunks",
     "set_state",
     "write_block",
+    "write_token",
 ]
 
 STATE_KEY = "daskgrad"
@@ -150,8 +151,11 @@ def write_block(
 ) -> int:
     """Write one block into its zarr chunk; returns the bytes written (uncompressed).
 
-    ``token`` identifies the store's layout (the runner passes the run's fingerprint); the opened
-    array is reused by the writes of the same token. Without a token the array is opened anew.
+    ``token`` identifies the store's layout and the writer: the runner passes
+    ``"<fingerprint>:<run id>"`` (see :func:`write_token`); the opened array is reused by the
+    writes of the same token. With a run id, the store's lease must still name that run, checked
+    just before the write, so a stalled run that another run took the store from never writes
+    into it (:mod:`daskgrad.lease`). Without a token the array is opened anew and not checked.
     """
     if hasattr(block, "get") and type(block).__module__.startswith("cupy"):
         block = block.get()
@@ -160,8 +164,30 @@ def write_block(
         if token is None
         else _open_for_write_cached(store, variable, token)
     )
+    run_id = _run_id(token)
+    if run_id is not None and _local_path(store) is not None:
+        from daskgrad.lease import check_owner
+
+        check_owner(store, run_id)
     array[region] = block
     return int(block.nbytes)
+
+
+def write_token(fingerprint: str, run_id: str | None) -> str:
+    """The ``token`` of :func:`write_block`: the layout (fingerprint) and the writing run.
+
+    Examples
+    --------
+    >>> write_token("abc", "r1"), _run_id(write_token("abc", "r1")), _run_id("abc")
+    ('abc:r1', 'r1', None)
+    """
+    return fingerprint if run_id is None else f"{fingerprint}:{run_id}"
+
+
+def _run_id(token: str | None) -> str | None:
+    if not token or ":" not in token:
+        return None
+    return token.rsplit(":", 1)[1] or None
 
 
 def chunk_is_readable(store: str, variable: str, region: tuple[slice, ...]) -> bool:
@@ -226,5 +252,7 @@ def finalize(store: str, variables: Iterable[str], expected: dict[str, set]) -> 
         # zarr warns that v3 has no consolidated metadata in its spec yet; daskgrad consolidates
         # on purpose (once, last) so readers open the store fast.
         warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
+        # The run's lease file (daskgrad.lease.json) sits beside the arrays; it is not a node.
+        warnings.filterwarnings("ignore", message="Object at daskgrad.lease.json is not recognized")
         zarr.consolidate_metadata(store)
     set_state(store, consolidated=True, complete=True, state="complete")

@@ -8,6 +8,7 @@ with Ctrl-C (also resumable).
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -112,6 +113,11 @@ def validate(config: str, overrides: tuple[str, ...]) -> None:
     except ConfigError as err:
         _fail_config(err)
     click.echo(f"{config}: OK")
+    from daskgrad.paths import resolve_input
+
+    note = resolve_input(cfg.input.path).note(cfg.input.path)
+    if note:
+        click.echo(f"  {note}")
     for v in p.variables:
         arr = p.result[v]
         click.echo(f"  {v}: {dict(arr.sizes)} {arr.dtype}, zarr chunks {p.chunk_shapes[v]}")
@@ -134,8 +140,14 @@ def demo(out: str, overrides: tuple[str, ...], no_progress: bool) -> None:
     """Make a synthetic dataset in OUT and run configs/demo.yaml on it."""
     from daskgrad.demo import demo_config_path, make_demo_dataset
 
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = Path(out).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".daskgrad-write-test-{os.getpid()}"
+        probe.touch()  # mkdir succeeds on an existing read-only folder; writing tells
+        probe.unlink()
+    except OSError as err:
+        _fail_config(ConfigError("--out", None, None, f"cannot write to {out!r}: {err.strerror or err}"))
     source = folder / "input.zarr"
     config = str(demo_config_path())
     cfg = _load(

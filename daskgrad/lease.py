@@ -4,26 +4,35 @@ A run that is stopped (``SIGSTOP``, a suspended job) or dead must not keep a sto
 and must not write into a store that another run has since taken over. So:
 
 * the lease is a small JSON file ``daskgrad.lease.json`` at the root of the output store:
-  owner (a random run id), host, pid, and an expiry time;
+  owner (a random run id), host, pid, and an expiry time; beside it an empty
+  ``daskgrad.lease.lock`` that is only ever locked;
 * the running driver renews it in a background thread every third of its duration; a stopped
   or dead owner stops renewing, and after ``lease_seconds`` anyone may take the store over. A
   dead owner on the same host (its pid is gone) frees it at once, so a resume right after a
   crash needs no wait;
-* every block write checks, just before writing, that the lease still names its own run id
-  (:func:`check_owner`, called by :func:`daskgrad.store.write_block`), and the runner checks
-  again before it marks the store complete. A run whose lease was taken over fails and never
-  touches the store again;
+* every block write holds a shared ``flock`` on the lock file from its ownership check until
+  its chunk is written (:func:`writing`, used by :func:`daskgrad.store.write_block`), and so
+  does every renewal; taking the store over needs the exclusive lock. So a run frozen in the
+  middle of a chunk write keeps others out until it moves again, and a run that resumes
+  after a takeover finds the lease names another run and stops before writing anything. The
+  runner checks again before it marks the store complete. A run whose lease was taken over fails and never touches the
+  store again;
 * a finished or failed run marks its lease released (it keeps the file, so a stale writer
   still sees that the store is not its own).
 
-What remains: a plain file system has no fencing, so the check and the write are two steps. A
-writer frozen between them (after its check, before its chunk lands) can still put one chunk
-into a store another run took over meanwhile; the same holds for a renewal frozen between
-reading the lease and writing it back. The window is one chunk's encode-and-write time.
+What remains: ``flock`` is what fences. On a file system that does not honour it across
+hosts (some NFS and Lustre mounts; check ``mount`` for ``flock``/``localflock``) a writer on
+another host frozen between its check and its write can still land one chunk in a store
+taken over meanwhile. Two runs that start on a store that does not exist yet at the same
+instant both create it (there is no lease file to lock yet). Remote stores (``s3://`` ...)
+get no lease at all.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import json
 import logging
 import os
@@ -31,12 +40,24 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["LEASE_FILE", "Lease", "LeaseHeld", "LeaseLost", "check_owner", "read_lease"]
+__all__ = [
+    "LEASE_FILE",
+    "LOCK_FILE",
+    "Lease",
+    "LeaseHeld",
+    "LeaseLost",
+    "check_owner",
+    "read_lease",
+    "writing",
+]
 
 LEASE_FILE = "daskgrad.lease.json"
+#: An empty file that is only ever locked (``flock``), never replaced while the store lives.
+LOCK_FILE = "daskgrad.lease.lock"
 
 log = logging.getLogger("daskgrad")
 
@@ -63,13 +84,81 @@ def read_lease(store: str) -> dict[str, Any] | None:
     return lease if isinstance(lease, dict) else None
 
 
+@contextlib.contextmanager
+def _locked(
+    store: str, *, exclusive: bool, wait: float, create: bool = False
+) -> Iterator[dict[str, Any] | None]:
+    """Hold a ``flock`` on the store's lock file and yield the lease read under it.
+
+    The lock file is never replaced (the lease file is, on every change), so a lock on it
+    covers every later change of the lease. A store replaced meanwhile has a new lock file:
+    after locking, the open file must still be the one at the path, else lock the new one.
+    Without a lock file (a store being created, or not ours) the lease is read unlocked.
+    Raises :class:`LeaseHeld` when the lock is not free within ``wait`` seconds.
+    """
+    path = os.path.join(store, LOCK_FILE)
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fd = os.open(path, os.O_RDONLY | (os.O_CREAT if create else 0), 0o644)
+        except FileNotFoundError:
+            yield read_lease(store)
+            return
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+                    break
+                except OSError as err:
+                    if err.errno not in (errno.EAGAIN, errno.EACCES):
+                        raise
+                    if time.monotonic() > deadline:
+                        raise LeaseHeld(
+                            f"the lease of {store!r} stays locked: its owner is in the middle of "
+                            "writing (a stopped process keeps it until it continues)"
+                        ) from None
+                    time.sleep(0.005)
+            try:
+                same = os.fstat(fd).st_ino == os.stat(path).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:
+                continue  # the store was replaced while we waited: lock the new lock file
+            yield read_lease(store)
+            return
+        finally:
+            os.close(fd)  # releases the lock
+
+
+@contextlib.contextmanager
+def writing(store: str, run_id: str, *, wait: float = 120.0) -> Iterator[None]:
+    """Write inside this block only while the store's lease names ``run_id`` (shared lock).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> lease = Lease(d, seconds=60); lease.acquire()
+    >>> with writing(d, lease.run_id):
+    ...     pass  # write the chunk here
+    """
+    with _locked(store, exclusive=False, wait=wait) as lease:
+        _require_owner(store, run_id, lease)
+        yield
+
+
 def _write_lease(store: str, lease: dict[str, Any]) -> None:
     # Temporary file then rename: a reader sees the old lease or the new one, never half.
     path = _lease_path(store)
     tmp = f"{path}.{uuid.uuid4().hex}.partial"
-    with open(tmp, "w") as f:
-        json.dump(lease, f)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            json.dump(lease, f)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):  # a full disk must not leave the temporary behind
+            os.unlink(tmp)
+        raise
 
 
 def _start_ticks(pid: int) -> str | None:
@@ -132,7 +221,10 @@ def check_owner(store: str, run_id: str) -> None:
     ...
     daskgrad.lease.LeaseLost: ...
     """
-    lease = read_lease(store)
+    _require_owner(store, run_id, read_lease(store))
+
+
+def _require_owner(store: str, run_id: str, lease: dict[str, Any] | None) -> None:
     if lease is None or lease.get("owner") != run_id:
         who = "nobody (the store was replaced)" if lease is None else describe(lease)
         raise LeaseLost(
@@ -190,27 +282,44 @@ class Lease:
                 "finish, or, if it is stopped for good, until its lease expires"
             )
 
-    def acquire(self) -> None:
-        """Take the store (after :meth:`check_free`); the store directory must exist."""
-        self.check_free()
-        _write_lease(self.store, self._record())
+    def acquire(self, *, wait: float | None = None) -> None:
+        """Take the store; the store directory must exist.
+
+        Under the exclusive lock, so a previous owner frozen in the middle of a chunk write or
+        a renewal (holding the shared lock) keeps the store until it moves again; after
+        ``wait`` seconds (default: the lease's duration, at most 10 s) this raises LeaseHeld.
+        """
+        wait = min(10.0, self.seconds) if wait is None else wait
+        with _locked(self.store, exclusive=True, wait=wait, create=True) as lease:
+            if lease is not None and lease.get("owner") != self.run_id and _is_live(lease, time.time()):
+                raise LeaseHeld(
+                    f"the output {self.store!r} is in use by {describe(lease)}; wait for it "
+                    "to finish, or, if it is stopped for good, until its lease expires"
+                )
+            _write_lease(self.store, self._record())
         self.held = True
 
     def renew(self) -> bool:
-        """Push the expiry on; False (and :attr:`lost` set) if someone else owns the store now."""
-        lease = read_lease(self.store)
-        if lease is None or lease.get("owner") != self.run_id:
-            self.lost = describe(lease) if lease else "the store was replaced"
-            return False
-        _write_lease(self.store, self._record())
+        """Push the expiry on; False (and :attr:`lost` set) if someone else owns the store now.
+
+        Under the shared lock, like a block write: this run's own writers do not hold it up,
+        and a takeover (exclusive) cannot slip in between the check and the new lease.
+        """
+        with _locked(self.store, exclusive=False, wait=self.seconds) as lease:
+            if lease is None or lease.get("owner") != self.run_id:
+                self.lost = describe(lease) if lease else "the store was replaced"
+                return False
+            _write_lease(self.store, self._record())
         return True
 
     def _renew_loop(self) -> None:
         while not self._stop.wait(self.seconds / 3):
             try:
                 if not self.renew():
-                    log.error("lost the lease on %s to %s", self.store, self.lost)
+                    log.info("lost the lease on %s to %s", self.store, self.lost)
                     return
+            except LeaseHeld as err:  # a takeover holds the lock: the next renewal tells
+                log.info("could not renew the lease on %s: %s", self.store, err)
             except OSError as err:  # a full or flaky disk: try again next period
                 log.warning("could not renew the lease on %s: %s", self.store, err)
 
@@ -231,9 +340,12 @@ class Lease:
         if not self.held:
             return
         self.held = False
-        lease = read_lease(self.store)
-        if lease is not None and lease.get("owner") == self.run_id:
-            try:
-                _write_lease(self.store, self._record(released=True, expires=time.time()))
-            except OSError as err:
-                log.warning("could not release the lease on %s: %s", self.store, err)
+        try:
+            with _locked(self.store, exclusive=False, wait=10.0) as lease:
+                if lease is not None and lease.get("owner") == self.run_id:
+                    try:
+                        _write_lease(self.store, self._record(released=True, expires=time.time()))
+                    except OSError:  # a full disk: no lease at all is free as well
+                        os.unlink(_lease_path(self.store))
+        except (OSError, LeaseHeld) as err:
+            log.warning("could not release the lease on %s: %s", self.store, err)

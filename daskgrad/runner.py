@@ -438,6 +438,8 @@ def prepare_store(
         exists = False
     if not exists:
         p.store_id = uuid.uuid4().hex
+        if replace:
+            _take(p, lease)  # the old store's owner is locked out before anything is deleted
         try:
             _create_store(p, replace=replace)
         except Exception as err:

@@ -153,9 +153,9 @@ def write_block(
 
     ``token`` identifies the store's layout and the writer: the runner passes
     ``"<fingerprint>:<run id>"`` (see :func:`write_token`); the opened array is reused by the
-    writes of the same token. With a run id, the store's lease must still name that run, checked
-    just before the write, so a stalled run that another run took the store from never writes
-    into it (:mod:`daskgrad.lease`). Without a token the array is opened anew and not checked.
+    writes of the same token. With a run id, the store's lease must name that run, and stays
+    locked (shared) until the chunk is written, so a stalled run that another run took the store
+    from never writes into it (:mod:`daskgrad.lease`). Without a token the array is opened anew and not checked.
     """
     if hasattr(block, "get") and type(block).__module__.startswith("cupy"):
         block = block.get()
@@ -165,11 +165,13 @@ def write_block(
         else _open_for_write_cached(store, variable, token)
     )
     run_id = _run_id(token)
-    if run_id is not None and _local_path(store) is not None:
-        from daskgrad.lease import check_owner
+    if run_id is None or _local_path(store) is None:
+        array[region] = block
+    else:
+        from daskgrad.lease import writing
 
-        check_owner(store, run_id)
-    array[region] = block
+        with writing(store, run_id):  # the lease is this run's until the chunk is written
+            array[region] = block
     return int(block.nbytes)
 
 
@@ -252,7 +254,7 @@ def finalize(store: str, variables: Iterable[str], expected: dict[str, set]) -> 
         # zarr warns that v3 has no consolidated metadata in its spec yet; daskgrad consolidates
         # on purpose (once, last) so readers open the store fast.
         warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
-        # The run's lease file (daskgrad.lease.json) sits beside the arrays; it is not a node.
-        warnings.filterwarnings("ignore", message="Object at daskgrad.lease.json is not recognized")
+        # The run's lease files (daskgrad.lease.*) sit beside the arrays; they are not nodes.
+        warnings.filterwarnings("ignore", message="Object at daskgrad.lease.")
         zarr.consolidate_metadata(store)
     set_state(store, consolidated=True, complete=True, state="complete")

@@ -362,7 +362,7 @@ def private_grid(tmp_path) -> tuple[Path, np.ndarray]:
 
 
 def test_corrupted_input_chunk(private_grid, tmp_path, figures):
-    """An input chunk file overwritten with garbage => exit 1, the error names the variable and the chunk, nothing marked complete; with the chunk restored, resume completes."""
+    """An input chunk file overwritten with garbage => exit 1, the error names the variable and the chunk, nothing marked complete; with the chunk restored the input has changed, so resume is refused (exit 2) and overwrite completes."""
     inp, values = private_grid
     chunk = inp / "a" / "c" / "3" / "5"
     original = chunk.read_bytes()
@@ -382,8 +382,12 @@ def test_corrupted_input_chunk(private_grid, tmp_path, figures):
     assert state["complete"] is False and state["state"] == "stopped"
 
     chunk.write_bytes(original)
+    # The input the store was begun from is not the input now (issue #13): no resume.
     resumed = invoke("run", "--no-progress", config, "--set", "output.mode=resume")
-    assert resumed.exit_code == 0, resumed.output
+    assert resumed.exit_code == 2, resumed.output
+    assert "the input changed since the store was created" in resumed.stderr
+    again = invoke("run", "--no-progress", config, "--set", "output.mode=overwrite")
+    assert again.exit_code == 0, again.output
     assert_same_bits(out, grid_reference(values))
     figures(f"error line: {lines[0][:80]}...")
 
@@ -480,7 +484,8 @@ def test_full_disk_before_the_store_exists(tmp_path, figures):
         assert result.exit_code == 1, result.output
         assert stderr_lines(result.stderr) == [
             f"error: could not create the output store {str(out)!r}: the disk is full ([Errno 28] "
-            f"No space left on device); it holds no block yet: delete {str(out)!r}, then run again"
+            "No space left on device); it holds no block yet: fix that, then run again with "
+            "--set output.mode=overwrite"
         ]
     finally:
         _umount(disk)

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import json
 import logging
 import os
@@ -43,6 +42,11 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # not POSIX (Windows): the lease still works, without the write fence
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = [
     "LEASE_FILE",
@@ -98,6 +102,9 @@ def _locked(
     """
     path = os.path.join(store, LOCK_FILE)
     deadline = time.monotonic() + wait
+    if fcntl is None:
+        yield read_lease(store)
+        return
     while True:
         try:
             fd = os.open(path, os.O_RDONLY | (os.O_CREAT if create else 0), 0o644)

@@ -504,15 +504,15 @@ def _open_jobqueue(cfg: Any, extra_env: Mapping[str, str] | None) -> Iterator[di
     kind = _kind(cfg)
     kwargs = jobqueue_kwargs(cfg, extra_env=extra_env)  # validates before anything starts
     cluster_cls = _jobqueue_cluster_class(kind)
+    jq = _jobqueue_section(cfg, kind)
     submit = _SUBMIT_COMMANDS[kind]
-    if shutil.which(submit) is None:
+    if getattr(jq, "jobs", None) != 0 and shutil.which(submit) is None:
         # dask-jobqueue would start a scheduler, fail to submit in a background task (two
-        # tracebacks) and wait for workers forever.
+        # tracebacks) and wait for workers forever. (0 jobs submits nothing.)
         raise ValueError(
             f"cluster.kind: {kind} submits worker jobs with {submit!r}, which is not on PATH "
             "here; run daskgrad on a login node of the cluster, or use kind: local"
         )
-    jq = _jobqueue_section(cfg, kind)
     dashboard = bool(getattr(cfg, "dashboard", False))
     # The scheduler must face the compute nodes (pick the network with jobqueue.interface), but
     # its HTTP server need not: with dashboard_address None distributed still serves its

@@ -332,7 +332,8 @@ class InputConfig(BaseModel):
     def resolved_engine(self) -> Literal["zarr", "netcdf"]:
         """The engine to use: ``engine`` if given, else guessed from ``path``.
 
-        A path ending in ``.zarr`` (a trailing ``/`` ignored) is zarr; a glob or a path ending in
+        A path ending in ``.zarr`` (a trailing ``/`` ignored) is zarr; a glob (a path with
+        ``*?[`` that does not exist as given) or a path ending in
         ``.nc``, ``.nc4``, ``.cdf``, ``.netcdf``, ``.h5`` or ``.hdf5`` is netCDF; anything else is
         zarr (a zarr store is usually a directory with no suffix).
         """
@@ -341,7 +342,8 @@ class InputConfig(BaseModel):
         stem = self.path.rstrip("/").lower()
         if stem.endswith(".zarr"):
             return "zarr"
-        if glob.has_magic(stem) or stem.endswith(
+        # An existing path is a name, not a glob (daskgrad.paths.resolve_input).
+        if (glob.has_magic(stem) and not os.path.exists(self.path)) or stem.endswith(
             (".nc", ".nc4", ".cdf", ".netcdf", ".h5", ".hdf5")
         ):
             return "netcdf"

@@ -11,6 +11,11 @@ the 1 GiB batch run 5% faster). The lock is taken per allocation, and the buffer
 and large. Resident memory then stays at the run's working set (it is not released between blocks); results are
 unchanged. Only the ``daskgrad run`` process and the workers it starts are tuned; importing
 daskgrad changes nothing.
+
+Examples
+--------
+>>> sorted(MALLOC_ENV)
+['MALLOC_ARENA_MAX', 'MALLOC_MMAP_THRESHOLD_', 'MALLOC_TRIM_THRESHOLD_']
 """
 
 from __future__ import annotations

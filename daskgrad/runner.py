@@ -508,8 +508,10 @@ def run(
             raise RunError(_explain(err)) from err
         peaks = {"driver": _peak_memory_here()}
         if client is not None:
-            with contextlib.suppress(Exception):  # a summary figure never fails a finished run
+            try:  # a summary figure never fails a finished run
                 peaks.update(client.run(_peak_memory_here))
+            except Exception as err:
+                log.warning("no peak memory from the workers: %s", _cause(err))
     seconds = time.perf_counter() - t0
     return RunSummary(total, todo, read, written, seconds, peaks)
 

@@ -211,14 +211,16 @@ class TileWriter:
         ids = itertools.count()
         written = 0
         last_write = time.monotonic()
-        workers = running_workers(client)
+        infos = worker_infos(client)
+        workers = _running(infos)
         refreshed = time.monotonic()
         waiting_said = False
         try:
             while queue or in_flight:
                 now = time.monotonic()
                 if now - refreshed > 1.0:
-                    workers, refreshed = running_workers(client), now
+                    infos = worker_infos(client)
+                    workers, refreshed = _running(infos), now
                 load = Counter(w for w, _ in in_flight.values())
                 for w in sorted(workers, key=lambda a: load[a]):
                     if queue and load[w] == 0:
@@ -245,7 +247,7 @@ class TileWriter:
                     last_write = now
                     progress.add(finished)
                     continue
-                if not workers:  # a job queue still starting workers is not a stall
+                if not infos:  # a job queue still starting workers is not a stall
                     if not waiting_said:
                         log.warning("waiting for workers to join the cluster")
                         waiting_said = True
@@ -267,9 +269,13 @@ def worker_infos(client: Any) -> dict[str, dict]:
         return dict(client.scheduler_info()["workers"])
 
 
+def _running(infos: Mapping[str, Mapping]) -> list[str]:
+    return sorted(a for a, w in infos.items() if w.get("status", "running") == "running")
+
+
 def running_workers(client: Any) -> list[str]:
     """Addresses of the workers that accept tasks now (not paused, not closing)."""
-    return sorted(a for a, w in worker_infos(client).items() if w.get("status", "running") == "running")
+    return _running(worker_infos(client))
 
 
 def stall_cause(client: Any, seconds: float) -> str:

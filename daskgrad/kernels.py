@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from daskgrad._compat import array_module
+from daskgrad._compat import array_module, to_numpy
 from daskgrad.spacing import BlockSpacing, EdgeRule
 
 __all__ = ["exact_reciprocal", "gradient_block", "working_dtypes"]
@@ -139,6 +139,11 @@ def _central_uniform(xp, out, prev, nxt, divisor, reciprocal=None) -> None:
 def _central_nonuniform(xp, out, prev, cur, nxt, a, b, c) -> None:
     # numpy: a*f[i-1] + b*f[i] + c*f[i+1], summed left to right, then cast to the output dtype.
     dtype = _product_dtype(np.dtype(a.dtype), np.dtype(cur.dtype))
+    if a.dtype != dtype:
+        # Weights in the product dtype up front: a mixed-dtype complex multiply on size-1 slabs
+        # rounds like numpy's scalar path, not like its array loop (observed on complex64
+        # weights with complex128 values), so no cast is left to the ufunc.
+        a, b, c = (w.astype(dtype) for w in (a, b, c))
     acc = out if dtype == out.dtype else xp.empty(out.shape, dtype)
     tmp = xp.empty(out.shape, dtype)
     xp.multiply(a, prev, out=acc)
@@ -151,15 +156,21 @@ def _central_nonuniform(xp, out, prev, cur, nxt, a, b, c) -> None:
 
 
 def _one_sided(out, points: Sequence[Any], rule: EdgeRule) -> None:
-    # Thin (one-point) slabs: plain expressions, written as numpy writes them.
+    # Thin (one-point) slabs: plain expressions, written as numpy writes them. On 1-D values
+    # numpy's ``f[0]`` is a scalar, and numpy's scalar arithmetic rounds complex products
+    # differently from its array loops, so the 1-D ends are computed on host scalars too.
+    scalar = out.ndim == 1
+    if scalar:
+        points = [to_numpy(p)[0] for p in points]
     if rule.kind == "two-point":
         lower, upper = points
         (divisor,) = rule.coeffs
-        out[...] = (upper - lower) / divisor
+        value = (upper - lower) / divisor
     else:
         a, b, c = rule.coeffs
         p0, p1, p2 = points
-        out[...] = a * p0 + b * p1 + c * p2
+        value = a * p0 + b * p1 + c * p2
+    out[...] = value
 
 
 def _quiet(xp):
@@ -235,7 +246,10 @@ def _interior(xp, out, f, axis: int, spacing: BlockSpacing) -> None:
     a, b, c = (w[1 : n - 1] for w in spacing.weights)
     if stride == 1:  # differentiating the last axis: rows of length n
         f2, out2 = f.reshape(outer, n), out.reshape(outer, n)
-        w = [xp.asarray(v) for v in (a, b, c)]
+        # Weights get every dim of the operands (as numpy's reshape gives them): broadcasting a
+        # 1-D weight into a size-1 product sends numpy's complex multiply down its scalar loop,
+        # which rounds differently from the vector loop numpy.gradient itself runs.
+        w = [xp.asarray(v).reshape(1, -1) for v in (a, b, c)]
         step = max(1, _SLAB_ELEMENTS // n)
         for r0 in range(0, outer, step):
             rows = slice(r0, min(outer, r0 + step))
@@ -243,7 +257,7 @@ def _interior(xp, out, f, axis: int, spacing: BlockSpacing) -> None:
             _central_nonuniform(xp, out2[rows, 1 : n - 1], g[:, : n - 2], g[:, 1 : n - 1], g[:, 2:], *w)
         return
     f3, out3 = f.reshape(outer, n, stride), out.reshape(outer, n, stride)
-    w = [xp.asarray(v).reshape(-1, 1) for v in (a, b, c)]
+    w = [xp.asarray(v).reshape(1, -1, 1) for v in (a, b, c)]
     if outer > 1:
         step = max(1, _SLAB_ELEMENTS // (n * stride))
         pieces = [(slice(r0, min(outer, r0 + step)), slice(None)) for r0 in range(0, outer, step)]

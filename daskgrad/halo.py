@@ -12,7 +12,10 @@ single task computing all dims would need the faces of all 2*ndim neighbours at 
 the set of blocks held in memory grow with the array's cross-section: measured, not guessed.)
 
 For a 3-D array differentiated along all dims that is 1 read + at most 3 face tasks + 3 kernel
-tasks = 7 tasks per input chunk. This is the only module that builds graph code.
+tasks = 7 tasks per input chunk. A dask coordinate adds one task per axis (not per chunk): it
+checks the coordinate and takes numpy's uniform/non-uniform decision over the whole axis, and the
+axis's kernel tasks read their spacing from it, so nothing is computed when the graph is built.
+This is the only module that builds graph code.
 """
 
 from __future__ import annotations

@@ -134,9 +134,13 @@ class AxisSpacing:
 
 
 def _check_scalar_step(step: Any, label: str) -> Any:
-    """Refuse steps that can only give inf/NaN; return the step unchanged otherwise."""
-    if is_cupy_array(step):
-        step = step.get()[()]
+    """Refuse steps that can only give inf/NaN; return the step otherwise.
+
+    A 0-d array becomes the numpy scalar of its dtype: numpy promotes both alike (strong), and
+    the kernels key their operation dtypes on the step's type.
+    """
+    if isinstance(step, np.ndarray) or is_cupy_array(step) or _is_dask_array(step):
+        step = to_numpy(step)[()]  # a dask step here belongs to numpy values: computed
     try:
         value = np.asarray(step)
         finite = bool(np.isfinite(value))
@@ -354,7 +358,7 @@ class LazyAxisSpacing:
     spec
         Axis, size, edge order, label and periodicity (everything but the coordinate).
     coord
-        The 1-D dask coordinate.
+        The 1-D dask coordinate (or a 0-d dask step).
     """
 
     spec: _SpacingSpec
@@ -392,11 +396,16 @@ class LazyAxisSpacing:
 
 
 def resolve_lazy_spacing(spec: _SpacingSpec, *chunks: Any) -> AxisSpacing:
-    """The :class:`AxisSpacing` of a dask coordinate, from its computed chunks (a graph task).
+    """The :class:`AxisSpacing` of a dask coordinate (or 0-d step), from its computed chunks.
 
-    Raises the errors :func:`axis_spacing` raises for a bad coordinate, naming the dim, at
-    compute time.
+    A graph task. Raises the errors :func:`axis_spacing` raises for a bad coordinate or step,
+    naming the dim, at compute time.
     """
+    if len(chunks) == 1 and np.ndim(chunks[0]) == 0:  # a 0-d dask step
+        return axis_spacing(
+            to_numpy(chunks[0]), axis=spec.axis, size=spec.size, edge_order=spec.edge_order,
+            label=spec.label, periodic=spec.periodic, period=spec.period,
+        )
     coord = np.concatenate([np.atleast_1d(to_numpy(c)) for c in chunks])
     return _coordinate_spacing(coord, spec)
 
@@ -409,7 +418,8 @@ def _lazy_axis_spacing(
     coord: Any, axis: int, size: int, edge_order: int, label: str
 ) -> LazyAxisSpacing:
     spec = _SpacingSpec(axis, size, edge_order, label)
-    _check_coordinate_shape(coord.shape, spec)  # metadata only: nothing is computed
+    if coord.ndim:  # metadata only: nothing is computed
+        _check_coordinate_shape(coord.shape, spec)
     _check_coordinate_dtype(np.dtype(coord.dtype), label)
     return LazyAxisSpacing(spec, coord)
 
@@ -458,7 +468,7 @@ def normalize_spacing(
         )
     records: list[AxisSpacing | LazyAxisSpacing] = []
     for entry, axis in zip(entries, axes):
-        if lazy and _is_dask_array(entry) and entry.ndim > 0:
+        if lazy and _is_dask_array(entry):
             if shape[axis] < edge_order + 1:  # the same error as for every other form
                 axis_spacing(None, axis=axis, size=shape[axis], edge_order=edge_order)
             records.append(

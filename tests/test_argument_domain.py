@@ -247,3 +247,35 @@ def test_dask_coordinate_with_numpy_values_gives_numpy_output(rng):
         (got,) = daskgrad.gradient(x, spacing=[da.from_array(coord, chunks=4)], dim=0)
     assert isinstance(got, np.ndarray)
     assert_bitwise_equal(got, numpy_reference(x, [coord], 0)[0])
+
+
+def test_zero_dimensional_dask_step_stays_lazy(rng):
+    x = rng.standard_normal((6, 5)).astype(np.float32)
+    for step in (np.float32(0.3), np.float64(0.25), 2):
+        meta = np.empty((), np.asarray(step).dtype)
+        counter = _Counter()
+        lazy_step = da.from_array(np.asarray(step), chunks=()).map_blocks(counter, dtype=meta.dtype, meta=meta)
+        for spacing in (lazy_step, [lazy_step, 1.0]):
+            grads = daskgrad.gradient(da.from_array(x, chunks=2), spacing=spacing, edge_order=2)
+            assert counter.calls == 0
+            host = np.asarray(step)  # numpy's form of the computed dask step: a 0-d array
+            expected = numpy_reference(x, [host, host if not isinstance(spacing, list) else 1.0], None, 2)
+            for g, e in zip(dask.compute(*grads, scheduler="sync"), expected):
+                assert_bitwise_equal(g, e)
+            counter.calls = 0
+    # A 0-d numpy array is used as numpy uses it.
+    for e, g in zip(numpy_reference(x, [np.array(np.float32(0.3))] * 2), daskgrad.gradient(x, spacing=np.array(np.float32(0.3)))):
+        assert_bitwise_equal(g, e)
+    bad = da.from_array(np.array(0.0), chunks=())
+    (g,) = daskgrad.gradient(da.from_array(x, chunks=2), spacing=[bad], dim=0)
+    with pytest.raises(ValueError, match="spacing for dim 0 must be a finite, non-zero step"):
+        g.compute(scheduler="sync")
+
+
+def test_zero_dimensional_dask_step_with_numpy_values(rng):
+    x = rng.standard_normal((6, 5)).astype(np.float32)
+    step = da.from_array(np.array(np.float32(0.3)), chunks=())
+    expected = numpy_reference(x, [np.array(np.float32(0.3))] * 2)
+    for g, e in zip(daskgrad.gradient(x, spacing=step), expected):
+        assert isinstance(g, np.ndarray)
+        assert_bitwise_equal(g, e)

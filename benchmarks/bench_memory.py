@@ -185,8 +185,8 @@ def plot(rows: dict, budget: int) -> None:
     fig, ax = plt.subplots(figsize=(7, 4))
     sizes = {case: np.prod(BASE) * np.prod(CASES[case]) * 4 / 2**20 for case in rows}
     for contender in CONTENDERS:
-        for case, figures in rows.items():
-            pass
+        if contender not in next(iter(rows.values())):
+            continue
         xs = [sizes[c] for c in rows]
         ys = [rows[c][contender]["peak"] / 2**20 for c in rows]
         ax.plot(xs, ys, "o", label=contender)

@@ -22,6 +22,7 @@ import pytest
 import xarray as xr
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from runner_helpers import assert_store_equals, make_config, reference, write_config, write_input
 
 from daskgrad import store as zstore
 from daskgrad.budget import BlockCost, WorkerMemory
@@ -29,7 +30,6 @@ from daskgrad.runner import plan
 from daskgrad.schedule import tile_plans, tiles_to_write
 from daskgrad.tiles import TilePlan, choose_box, extra_reads
 from daskgrad.writer import TileWriter, subgraph
-from runner_helpers import assert_store_equals, make_config, reference, write_config, write_input
 
 # -- the tiling, exactly ---------------------------------------------------------------------
 

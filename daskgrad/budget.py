@@ -3,14 +3,14 @@
 A worker (a distributed worker process, or this process under ``kind: threads``) holds, at its
 peak:
 
-* its resting memory: the interpreter with numpy, dask, zarr and xarray imported (measured:
-  115 MiB for a fresh worker process after those imports; 190 MiB is assumed unless more is
-  measured, to leave room for codec buffers, thread stacks and the task graph);
+* its resting memory: the interpreter with numpy, dask, zarr and xarray imported, measured on
+  each worker once it has imported them (115-125 MiB here), plus :data:`SLACK` for allocator
+  slack, codec buffers and the graph in flight; before a worker exists (``validate``), 150 MiB;
 * per thread, the block it is working on: the input block, its outputs until they are written,
   and the compressed copy of one output (:attr:`BlockCost.per_thread`);
 * the input blocks of the tile it is computing that are read but not yet finished: at most the
   tile's own blocks (blocks that only border the tile are read for their faces and freed at
-  once, so they never add up).
+  once, so they never add up), and in a streamed column the plane handed to the next tile.
 
 Tiles are sized so that the sum stays below a fraction of the worker's limit: below
 distributed's pause threshold (80 %) for a worker, below the budget itself for threads.
@@ -26,21 +26,28 @@ from typing import Any
 
 __all__ = [
     "PROCESS_BASELINE",
+    "SLACK",
     "THREADS_FRACTION",
     "WORKER_FRACTION",
     "BlockCost",
     "WorkerMemory",
     "configured_worker",
     "measured_worker",
+    "resident_here",
     "size_text",
+    "warmed_resident",
 ]
 
-PROCESS_BASELINE = 190 * 2**20
-"""Resident memory assumed for a worker process before it runs anything (see the module doc)."""
+PROCESS_BASELINE = 150 * 2**20
+"""Resident memory assumed for a worker process that has not been measured (see the module doc)."""
 
-WORKER_FRACTION = 0.7
+SLACK = 32 * 2**20
+"""Added to a measured resting memory: allocator slack, codec buffers, the graph in flight."""
+
+WORKER_FRACTION = 0.6
 """Share of a distributed worker's ``memory_limit`` a tile may fill: distributed pauses a worker
-at 80 % (and restarts it at 95 %); the margin absorbs allocator slack and codec buffers."""
+at 80 % (and restarts it at 95 %); the margin absorbs allocator slack and codec buffers.
+Measured: workers of 300 MiB planned to 70 % peaked at 71 %, a thin margin below the pause."""
 
 THREADS_FRACTION = 0.85
 """Share of a ``kind: threads`` budget a tile may fill: the budget caps the whole process."""
@@ -154,10 +161,27 @@ def _machine_memory() -> int:
     return int(psutil.virtual_memory().total)
 
 
-def _resident_here() -> int:
+def resident_here() -> int:
+    """This process's resident memory in bytes."""
     import psutil
 
     return int(psutil.Process().memory_info().rss)
+
+
+def warmed_resident() -> int:
+    """Resident memory of a worker once it has imported what a block task imports.
+
+    Run on every worker (``client.run``) before sizing tiles: a fresh worker has not imported
+    zarr, xarray and daskgrad yet, so its resting memory would read 50 MiB too low.
+    """
+    import numcodecs  # noqa: F401  (the codecs a chunk write loads)
+    import xarray  # noqa: F401
+    import zarr  # noqa: F401
+
+    import daskgrad.halo
+    import daskgrad.store  # noqa: F401
+
+    return resident_here()
 
 
 def configured_worker(cluster: Any) -> WorkerMemory | None:
@@ -174,7 +198,7 @@ def configured_worker(cluster: Any) -> WorkerMemory | None:
     >>> from types import SimpleNamespace as NS
     >>> w = configured_worker(NS(kind="local", memory_limit="2GiB", threads_per_worker=2, jobqueue=None))
     >>> (w.limit, w.threads, w.fraction)
-    (2147483648, 2, 0.7)
+    (2147483648, 2, 0.6)
     """
     from dask.utils import parse_bytes
 
@@ -186,7 +210,7 @@ def configured_worker(cluster: Any) -> WorkerMemory | None:
             else int(parse_bytes(cluster.memory_limit))
         )
         threads = cluster.n_workers * cluster.threads_per_worker
-        return WorkerMemory(limit, threads, _resident_here(), THREADS_FRACTION)
+        return WorkerMemory(limit, threads, resident_here() + SLACK, THREADS_FRACTION)
     if kind == "local" and cluster.memory_limit != "auto":
         limit = int(parse_bytes(cluster.memory_limit))
         return WorkerMemory(limit, cluster.threads_per_worker, PROCESS_BASELINE, WORKER_FRACTION)
@@ -199,12 +223,15 @@ def configured_worker(cluster: Any) -> WorkerMemory | None:
     return None
 
 
-def measured_worker(infos: Mapping[str, Mapping[str, Any]]) -> WorkerMemory | None:
+def measured_worker(
+    infos: Mapping[str, Mapping[str, Any]], resident: Mapping[str, int] | None = None
+) -> WorkerMemory | None:
     """The tightest worker of a running cluster, from the scheduler's worker records.
 
     The smallest ``memory_limit`` (a worker without one counts its host's memory shared by the
-    workers there), the most threads, and the largest resident memory seen (at least
-    :data:`PROCESS_BASELINE`). None when no worker has joined yet.
+    workers there), the most threads, and as resting memory the largest of ``resident``
+    (:func:`warmed_resident` on each worker) plus :data:`SLACK`; without it, the scheduler's
+    figure, at least :data:`PROCESS_BASELINE`. None when no worker has joined yet.
 
     Examples
     --------
@@ -224,5 +251,9 @@ def measured_worker(infos: Mapping[str, Mapping[str, Any]]) -> WorkerMemory | No
         limit = int(w.get("memory_limit") or 0)
         limits.append(limit or _machine_memory() // max(1, hosts[str(w.get("host", ""))]))
     threads = max(int(w.get("nthreads") or 1) for w in infos.values())
-    resident = max(int((w.get("metrics") or {}).get("memory") or 0) for w in infos.values())
-    return WorkerMemory(min(limits), threads, max(PROCESS_BASELINE, resident), WORKER_FRACTION)
+    if resident:
+        baseline = max(resident.values()) + SLACK
+    else:
+        seen = max(int((w.get("metrics") or {}).get("memory") or 0) for w in infos.values())
+        baseline = max(PROCESS_BASELINE, seen)
+    return WorkerMemory(min(limits), threads, baseline, WORKER_FRACTION)

@@ -39,6 +39,7 @@ from daskgrad.budget import (
     WorkerMemory,
     configured_worker,
     measured_worker,
+    warmed_resident,
 )
 from daskgrad.config import ConfigError, RunConfig
 from daskgrad.inputs import absent_chunks, open_input
@@ -419,7 +420,10 @@ def worker_for_run(p: Plan, client: Any) -> WorkerMemory:
     cfg = p.config
     worker = None
     if client is not None:
-        worker = measured_worker(worker_infos(client))
+        resident = None
+        with contextlib.suppress(Exception):  # without it, the scheduler's figures serve
+            resident = client.run(warmed_resident)
+        worker = measured_worker(worker_infos(client), resident)
     if worker is None:
         worker = configured_worker(cfg.cluster)
     if worker is None:  # a cluster without workers yet and nothing configured: assume 4 GiB

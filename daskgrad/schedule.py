@@ -17,7 +17,7 @@ import xarray as xr
 
 from daskgrad.budget import BlockCost, WorkerMemory
 from daskgrad.store import chunk_grid
-from daskgrad.tiles import TilePlan, choose_box
+from daskgrad.tiles import TilePlan, choose_plan
 from daskgrad.writer import Tile
 
 __all__ = ["Group", "group_of", "tile_plans", "tiles_to_write"]
@@ -83,7 +83,8 @@ def group_of(ds: xr.Dataset, result: xr.Dataset, vp: Any, chunk_shapes: Mapping)
 def tile_plans(groups: Sequence[Group], worker: WorkerMemory, workers: int) -> dict[str, TilePlan]:
     """Per input variable, its block grid cut into tiles that fit one worker's memory.
 
-    With several workers, at least two tiles per worker are asked for, so that none idles.
+    With several workers, at least two tiles (or columns of tiles, when streamed) per worker
+    are asked for, so that none idles.
 
     Examples
     --------
@@ -94,16 +95,16 @@ def tile_plans(groups: Sequence[Group], worker: WorkerMemory, workers: int) -> d
     >>> worker = WorkerMemory(2**30, 1, 0, 1.0)
     >>> tile_plans([g], worker, 1)["T"].box
     (4, 8)
-    >>> tile_plans([g], WorkerMemory(12 * 2**20, 1, 0, 1.0), 1)["T"].box
-    (2, 4)
+    >>> tp = tile_plans([g], WorkerMemory(12 * 2**20, 1, 0, 1.0), 1)["T"]
+    >>> tp.box, tp.stream  # slabs of 4 x 1 streamed along x: read once
+    ((4, 1), 1)
     """
     plans = {}
     for g in groups:
-        box = choose_box(
+        plans[g.source] = choose_plan(
             g.grid, g.axes, worker.capacity(g.cost), periodic=g.periodic,
-            min_tiles=2 * workers if workers > 1 else 1,
+            min_columns=2 * workers if workers > 1 else 1,
         )
-        plans[g.source] = TilePlan(g.grid, box, g.axes, g.periodic)
     return plans
 
 
@@ -122,9 +123,20 @@ def tiles_to_write(
         tp = plans[g.source]
         block_bytes = source[g.source].nbytes / max(1, int(np.prod(g.grid)))
         positions = set().union(*(missing[o] for o in g.outputs))
+        previous: tuple[Any, set] = (None, set())
         for own in tp.split(positions):
             inside = set(own)
             blocks = {o: sorted(missing[o] & inside) for o in g.outputs}
-            reads = int(tp.reads(own) * block_bytes)
-            tiles.append(Tile({o: b for o, b in blocks.items() if b}, read_bytes=reads))
+            column = tp.column(own[0])
+            needed = tp.needed(own)
+            # In a streamed column, what the previous tile read is handed over, not read again.
+            fresh = needed - previous[1] if column is not None and column == previous[0] else needed
+            previous = (column, needed)
+            tiles.append(
+                Tile(
+                    {o: b for o, b in blocks.items() if b},
+                    read_bytes=int(len(fresh) * block_bytes),
+                    column=None if column is None else (g.source, column),
+                )
+            )
     return tiles

@@ -59,17 +59,26 @@ def library_worker(client: Any) -> tuple[WorkerMemory, int]:
     """
     from dask.utils import parse_bytes
 
-    from daskgrad.budget import _machine_memory, _resident_here
+    from daskgrad.budget import SLACK, _machine_memory, resident_here
 
     if client is not None:
         infos = worker_infos(client)
-        worker = measured_worker(infos)
+        worker = measured_worker(infos, _warm(client))
         if worker is not None:
             return worker, len(infos)
     limit = dask.config.get("daskgrad.memory-limit", "auto")
     limit = _machine_memory() // 2 if limit in (None, "auto") else int(parse_bytes(limit))
     threads = int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
-    return WorkerMemory(limit, threads, _resident_here(), THREADS_FRACTION), 1
+    return WorkerMemory(limit, threads, resident_here() + SLACK, THREADS_FRACTION), 1
+
+
+def _warm(client: Any) -> dict[str, int] | None:
+    from daskgrad.budget import warmed_resident
+
+    try:
+        return dict(client.run(warmed_resident))
+    except Exception:  # a worker that cannot run it: fall back on the scheduler's figures
+        return None
 
 
 def write_gradients(obj: Any, plan: Any, result: xr.Dataset, store: Any, mode: str) -> None:

@@ -28,7 +28,7 @@ import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-__all__ = ["TilePlan", "choose_box", "extra_reads", "neighbours"]
+__all__ = ["TilePlan", "choose_box", "choose_plan", "extra_reads", "neighbours"]
 
 Index = tuple[int, ...]
 
@@ -44,7 +44,11 @@ def _cuts(n: int, b: int, periodic: bool) -> int:
 
 
 def extra_reads(
-    grid: Sequence[int], box: Sequence[int], axes: Iterable[int], periodic: Iterable[int] = ()
+    grid: Sequence[int],
+    box: Sequence[int],
+    axes: Iterable[int],
+    periodic: Iterable[int] = (),
+    stream: int | None = None,
 ) -> int:
     """Blocks read beyond the input's own when ``grid`` is cut into tiles of ``box`` blocks.
 
@@ -57,11 +61,19 @@ def extra_reads(
     8
     >>> extra_reads((4, 8), (4, 8), axes=(0, 1))  # one tile: read once
     0
+
+    Streaming along the second axis (each tile hands the plane it shares with the next tile of
+    its column over in memory), cuts along that axis are free:
+
+    >>> extra_reads((4, 8), (4, 1), axes=(0, 1), stream=1)
+    0
     """
     total = math.prod(grid)
     periodic = set(periodic)
     return sum(
-        2 * _cuts(grid[i], box[i], i in periodic) * (total // grid[i]) for i in set(axes) if grid[i]
+        2 * _cuts(grid[i], box[i], i in periodic) * (total // grid[i])
+        for i in set(axes)
+        if grid[i] and i != stream
     )
 
 
@@ -144,6 +156,58 @@ def choose_box(
     return best[-1]
 
 
+def choose_plan(
+    grid: Sequence[int],
+    axes: Iterable[int],
+    capacity: int,
+    *,
+    periodic: Iterable[int] = (),
+    min_columns: int = 1,
+) -> TilePlan:
+    """The tiling that reads least, streamed along one axis where that reads less.
+
+    A streamed tiling runs each column of tiles (the tiles that differ only along the stream
+    axis) in order on one worker, and the plane two consecutive tiles share is read once and
+    handed over in memory. A tile then holds its own blocks plus that plane, and cuts along the
+    stream axis cost nothing: thin slabs with a wide cross-section read least. Columns are the
+    unit of parallel work, so at least ``min_columns`` of them are asked for where the grid
+    allows. Without streaming, the best box of :func:`choose_box` (``min_tiles=min_columns``).
+
+    Examples
+    --------
+    The 2 x 8 x 16 grid of 16 blocks per tile again: streamed along the last axis, in slabs of
+    2 x 4 x 1 blocks (8 own, 8 handed over), only the one cut along the middle axis costs:
+
+    >>> tp = choose_plan((2, 8, 16), axes=(0, 1, 2), capacity=16)
+    >>> tp.box, tp.stream, tp.extra_reads()
+    ((2, 4, 1), 2, 64)
+    >>> choose_plan((2, 8, 16), axes=(0, 1, 2), capacity=10**6).stream is None  # it all fits
+    True
+    """
+    grid = tuple(int(n) for n in grid)
+    axes = tuple(sorted({a for a in axes if grid[a] > 0}))
+    periodic = tuple(sorted(set(periodic) & set(axes)))
+    capacity = max(1, int(capacity))
+    box = choose_box(grid, axes, capacity, periodic=periodic, min_tiles=min_columns)
+    best = TilePlan(grid, box, axes, periodic)
+    best_key = (best.extra_reads(), best.count())
+    for s in axes:
+        if s in periodic or grid[s] < 2:
+            continue
+        # The cross-section of a column, with room for its own slab and the plane handed over.
+        rest = tuple(1 if i == s else n for i, n in enumerate(grid))
+        columns_min = min(min_columns, math.prod(rest))
+        section = choose_box(rest, axes, capacity // 2, periodic=periodic, min_tiles=columns_min)
+        area = math.prod(section)
+        thickness = max(1, min(grid[s], capacity // area - 1))
+        sbox = tuple(thickness if i == s else b for i, b in enumerate(section))
+        plan = TilePlan(grid, sbox, axes, periodic, stream=s)
+        key = (plan.extra_reads(), plan.count())
+        if key < best_key:
+            best, best_key = plan, key
+    return best
+
+
 def neighbours(
     index: Index, grid: Sequence[int], axes: Iterable[int], periodic: Iterable[int] = ()
 ) -> Iterator[Index]:
@@ -187,30 +251,58 @@ class TilePlan:
     box: Index
     axes: tuple[int, ...]
     periodic: tuple[int, ...] = ()
+    stream: int | None = None
+
+    def _order(self) -> list[int]:
+        """Axes from the slowest-varying to the fastest: the stream axis last."""
+        dims = list(range(len(self.grid)))
+        if self.stream is not None:
+            dims.remove(self.stream)
+            dims.append(self.stream)
+        return dims
+
+    def count(self) -> int:
+        """Number of tiles."""
+        return math.prod(-(-n // b) for n, b in zip(self.grid, self.box) if n)
 
     def tiles(self) -> Iterator[tuple[tuple[int, int], ...]]:
-        """Each tile as ``(start, stop)`` block bounds per axis, in C order."""
+        """Each tile as ``(start, stop)`` block bounds per axis; a column's tiles in a row."""
+        order = self._order()
         starts = [range(0, n, b) if n else range(1) for n, b in zip(self.grid, self.box)]
-        for corner in itertools.product(*starts):
-            yield tuple((s, min(n, s + b)) for s, n, b in zip(corner, self.grid, self.box))
+        for corner in itertools.product(*(starts[a] for a in order)):
+            by_axis = dict(zip(order, corner))
+            yield tuple(
+                (by_axis[a], min(n, by_axis[a] + b))
+                for a, (n, b) in enumerate(zip(self.grid, self.box))
+            )
+
+    def column(self, index: Index) -> Index | None:
+        """The column of a block (its tile's corner without the stream axis), if streamed."""
+        if self.stream is None:
+            return None
+        return tuple(i // b for a, (i, b) in enumerate(zip(index, self.box)) if a != self.stream)
 
     def contains(self, tile: tuple[tuple[int, int], ...], index: Index) -> bool:
         return all(a <= i < b for i, (a, b) in zip(index, tile))
 
     def split(self, blocks: Iterable[Index]) -> list[list[Index]]:
-        """``blocks`` grouped by tile (tiles in C order, empty ones left out)."""
+        """``blocks`` grouped by tile, in the order of :meth:`tiles`; empty tiles left out."""
+        order = self._order()
         groups: dict[Index, list[Index]] = {}
         for idx in blocks:
-            corner = tuple(i // b for i, b in zip(idx, self.box))
+            corner = tuple(idx[a] // self.box[a] for a in order)
             groups.setdefault(corner, []).append(idx)
         return [sorted(groups[c]) for c in sorted(groups)]
 
-    def reads(self, own: Iterable[Index]) -> int:
-        """Blocks a tile that writes the blocks ``own`` reads: them and their bordering ones."""
+    def needed(self, own: Iterable[Index]) -> set[Index]:
+        """The blocks a tile that writes the blocks ``own`` reads: them and those bordering them."""
         own = set(own)
-        border = {n for idx in own for n in neighbours(idx, self.grid, self.axes, self.periodic)}
-        return len(own | border)
+        return own | {n for i in own for n in neighbours(i, self.grid, self.axes, self.periodic)}
+
+    def reads(self, own: Iterable[Index]) -> int:
+        """How many blocks :meth:`needed` holds."""
+        return len(self.needed(own))
 
     def extra_reads(self) -> int:
         """Blocks read beyond the input's own by the whole tiling."""
-        return extra_reads(self.grid, self.box, self.axes, self.periodic)
+        return extra_reads(self.grid, self.box, self.axes, self.periodic, self.stream)

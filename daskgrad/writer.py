@@ -10,18 +10,20 @@ the reads, faces and kernels they need. Then:
 * a distributed cluster: each worker gets one tile at a time, pinned to it (loosely: if the
   worker dies, another takes the tasks), so each worker's memory is bounded by one tile, the
   scheduler holds at most one tile's graph per worker, and faces never cross the network;
+* tiles of one column (a streamed tiling, :func:`daskgrad.tiles.choose_plan`) run in order on
+  one worker, and each hands the next what they share (the plane between them, the faces of
+  its last plane) in memory instead of having it read again;
 * a watchdog ends the run when no block has been written for ``stall_timeout`` seconds while
   workers exist (typically workers paused at distributed's memory threshold), naming the cause.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time
 import uuid
-from collections import Counter, deque
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +31,7 @@ import dask
 import dask.array as da
 import dask.core
 import dask.threaded
-from dask._task_spec import GraphNode
+from dask._task_spec import DataNode, GraphNode
 from dask.highlevelgraph import HighLevelGraph
 
 from daskgrad import store as zstore
@@ -52,12 +54,15 @@ def _dependencies(graph: Mapping, task: Any) -> Iterable[Hashable]:
     return dask.core.get_dependencies(graph, task=task)  # a legacy tuple task
 
 
-def subgraph(graph: Mapping, keys: Iterable[Hashable]) -> dict:
+def subgraph(
+    graph: Mapping, keys: Iterable[Hashable], stop: Collection[Hashable] = ()
+) -> dict:
     """The tasks that ``keys`` need, found by walking dependencies from them.
 
     The cost is proportional to the tasks found, not to ``graph``: a ``HighLevelGraph`` finds
     a key's task through its layer name in O(1). (dask's own culling intersects every layer's
-    keys: 0.2 s per call on the graph of a 1 TiB array, once per tile.)
+    keys: 0.2 s per call on the graph of a 1 TiB array, once per tile.) Keys in ``stop`` are
+    known already: neither they nor what only they need are taken.
 
     Examples
     --------
@@ -65,17 +70,28 @@ def subgraph(graph: Mapping, keys: Iterable[Hashable]) -> dict:
     >>> x = da.ones(6, chunks=2) + 1
     >>> sorted(k[1] for k in subgraph(x.dask, [(x.name, 1)]) if k[0] == x.name)
     [1]
+    >>> len(subgraph(x.dask, [(x.name, 1)], stop={(x.name, 1)}))
+    0
     """
+    return _walk(graph, keys, stop)[0]
+
+
+def _walk(graph: Mapping, keys: Iterable[Hashable], stop: Collection[Hashable]) -> tuple[dict, set]:
+    """:func:`subgraph`, and the keys of ``stop`` the walk reached."""
     out: dict = {}
+    reached: set = set()
     stack = list(keys)
     while stack:
         key = stack.pop()
-        if key in out:
+        if key in out or key in reached:
+            continue
+        if key in stop:
+            reached.add(key)
             continue
         task = graph[key]
         out[key] = task
         stack.extend(d for d in _dependencies(graph, task) if d not in out)
-    return out
+    return out, reached
 
 
 def _region(index: Index, chunk_shape: Sequence[int], shape: Sequence[int]) -> tuple[slice, ...]:
@@ -88,6 +104,7 @@ class Tile:
 
     blocks: Mapping[str, Sequence[Index]]
     read_bytes: int = 0  # input bytes it reads: its own blocks and those bordering it
+    column: Hashable | None = None  # tiles of one column run in order on one worker
 
     @property
     def count(self) -> int:
@@ -163,8 +180,7 @@ class TileWriter:
         self._name = f"daskgrad-write-{uuid.uuid4().hex}"
         self._chunks = {v: tuple(c[0] if c else 1 for c in a.chunks) for v, a in arrays.items()}
 
-    def tile_graph(self, tile: Tile) -> tuple[dict, list]:
-        """The write tasks of ``tile`` and everything they need."""
+    def _writes(self, tile: Tile) -> dict:
         writes = {}
         for v, blocks in tile.blocks.items():
             arr = self.arrays[v]
@@ -174,9 +190,28 @@ class TileWriter:
                 writes[key] = make_task(
                     key, zstore.write_block, ref((arr.name, *idx)), self.path, v, region, self.token
                 )
-        needed = subgraph(self.graph, [ref_key for t in writes.values() for ref_key in t.dependencies])
+        return writes
+
+    def tile_graph(
+        self, tile: Tile, known: Collection[Hashable] = (), following: Tile | None = None
+    ) -> tuple[dict, list, list]:
+        """The tasks of ``tile``: ``(graph, write keys, keys to hand over)``.
+
+        ``known`` are keys computed before and handed over (left out of the graph). With
+        ``following`` (the next tile of the same column), the keys to hand over are those
+        ``following`` needs that this tile computes or holds: the plane they share and the faces
+        of this tile's last plane, never more.
+        """
+        writes = self._writes(tile)
+        needed = subgraph(self.graph, _deps(writes), stop=known)
         needed.update(writes)
-        return needed, list(writes)
+        handover: list = []
+        if following is not None:
+            later = self._writes(following)
+            full = subgraph(self.graph, _deps(later))
+            shared = (set(needed) | set(known)) & set(full)
+            handover = sorted(_walk(full, _deps(later), shared)[1], key=str)
+        return needed, list(writes), handover
 
     def run(
         self,
@@ -188,6 +223,8 @@ class TileWriter:
     ) -> int:
         """Write every block of ``tiles``; returns the bytes written (uncompressed).
 
+        Consecutive tiles of one column run in order, handing over what they share.
+
         Raises
         ------
         Stalled
@@ -195,54 +232,59 @@ class TileWriter:
         """
         progress = progress or Progress(sum(t.count for t in tiles), enabled=False)
         if client is None:
-            written = 0
-            for tile in tiles:
-                dsk, keys = self.tile_graph(tile)
-                written += int(sum(dask.threaded.get(dsk, keys)))
-                progress.add(len(keys))
-            return written
+            return self._run_here(tiles, progress)
         return self._run_on_cluster(tiles, client, stall_timeout, progress)
+
+    def _run_here(self, tiles: Sequence[Tile], progress: Progress) -> int:
+        written = 0
+        held: dict = {}  # handed over by the previous tile of the column
+        for i, tile in enumerate(tiles):
+            following = _following(tiles, i)
+            dsk, writes, handover = self.tile_graph(tile, held, following)
+            for key, value in held.items():
+                dsk[key] = DataNode(key, value)
+            results = dask.threaded.get(dsk, writes + handover)
+            written += int(sum(results[: len(writes)]))
+            held = dict(zip(handover, results[len(writes) :]))
+            progress.add(len(writes))
+        return written
 
     def _run_on_cluster(
         self, tiles: Sequence[Tile], client: Any, stall_timeout: float | None, progress: Progress
     ) -> int:
-        queue = deque(tiles)
-        in_flight: dict[int, tuple[str, list]] = {}
-        ids = itertools.count()
+        columns = deque(_columns(tiles))
+        lanes: dict[str, _Lane] = {}  # per worker: its column, its tile in flight, what it holds
         written = 0
         last_write = time.monotonic()
         infos = worker_infos(client)
-        workers = _running(infos)
         refreshed = time.monotonic()
         waiting_said = False
         try:
-            while queue or in_flight:
+            while columns or any(lane.busy or lane.tiles for lane in lanes.values()):
                 now = time.monotonic()
                 if now - refreshed > 1.0:
-                    infos = worker_infos(client)
-                    workers, refreshed = _running(infos), now
-                load = Counter(w for w, _ in in_flight.values())
-                for w in sorted(workers, key=lambda a: load[a]):
-                    if queue and load[w] == 0:
-                        dsk, keys = self.tile_graph(queue.popleft())
-                        futures = client.get(
-                            dsk, keys, sync=False, workers=[w], allow_other_workers=True
-                        )
-                        in_flight[next(ids)] = (w, list(futures))
-                        load[w] += 1
+                    infos, refreshed = worker_infos(client), now
+                    for address in [a for a in lanes if a not in infos]:  # a worker died:
+                        lane = lanes.pop(address)  # its in-flight tasks run elsewhere (loose
+                        if lane.tiles:  # restrictions); the rest of its column starts anew
+                            columns.appendleft(list(lane.tiles))
+                        lane.tiles, lane.held, lane.orphaned = deque(), {}, True
+                        lanes[f"{address}#{id(lane)}"] = lane
+                for address in _running(infos):
+                    lane = lanes.setdefault(address, _Lane())
+                    if lane.writes:
+                        continue
+                    if not lane.tiles and columns:
+                        lane.tiles = deque(columns.popleft())
+                        lane.held = {}
+                    if lane.tiles:
+                        lane.submit(self, client, address)
                 finished = 0
-                for tid, (w, futures) in list(in_flight.items()):
-                    pending = []
-                    for f in futures:
-                        if f.done():
-                            written += int(f.result())  # raises the task's error, if any
-                            finished += 1
-                        else:
-                            pending.append(f)
-                    if pending:
-                        in_flight[tid] = (w, pending)
-                    else:
-                        del in_flight[tid]
+                for lane in lanes.values():
+                    done, count = lane.harvest()
+                    written += done
+                    finished += count
+                lanes = {a: lane for a, lane in lanes.items() if not (lane.orphaned and not lane.busy)}
                 if finished:
                     last_write = now
                     progress.add(finished)
@@ -256,9 +298,77 @@ class TileWriter:
                     raise Stalled(stall_cause(client, now - last_write))
                 time.sleep(0.02)
         finally:
-            for _, futures in in_flight.values():
-                client.cancel(futures)
+            for lane in lanes.values():
+                lane.cancel(client)
         return written
+
+
+def _deps(writes: Mapping) -> list:
+    return [key for task in writes.values() for key in task.dependencies]
+
+
+def _following(tiles: Sequence[Tile], i: int) -> Tile | None:
+    """The next tile if it continues the same column."""
+    if i + 1 < len(tiles) and tiles[i].column is not None and tiles[i + 1].column == tiles[i].column:
+        return tiles[i + 1]
+    return None
+
+
+def _columns(tiles: Sequence[Tile]) -> list[list[Tile]]:
+    """Runs of consecutive tiles of one column (a tile without column is a column alone)."""
+    out: list[list[Tile]] = []
+    for i, tile in enumerate(tiles):
+        if i and tile.column is not None and tile.column == tiles[i - 1].column:
+            out[-1].append(tile)
+        else:
+            out.append([tile])
+    return out
+
+
+@dataclass
+class _Lane:
+    """One worker's column: the tiles left, the writes in flight, the futures handed over."""
+
+    tiles: deque = field(default_factory=deque)
+    writes: list = field(default_factory=list)
+    held: dict = field(default_factory=dict)
+    incoming: dict = field(default_factory=dict)
+    orphaned: bool = False
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.writes)
+
+    def submit(self, writer: TileWriter, client: Any, address: str) -> None:
+        tile = self.tiles.popleft()
+        following = self.tiles[0] if self.tiles else None
+        dsk, writes, handover = writer.tile_graph(tile, self.held, following)
+        futures = client.get(
+            dsk, writes + handover, sync=False, workers=[address], allow_other_workers=True
+        )
+        self.writes = list(futures[: len(writes)])
+        # The graph just sent refers to what was held; the scheduler keeps it for that graph.
+        self.held = {}
+        self.incoming = dict(zip(handover, futures[len(writes) :]))
+
+    def harvest(self) -> tuple[int, int]:
+        """Bytes and blocks written since the last call; raises a failed task's error."""
+        pending, written, count = [], 0, 0
+        for f in self.writes:
+            if f.done():
+                written += int(f.result())
+                count += 1
+            else:
+                pending.append(f)
+        self.writes = pending
+        if not pending and self.incoming:
+            self.held, self.incoming = self.incoming, {}
+        return written, count
+
+    def cancel(self, client: Any) -> None:
+        for futures in (self.writes, list(self.held.values()), list(self.incoming.values())):
+            if futures:
+                client.cancel(futures)
 
 
 def worker_infos(client: Any) -> dict[str, dict]:

@@ -26,6 +26,9 @@ BENCHMARKS = [
     ("Planning a 1 TiB array", "bench_planning.py", [], []),
     ("Bytes moved between workers", "bench_transfer.py", [], []),
     ("Time against array size", "bench_scaling.py", [], ["--sizes-mib", "32", "64", "--repeat", "1"]),
+    ("Peak memory against array size, grown along each dim", "bench_memory.py", ["--cluster"],
+     ["--cases", "base", "z", "--no-plot"]),
+    ("A run at scale, on paper", "scale_estimate.py", [], []),
 ]
 
 
@@ -54,7 +57,11 @@ def main() -> None:
         "machine are noisy: compare contenders as ratios within one run.\n"
     )
     if not args.quick:
-        DOCS.write_text(header + "\n" + "\n".join(sections) + "\n![time against size](benchmark_scaling.png)\n")
+        DOCS.write_text(
+            header + "\n" + "\n".join(sections)
+            + "\n![time against size](benchmark_scaling.png)\n"
+            + "\n![peak memory against size](benchmark_memory.png)\n"
+        )
         print(f"\nwrote {DOCS}")
 
 

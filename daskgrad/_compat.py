@@ -19,21 +19,31 @@ def is_cupy_array(x: Any) -> bool:
 
 
 def array_module(x: Any) -> ModuleType:
-    """The array module (``numpy`` or ``cupy``) that owns ``x``.
+    """The array module that owns ``x``: ``numpy``, ``cupy``, or ``x.__array_namespace__()``.
 
     The kernels take their module from the data, never from a flag, so a dask array of CuPy
-    chunks runs on the GPU with no extra argument.
+    chunks runs on the GPU with no extra argument. numpy and CuPy are recognised first (no
+    method call on the hot path); any other array of the Array API standard (such as
+    ``array_api_strict``) gives its own namespace; anything else is taken as numpy.
 
     Examples
     --------
     >>> import numpy as np
     >>> array_module(np.zeros(3)) is np
     True
+    >>> import array_api_strict
+    >>> array_module(array_api_strict.zeros(3)) is array_api_strict
+    True
     """
+    if isinstance(x, (np.ndarray, np.generic)):
+        return np
     if is_cupy_array(x):
         import cupy
 
         return cupy
+    namespace = getattr(x, "__array_namespace__", None)
+    if namespace is not None:
+        return namespace()
     return np
 
 

@@ -45,6 +45,7 @@ __all__ = [
     "GradAccessor",
     "GradientField",
     "GradientPlan",
+    "build_gradients",
     "compute_gradients",
     "gradients_to_zarr",
     "lazy_gradients",
@@ -471,7 +472,19 @@ def _apply_metric(values: Any, field: GradientField, x: xr.DataArray, plan: Grad
     return values
 
 
-def _build(obj: XarrayObject, plan: GradientPlan, numpy_chunks: bool = False) -> xr.Dataset:
+def build_gradients(obj: XarrayObject, plan: GradientPlan, numpy_chunks: bool = False) -> xr.Dataset:
+    """The gradient fields that ``plan`` describes, lazy where ``obj`` is dask-backed.
+
+    ``numpy_chunks`` cuts numpy-backed variables into dask's ``"auto"`` chunks first (for
+    writing block by block).
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> a = xr.DataArray(np.array([0.0, 1.0, 4.0]), dims="x", name="f")
+    >>> build_gradients(a, plan_gradients(a))["df_dx"].values
+    array([1., 2., 3.])
+    """
     out: dict[Hashable, xr.DataArray] = {}
     for vp in plan.variables:
         x = obj if vp.key is None else obj[vp.key]
@@ -528,7 +541,7 @@ def lazy_gradients(
         radius=radius,
         name=name,
     )
-    return _build(obj, plan)
+    return build_gradients(obj, plan)
 
 
 def compute_gradients(obj: XarrayObject, dim: Dims = None, **kwargs: Any) -> xr.Dataset:
@@ -565,11 +578,13 @@ def gradients_to_zarr(
     mode: Literal["w-", "w"] = "w-",
     **kwargs: Any,
 ) -> None:
-    """Write the gradient fields of ``obj`` to a zarr store, block by block.
+    """Write the gradient fields of ``obj`` to a zarr store, block by block, in bounded memory.
 
-    Each zarr chunk is one dask block and is written by one task. Irregular dask chunks are
-    first rechunked to a regular grid (values unchanged); a numpy-backed input is cut into
-    dask's ``"auto"`` chunks. See :meth:`GradAccessor.to_zarr` for the arguments.
+    Each zarr chunk is one dask block and is written by one task, tile by tile within the
+    memory of the workers (or of ``dask.config`` ``daskgrad.memory-limit`` on threads; see
+    :mod:`daskgrad.stream`). Irregular dask chunks are first rechunked to a regular grid
+    (values unchanged); a numpy-backed input is cut into dask's ``"auto"`` chunks. See
+    :meth:`GradAccessor.to_zarr` for the arguments.
 
     Examples
     --------
@@ -585,11 +600,13 @@ def gradients_to_zarr(
         raise ValueError(
             f"mode must be 'w-' (refuse an existing store) or 'w' (overwrite it); got {mode!r}"
         )
+    from daskgrad.stream import write_gradients
+
     plan = plan_gradients(obj, dim, **kwargs)
-    result = _build(obj, plan, numpy_chunks=True).drop_encoding()
+    result = build_gradients(obj, plan, numpy_chunks=True).drop_encoding()
     for v in list(result.data_vars):
         result[v] = result[v].copy(data=_regular(result[v].data))
-    result.to_zarr(store, mode=mode, compute=True)
+    write_gradients(obj, plan, result, store, mode)
 
 
 # -- the accessor -----------------------------------------------------------------------------

@@ -3,6 +3,12 @@
 Exit status: 0 done; 2 a bad config or usage (one line naming the file, the key and the
 problem, no traceback); 1 a failure while running (the output stays resumable); 130 stopped
 with Ctrl-C (also resumable).
+
+Examples
+--------
+>>> from click.testing import CliRunner
+>>> CliRunner().invoke(main, ["--version"]).output.startswith("daskgrad, version ")
+True
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import dask
 
-from daskgrad._malloc import MALLOC_ENV
+from daskgrad._malloc import malloc_env
 
 if TYPE_CHECKING:
     import distributed
@@ -381,7 +381,7 @@ def describe(cfg: Any) -> str:
 def _open_threads(cfg: Any) -> Iterator[None]:
     from daskgrad._malloc import tune_this_process
 
-    tune_this_process()  # the blocks are computed in this process
+    tune_this_process(_limit_bytes(cfg))  # the blocks are computed in this process
     with dask.config.set(scheduler="threads", num_workers=_thread_count(cfg)):
         yield None
 
@@ -400,7 +400,7 @@ def _open_local(cfg: Any, extra_env: Mapping[str, str] | None) -> Iterator[distr
         # The Nanny applies pre-spawn-environ to each worker process it starts (it defaults to
         # MALLOC_TRIM_THRESHOLD_=65536); block buffers are reused instead (daskgrad._malloc).
         spawn_env = dict(dask.config.get("distributed.nanny.pre-spawn-environ", default={}) or {})
-        spawn_env.update(MALLOC_ENV)
+        spawn_env.update(malloc_env(_limit_bytes(cfg)))
         stack.enter_context(dask.config.set({"distributed.nanny.pre-spawn-environ": spawn_env}))
         cluster = stack.enter_context(
             LocalCluster(
@@ -545,6 +545,16 @@ def _open_jobqueue(cfg: Any, extra_env: Mapping[str, str] | None) -> Iterator[di
 # --------------------------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------------------------
+
+
+def _limit_bytes(cfg: Any) -> int | None:
+    """``memory_limit`` in bytes, or None for ``auto``/unset."""
+    limit = getattr(cfg, "memory_limit", None)
+    if not isinstance(limit, str) or limit == "auto":
+        return None
+    from dask.utils import parse_bytes
+
+    return int(parse_bytes(limit))
 
 
 def _kind(cfg: Any) -> str:

@@ -633,7 +633,9 @@ class ClusterConfig(BaseModel):
         ``n_workers * threads_per_worker`` threads. Other kinds refuse values other than the
         defaults.
     memory_limit : str
-        Per worker, ``local`` only (a size such as ``4GiB``, or ``auto``).
+        ``local``: per worker (a size such as ``4GiB``, or ``auto``: the machine's memory shared
+        by the workers). ``threads``: the whole run's budget (``auto``: half the machine's
+        memory). Tiles of blocks are sized to keep within it (docs/scale.md).
     address : str or None
         Scheduler address, required for (and only for) ``kind: address``.
     tls : TLSConfig or None
@@ -646,6 +648,9 @@ class ClusterConfig(BaseModel):
         Required for (and only for) slurm, pbs, sge and lsf.
     connect_timeout : float
         Seconds to wait for a scheduler (``kind: address``) to answer as a dask scheduler.
+    stall_timeout : float
+        Seconds without a block written (while workers exist) after which a cluster run ends
+        with exit status 1, naming the cause (e.g. workers paused for memory); not ``threads``.
     """
 
     model_config = _FROZEN
@@ -655,7 +660,9 @@ class ClusterConfig(BaseModel):
     )
     n_workers: PositiveInt = Field(default=2, description="local workers (threads: see docs)")
     threads_per_worker: PositiveInt = Field(default=1, description="threads per local worker")
-    memory_limit: str = Field(default="4GiB", description="per local worker, e.g. 4GiB, or auto")
+    memory_limit: str = Field(
+        default="4GiB", description="per local worker, or the threads run's budget; or auto"
+    )
     address: str | None = Field(default=None, description="tcp://, tls://, ucx:// or inproc://")
     tls: TLSConfig | None = Field(default=None, description="certificates for a tls:// address")
     dashboard: bool = Field(default=False, description="dashboard on 127.0.0.1, random port")
@@ -668,6 +675,16 @@ class ClusterConfig(BaseModel):
     connect_timeout: Annotated[float, Field(gt=0, le=3600, allow_inf_nan=False)] = Field(
         default=30.0, description="seconds to wait for a scheduler to answer (kind: address)"
     )
+    stall_timeout: Annotated[float, Field(gt=0, allow_inf_nan=False)] = Field(
+        default=600.0, description="seconds without a block written before a cluster run ends"
+    )
+
+    @field_validator("stall_timeout", mode="before")
+    @classmethod
+    def _stall_timeout(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return float(value)  # strict mode: let YAML's 60 mean 60.0 seconds
+        return value
 
     @field_validator("memory_limit")
     @classmethod
@@ -708,11 +725,7 @@ class ClusterConfig(BaseModel):
             and kind not in ("pbs", "sge")
         ):
             _fail(f"resource_spec is for pbs and sge only (kind is {kind!r})", "jobqueue")
-        local_only = (
-            ("memory_limit",)
-            if kind == "threads"
-            else ("n_workers", "threads_per_worker", "memory_limit")
-        )
+        local_only = () if kind == "threads" else ("n_workers", "threads_per_worker", "memory_limit")
         if kind != "local":
             for name in local_only:
                 if getattr(self, name) != _default("ClusterConfig", name):
@@ -724,6 +737,8 @@ class ClusterConfig(BaseModel):
             "ClusterConfig", "allowed_failures"
         ):
             _fail("not used with kind 'threads' (no distributed scheduler)", "allowed_failures")
+        if kind == "threads" and self.stall_timeout != _default("ClusterConfig", "stall_timeout"):
+            _fail("not used with kind 'threads' (no workers to watch)", "stall_timeout")
         return self
 
 

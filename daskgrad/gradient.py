@@ -16,7 +16,7 @@ import numpy as np
 from daskgrad._compat import is_cupy_array
 from daskgrad.halo import gradient_dask
 from daskgrad.kernels import gradient_block, working_dtypes
-from daskgrad.spacing import AxisSpacing, normalize_spacing
+from daskgrad.spacing import AxisSpacing, LazyAxisSpacing, normalize_spacing
 
 __all__ = ["differentiate_axes", "gradient", "normalize_dims"]
 
@@ -69,7 +69,25 @@ def _as_array(values: Any) -> Any:
     return np.asarray(values)
 
 
-def differentiate_axes(values: Any, spacings: Sequence[AxisSpacing]) -> tuple[Any, ...]:
+def _check_complex_spacing(dtype: np.dtype, spacings: Sequence[Any]) -> None:
+    # numpy.gradient drops the imaginary part here (with a ComplexWarning) in most forms and
+    # raises in one (a Python complex step, 1-D values, edge_order=2); torch.gradient returns
+    # a complex result. No answer is both, so the call is refused before anything runs.
+    if dtype.kind == "c":
+        return
+    for s in spacings:
+        if s.complex:
+            raise TypeError(
+                f"spacing for {s.label or f'dim {s.axis}'} is complex but the values are real "
+                f"(dtype {dtype}): numpy.gradient would drop the imaginary part and "
+                "torch.gradient would return a complex result; give complex values "
+                "(e.g. values.astype(numpy.complex128)) for the complex gradient"
+            )
+
+
+def differentiate_axes(
+    values: Any, spacings: Sequence[AxisSpacing | LazyAxisSpacing]
+) -> tuple[Any, ...]:
     """Gradients of ``values`` along the axes described by ``spacings`` (already normalized).
 
     The engine behind :func:`gradient` and the xarray accessor, which build ``spacings`` with
@@ -80,14 +98,21 @@ def differentiate_axes(values: Any, spacings: Sequence[AxisSpacing]) -> tuple[An
     values
         numpy, CuPy or dask array.
     spacings
-        One :class:`~daskgrad.spacing.AxisSpacing` per differentiated axis.
+        One :class:`~daskgrad.spacing.AxisSpacing` per differentiated axis (or, for dask
+        values, a :class:`~daskgrad.spacing.LazyAxisSpacing` for a dask coordinate).
 
     Returns
     -------
     tuple
         One array per entry of ``spacings``, of the same kind as ``values``.
+
+    Raises
+    ------
+    TypeError
+        A complex step or coordinate with real (non-complex) values.
     """
     _, out_dtype = working_dtypes(values.dtype)
+    _check_complex_spacing(np.dtype(values.dtype), spacings)
     if not spacings:
         return ()
     if isinstance(values, da.Array):
@@ -127,7 +152,15 @@ def gradient(values: Any, *, spacing: Any = None, dim: Any = None, edge_order: i
         sequence with one entry per differentiated dim, each a scalar step or a 1-D
         coordinate array (numpy, CuPy, dask or list) as long as that dim. Uniform coordinates
         use the uniform formula exactly when numpy would (all differences equal, decided over
-        the whole axis). Coordinates must be finite and distinct; steps finite and non-zero.
+        the whole axis). Steps must be finite and non-zero, coordinates finite with no two
+        *adjacent* values equal (``ValueError`` where numpy would give inf/NaN; repeats that
+        are not adjacent are allowed, as in numpy). Complex steps and coordinates are allowed
+        with complex values and give numpy's numbers; with real (integer, bool, float or
+        datetime) values they are refused with ``TypeError`` at call time, because numpy
+        drops the imaginary part (or raises, for a Python complex step on 1-D values with
+        ``edge_order=2``) while torch returns a complex result. A dask coordinate of dask
+        values is never computed here: it is checked, and its uniformity decided, inside the
+        graph, so its errors come at compute time (still naming the dim).
     dim
         ``None`` (every dim), an int, or a sequence of ints; negatives count from the end.
     edge_order
@@ -164,6 +197,11 @@ def gradient(values: Any, *, spacing: Any = None, dim: Any = None, edge_order: i
     >>> [g[0, 0, 0] for g in daskgrad.gradient(x)]
     [np.float64(9.0), np.float64(3.0), np.float64(1.0)]
 
+    Complex values with a complex step, as in numpy:
+
+    >>> daskgrad.gradient(np.array([0j, 1j, 4j]), spacing=1j)
+    (array([1.+0.j, 2.+0.j, 3.+0.j]),)
+
     A dask array stays lazy:
 
     >>> import dask.array as da
@@ -179,5 +217,7 @@ def gradient(values: Any, *, spacing: Any = None, dim: Any = None, edge_order: i
     if values.ndim == 0:
         raise ValueError("values must have at least one dim, got a 0-d array")
     axes = normalize_dims(dim, values.ndim)
-    spacings = normalize_spacing(spacing, values.shape, axes, edge_order)
+    spacings = normalize_spacing(
+        spacing, values.shape, axes, edge_order, lazy=isinstance(values, da.Array)
+    )
     return differentiate_axes(values, spacings)

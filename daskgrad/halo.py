@@ -12,7 +12,10 @@ single task computing all dims would need the faces of all 2*ndim neighbours at 
 the set of blocks held in memory grow with the array's cross-section: measured, not guessed.)
 
 For a 3-D array differentiated along all dims that is 1 read + at most 3 face tasks + 3 kernel
-tasks = 7 tasks per input chunk. This is the only module that builds graph code.
+tasks = 7 tasks per input chunk. A dask coordinate adds one task per axis (not per chunk): it
+checks the coordinate and takes numpy's uniform/non-uniform decision over the whole axis, and the
+axis's kernel tasks read their spacing from it, so nothing is computed when the graph is built.
+This is the only module that builds graph code.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from dask.highlevelgraph import HighLevelGraph
 
 from daskgrad._compat import make_task, ref
 from daskgrad.kernels import gradient_block
-from daskgrad.spacing import AxisSpacing, BlockSpacing
+from daskgrad.spacing import AxisSpacing, BlockSpacing, LazyAxisSpacing, resolve_lazy_spacing
 
 __all__ = ["gradient_dask", "valid_chunks"]
 
@@ -63,8 +66,25 @@ def _axis_task(plan: _AxisPlan, block: Any, prev_faces: Any, next_faces: Any) ->
     return out
 
 
+@dataclass(frozen=True)
+class _LazyAxisPlan:
+    """A kernel task's static arguments when the axis spacing is a graph output (dask coords)."""
+
+    axis: int
+    start: int
+    stop: int
+    dtype: np.dtype
+
+
+def _lazy_axis_task(
+    plan: _LazyAxisPlan, spacing: AxisSpacing, block: Any, prev_faces: Any, next_faces: Any
+) -> Any:
+    block_plan = _AxisPlan(plan.axis, spacing.block(plan.start, plan.stop), plan.dtype)
+    return _axis_task(block_plan, block, prev_faces, next_faces)
+
+
 def valid_chunks(
-    chunks: tuple[tuple[int, ...], ...], spacings: Sequence[AxisSpacing]
+    chunks: tuple[tuple[int, ...], ...], spacings: Sequence[AxisSpacing | LazyAxisSpacing]
 ) -> tuple[tuple[int, ...], ...]:
     """Chunks the halo kernel can use: the input's, changed only where it must be.
 
@@ -83,7 +103,7 @@ def valid_chunks(
     new = list(chunks)
     for s in spacings:
         c = [n for n in chunks[s.axis] if n > 0] or [0]
-        if s.first is not None and s.first.kind == "three-point":
+        if s.three_point_edges:
             while len(c) > 1 and c[0] < 2:
                 c[0:2] = [c[0] + c[1]]
             while len(c) > 1 and c[-1] < 2:
@@ -100,7 +120,7 @@ def _neighbours(n_blocks: int, periodic: bool) -> tuple[list, list]:
 
 
 def gradient_dask(
-    x: da.Array, spacings: Sequence[AxisSpacing], out_dtype: np.dtype
+    x: da.Array, spacings: Sequence[AxisSpacing | LazyAxisSpacing], out_dtype: np.dtype
 ) -> tuple[da.Array, ...]:
     """Lazy gradients of a dask array along the axes of ``spacings``.
 
@@ -109,7 +129,10 @@ def gradient_dask(
     x
         The values; chunks may be numpy or CuPy arrays.
     spacings
-        One :class:`~daskgrad.spacing.AxisSpacing` per differentiated axis.
+        One :class:`~daskgrad.spacing.AxisSpacing` per differentiated axis, or a
+        :class:`~daskgrad.spacing.LazyAxisSpacing` for a dask coordinate: one graph task then
+        checks the coordinate and decides its spacing, and the axis's kernel tasks take it
+        from there, so the coordinate is computed with the result, never before.
     out_dtype
         dtype of the results (see :func:`daskgrad.kernels.working_dtypes`).
 
@@ -132,6 +155,9 @@ def gradient_dask(
     block_refs = {idx: ref((work.name, *idx)) for idx in all_blocks}
 
     faces_dsk: dict = {}
+    spacing_name = f"gradient-spacing-{token}"  # dask coordinates: one task per axis
+    spacing_dsk: dict = {}
+    spacing_deps: set = set()
     layers = dict(work.dask.layers)
     dependencies = dict(work.dask.dependencies)
     out_names = []
@@ -139,10 +165,26 @@ def gradient_dask(
         axis = s.axis
         prev_of, next_of = _neighbours(numblocks[axis], s.periodic)
         bounds = np.cumsum((0, *work.chunks[axis]))
-        plans = [
-            _AxisPlan(axis, s.block(int(b0), int(b1)), work.dtype)
-            for b0, b1 in itertools.pairwise(bounds)
-        ]
+        spacing_ref = None
+        if isinstance(s, LazyAxisSpacing):
+            coord = s.coord
+            spacing_key = (spacing_name, axis)
+            spacing_dsk[spacing_key] = make_task(
+                spacing_key, resolve_lazy_spacing, s.spec, *(ref(k) for k in coord.__dask_keys__())
+            )
+            spacing_deps.add(coord.name)
+            layers.update(coord.dask.layers)
+            dependencies.update(coord.dask.dependencies)
+            spacing_ref = ref(spacing_key)
+            plans = [
+                _LazyAxisPlan(axis, int(b0), int(b1), work.dtype)
+                for b0, b1 in itertools.pairwise(bounds)
+            ]
+        else:
+            plans = [
+                _AxisPlan(axis, s.block(int(b0), int(b1)), work.dtype)
+                for b0, b1 in itertools.pairwise(bounds)
+            ]
         name = f"gradient-d{axis}-{token}"
         out_names.append(name)
         kernel_dsk = {}
@@ -163,17 +205,25 @@ def gradient_dask(
             prev, nxt = prev_of[i], next_of[i]
             head, tail = idx[:axis], idx[axis + 1 :]
             key = (name, *idx)
-            kernel_dsk[key] = make_task(
-                key,
-                _axis_task,
-                plans[i],
+            neighbours = (
                 block_refs[idx],
                 None if prev is None else face_refs[(*head, prev, *tail)],
                 None if nxt is None else face_refs[(*head, nxt, *tail)],
             )
+            if spacing_ref is None:
+                kernel_dsk[key] = make_task(key, _axis_task, plans[i], *neighbours)
+            else:
+                kernel_dsk[key] = make_task(
+                    key, _lazy_axis_task, plans[i], spacing_ref, *neighbours
+                )
         layers[name] = kernel_dsk
         dependencies[name] = {work.name, faces_name}
+        if spacing_ref is not None:
+            dependencies[name].add(spacing_name)
     layers[faces_name] = faces_dsk
+    if spacing_dsk:
+        layers[spacing_name] = spacing_dsk
+        dependencies[spacing_name] = spacing_deps
     dependencies[faces_name] = {work.name}
 
     graph = HighLevelGraph(layers, dependencies)

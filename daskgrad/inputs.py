@@ -21,6 +21,13 @@ class InputReadError(RuntimeError):
 
 
 def _region_text(key: tuple) -> str:
+    """A block's region for messages.
+
+    Examples
+    --------
+    >>> _region_text((slice(0, 4), 2))
+    '[0:4, 2]'
+    """
     return "[" + ", ".join(
         f"{s.start}:{s.stop}" if isinstance(s, slice) else str(s) for s in key
     ) + "]"

@@ -30,20 +30,27 @@ import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
-from dask.base import tokenize
-from dask.delayed import Delayed
-from dask.highlevelgraph import HighLevelGraph
 
 import daskgrad
 from daskgrad import store as zstore
-from daskgrad.accessor import NUMERIC_KINDS
-from daskgrad.config import ClusterConfig, ConfigError, RunConfig
+from daskgrad.accessor import NUMERIC_KINDS, build_gradients, plan_gradients
+from daskgrad.budget import (
+    PROCESS_BASELINE,
+    WORKER_FRACTION,
+    WorkerMemory,
+    configured_worker,
+    measured_worker,
+    warmed_resident,
+)
+from daskgrad.config import ConfigError, RunConfig
 from daskgrad.inputs import absent_chunks, open_input
 from daskgrad.lease import Lease, LeaseHeld, LeaseLost
 from daskgrad.paths import is_url, resolve_input
 from daskgrad.provenance import describe_change, input_digest
+from daskgrad.schedule import Group, group_of, tile_plans, tiles_to_write
+from daskgrad.writer import Progress, Tile, TileWriter, worker_infos
 
-__all__ = ["Plan", "RunError", "RunSummary", "plan", "prepare_store", "run", "worker_memory"]
+__all__ = ["Plan", "RunError", "RunSummary", "check_memory", "plan", "prepare_store", "run"]
 
 log = logging.getLogger("daskgrad")
 
@@ -72,6 +79,7 @@ class Plan:
     chunk_shapes: dict[str, tuple[int, ...]]
     fingerprint: str
     bytes_in: int
+    groups: list[Group] = field(default_factory=list)  # one per input variable
     #: Digest of the input files (:mod:`daskgrad.provenance`); None if it cannot be listed.
     input_digest: dict[str, Any] | None = None
     #: This run's id once it holds the output's lease (:mod:`daskgrad.lease`); block writes
@@ -120,6 +128,13 @@ class RunSummary:
     repaired: int = 0
 
     def lines(self) -> list[str]:
+        """The summary the CLI prints.
+
+        Examples
+        --------
+        >>> RunSummary(8, 8, 2**20, 3 * 2**20, 2.0, {"driver": 2**28}).lines()[1:]
+        ['read 1.0 MiB, wrote 3.0 MiB in 2.0 s (1.5 MiB/s written)', 'peak memory driver: 256.0 MiB']
+        """
         rate = self.bytes_written / self.seconds / 2**20 if self.seconds else 0.0
         out = [f"repaired {self.repaired} damaged chunk(s) of a complete store"] if self.repaired else []
         out += [
@@ -188,57 +203,29 @@ def _regular(arr: da.Array) -> tuple[da.Array, tuple[int, ...]]:
     return arr, chunk_shape
 
 
-def worker_memory(cluster: ClusterConfig) -> tuple[int, int] | None:
-    """``(bytes, threads)`` of one worker where the config fixes them, else None.
+def _memory_key(cfg: RunConfig) -> str:
+    return "cluster.jobqueue.memory" if cfg.cluster.jobqueue is not None else "cluster.memory_limit"
 
-    ``local`` with a size in ``memory_limit``, and job-queue clusters (a job's memory and cores
-    shared by its worker processes; one process per job when ``processes`` is unset, the most
-    memory a worker could have). ``threads``, ``address`` and ``memory_limit: auto`` leave it
-    to the machine or the cluster.
 
-    Examples
-    --------
-    >>> worker_memory(ClusterConfig(kind="local", memory_limit="2GiB", threads_per_worker=2))
-    (2147483648, 2)
+def check_memory(p: Plan, worker: WorkerMemory | None, *, key: str | None = None) -> None:
+    """Refuse a worker memory that cannot hold even a tile of one block, before anything runs.
+
+    Such a run would only show workers paused or killed over and over; the message says the
+    least memory that works and what it is made of.
     """
-    from dask.utils import parse_bytes
-
-    if cluster.kind == "local" and cluster.memory_limit != "auto":
-        return int(parse_bytes(cluster.memory_limit)), cluster.threads_per_worker
-    if cluster.jobqueue is not None:
-        processes = cluster.jobqueue.processes or 1
-        threads = max(1, cluster.jobqueue.cores // processes)
-        return int(parse_bytes(cluster.jobqueue.memory)) // processes, threads
-    return None
-
-
-def _check_block_memory(p: Plan, variables: list[str]) -> None:
-    """Refuse blocks too large for a worker, before anything runs.
-
-    Each thread holds an input block (of one of ``variables``, the inputs differentiated), an
-    output block and its compressed copy; blocks larger than that would only show up as
-    workers killed over and over for their memory.
-    """
-    cfg = p.config
-    worker = worker_memory(cfg.cluster)
     if worker is None:
         return
-    limit, threads = worker
-    in_itemsize = max(p.input[v].dtype.itemsize for v in variables)
-    for v in p.variables:
-        elements, itemsize = p.block_elements(v), p.result[v].dtype.itemsize
-        need = threads * elements * (in_itemsize + 2 * itemsize)
-        if need > limit:
-            key = "cluster.jobqueue.memory" if cfg.cluster.jobqueue is not None else "cluster.memory_limit"
-            block = dict(zip(map(str, p.result[v].dims), p.chunk_shapes[v]))
-            raise _refuse(
-                p.source, "input.chunks",
-                f"blocks of {block} ({_size(elements * itemsize)} per output block of {v!r}) "
-                f"need about {_size(need)} per worker ({threads} thread{'s' if threads > 1 else ''}, "
-                f"each holding an input block, an output block and its compressed copy), more "
-                f"than the {_size(limit)} of {key}; set smaller input.chunks, or give workers more "
-                "memory",
-            )
+    key = key or _memory_key(p.config)
+    for g in p.groups:
+        if worker.capacity(g.cost) >= 1:
+            continue
+        least = worker.least(g.cost)
+        raise _refuse(
+            p.source, key,
+            f"{_size(worker.limit)} per worker is too small for the blocks of {g.source!r} "
+            f"({g.block_text}): a worker needs at least {_size(least)} "
+            f"({worker.explain(g.cost)}); raise {key} or set smaller input.chunks",
+        )
 
 
 def small_blocks_note(p: Plan, *, min_bytes: int = 1 << 20, min_blocks: int = 10_000) -> str | None:
@@ -298,7 +285,8 @@ def plan(cfg: RunConfig, source: str = "<config>") -> Plan:
     variables = _check_against_data(cfg, ds, source)
     g = cfg.gradient
     try:
-        result = ds.grad.lazy(
+        gplan = plan_gradients(
+            ds,
             list(g.dims) if g.dims else None,
             variables=variables,
             edge_order=g.edge_order,
@@ -308,6 +296,7 @@ def plan(cfg: RunConfig, source: str = "<config>") -> Plan:
             radius=g.radius,
             name=cfg.output.name,
         )
+        result = build_gradients(ds, gplan)
     except (ValueError, TypeError) as err:
         raise _refuse(source, "gradient", str(err)) from err
     chunk_shapes = {}
@@ -332,8 +321,12 @@ def plan(cfg: RunConfig, source: str = "<config>") -> Plan:
     digest = input_digest(
         cfg.input.path, cfg.input.resolved_engine, [*variables, *map(str, ds.coords)]
     )
-    p = Plan(cfg, source, ds, result, chunk_shapes, fingerprint, bytes_in, digest)
-    _check_block_memory(p, variables)
+    groups = [group_of(ds, result, vp, chunk_shapes) for vp in gplan.variables]
+    p = Plan(
+        cfg, source, ds, result, chunk_shapes, fingerprint, bytes_in, groups=groups,
+        input_digest=digest,
+    )
+    check_memory(p, configured_worker(cfg.cluster))
     return p
 
 
@@ -525,34 +518,10 @@ def _region(index: tuple[int, ...], chunk_shape: tuple[int, ...], shape: tuple[i
 # -- 3. compute and write ---------------------------------------------------------------------
 
 
-def _count(*written: int) -> int:
-    return int(sum(written))
-
-
-def write_graph(p: Plan, missing: dict[str, set]) -> Delayed:
-    """One write task per missing block; dask culls everything the missing blocks do not need."""
-    path = p.config.output.path
-    token = tokenize(p.fingerprint, sorted((v, sorted(m)) for v, m in missing.items()))
-    name = f"daskgrad-write-{token}"
-    dsk: dict = {}
-    arrays = []
-    for v in p.variables:
-        arr = p.result[v].data
-        arrays.append(arr)
-        chunk_shape = p.chunk_shapes[v]
-        for idx in sorted(missing[v]):
-            dsk[(name, v, *idx)] = (
-                zstore.write_block,
-                (arr.name, *idx),
-                path,
-                v,
-                _region(idx, chunk_shape, arr.shape),
-                p.token,
-            )
-    final = f"daskgrad-written-{token}"
-    dsk[final] = (_count, *list(dsk.keys()))
-    graph = HighLevelGraph.from_collections(final, dsk, dependencies=arrays)
-    return Delayed(final, graph)
+def write_blocks(p: Plan, blocks: dict[str, set], *, client: Any = None) -> int:
+    """Write the given blocks of each output variable as one tile (tests, partial runs)."""
+    writer = TileWriter({v: p.result[v].data for v in p.variables}, p.config.output.path, p.token)
+    return writer.run([Tile({v: sorted(b) for v, b in blocks.items()})], client=client)
 
 
 def _peak_memory_here() -> int:
@@ -567,89 +536,25 @@ def _peak_memory_here() -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
-def execute(graph: Delayed, client: Any, progress: bool) -> int:
-    """Compute the write graph on the client (or threads); returns the bytes written."""
-    if client is None:
-        if progress:
-            from dask.diagnostics import ProgressBar
+def worker_for_run(p: Plan, client: Any) -> WorkerMemory:
+    """The memory of one worker as the run finds it: measured on a cluster, else configured.
 
-            with ProgressBar(minimum=1.0):
-                return int(graph.compute(scheduler="threads"))
-        return int(graph.compute(scheduler="threads"))
-    future = client.compute(graph)
-    if progress:
-        from distributed import progress as show_progress
-
-        show_progress(future)
-    return int(future.result())
-
-
-def memory_budget(cfg: RunConfig, client: Any) -> int | None:
-    """Bytes of memory the run may use: the workers' limits, or the threads' share."""
-    from dask.utils import parse_bytes
-
+    Raises ConfigError when it cannot hold a tile of one block (nothing is written then).
+    """
+    cfg = p.config
+    worker = None
     if client is not None:
-        try:
-            workers = client.scheduler_info(n_workers=-1)["workers"].values()
-        except TypeError:  # older distributed: no n_workers argument
-            workers = client.scheduler_info()["workers"].values()
-        limits = [w.get("memory_limit") or 0 for w in workers]
-        return int(sum(limits)) or None
-    if cfg.cluster.memory_limit == "auto":
-        import psutil
-
-        return int(psutil.virtual_memory().total // 2)
-    return int(parse_bytes(cfg.cluster.memory_limit)) * cfg.cluster.n_workers
-
-
-def wave_bounds(planes: int, touched: int) -> list[tuple[int, int]]:
-    """``(start, stop)`` planes of each wave, each wave reading at most ``touched`` planes.
-
-    A wave reads its own planes plus the plane on each side that it borders (for the faces
-    along the first dim), so the first and last waves take one more plane of their own than
-    the inner ones and every wave holds about the same memory. At least two planes of its own.
-
-    Examples
-    --------
-    >>> wave_bounds(16, 6)
-    [(0, 5), (5, 9), (9, 13), (13, 16)]
-    >>> wave_bounds(4, 6)
-    [(0, 4)]
-    """
-    touched = max(4, touched)
-    bounds = []
-    start = 0
-    while start < planes:
-        own = touched - (1 if start > 0 else 0)
-        if start + own < planes:  # not the last wave: leave room for the plane after it
-            own -= 1
-        stop = min(planes, start + own)
-        bounds.append((start, stop))
-        start = stop
-    return bounds
-
-
-def waves(p: Plan, missing: dict[str, set], budget: int | None) -> list[dict[str, set]]:
-    """Split the missing blocks into waves of consecutive planes along each array's first dim.
-
-    dask runs each wave's graph to the end before the next starts, so the blocks held in memory
-    never exceed one wave's, whatever the array's length. A wave reads as many planes of blocks
-    (its own and, for their faces, the planes bordering it) as fit in an eighth of the memory
-    budget: an input block, its three outputs, compression buffers and the next blocks in
-    flight. Measured peak memory grows with the planes a wave reads, so counting the bordering
-    planes keeps it the same for an array of one wave and an array of many.
-    """
-    planes = max((max((i[0] for i in m), default=-1) + 1 for m in missing.values()), default=0)
-    if not budget or planes <= 2:
-        return [missing]
-    first_dims = max(zstore.chunk_grid(p.result[v].shape, p.chunk_shapes[v])[0] for v in p.variables)
-    plane_bytes = p.bytes_in / max(1, first_dims)
-    touched = int(budget / 8 // max(1.0, plane_bytes))
-    out = [
-        {v: {i for i in m if start <= i[0] < stop} for v, m in missing.items()}
-        for start, stop in wave_bounds(planes, touched)
-    ]
-    return [w for w in out if any(w.values())]
+        resident = None
+        with contextlib.suppress(Exception):  # without it, the scheduler's figures serve
+            resident = client.run(warmed_resident)
+        worker = measured_worker(worker_infos(client), resident)
+    if worker is None:
+        worker = configured_worker(cfg.cluster)
+    if worker is None:  # a cluster without workers yet and nothing configured: assume 4 GiB
+        worker = WorkerMemory(4 * 2**30, 1, PROCESS_BASELINE, WORKER_FRACTION)
+    key = "cluster.address" if cfg.cluster.kind == "address" else None
+    check_memory(p, worker, key=key)
+    return worker
 
 
 def run(
@@ -705,6 +610,9 @@ def run(
         link = dashboard_link(client)
         if link:
             echo(f"dashboard: {link}")
+        worker = worker_for_run(p, client)  # before the store: a refusal writes nothing
+        workers = len(worker_infos(client)) if client is not None else 1
+        plans = tile_plans(p.groups, worker, workers)
         try:
             missing, complete = prepare_store(
                 p, verify=verify or cfg.output.verify, client=client, lease=lease
@@ -725,10 +633,19 @@ def run(
             return RunSummary(total, 0, 0, 0, time.perf_counter() - t0, already_complete=True)
         if todo < total:
             echo(f"resuming: {total - todo} of {total} blocks already written, {todo} to go")
+        tiles = tiles_to_write(p.groups, plans, missing, p.input)
+        read = sum(t.read_bytes for t in tiles)
+        if tiles:
+            echo(_tiles_line(p, plans, len(tiles), read, worker, client))
         try:
-            written = 0
-            for wave in waves(p, missing, memory_budget(cfg, client)) if todo else []:
-                written += execute(write_graph(p, wave), client, progress)
+            written = TileWriter(
+                {v: p.result[v].data for v in p.variables}, cfg.output.path, p.token
+            ).run(
+                tiles,
+                client=client,
+                stall_timeout=cfg.cluster.stall_timeout,
+                progress=Progress(todo, echo=echo, enabled=progress),
+            )
             _check_before_complete(p, lease)
             zstore.finalize(cfg.output.path, p.variables, p.expected())
         except KeyboardInterrupt:
@@ -743,12 +660,25 @@ def run(
             raise RunError(_explain(err), resumable=not lost) from err
         peaks = {"driver": _peak_memory_here()}
         if client is not None:
-            with contextlib.suppress(Exception):  # a summary figure never fails a finished run
+            try:  # a summary figure never fails a finished run
                 peaks.update(client.run(_peak_memory_here))
+            except Exception as err:
+                log.warning("no peak memory from the workers: %s", _cause(err))
     seconds = time.perf_counter() - t0
-    fraction = todo / total if total else 0.0
-    return RunSummary(
-        total, todo, int(p.bytes_in * fraction), written, seconds, peaks, repaired=p.repaired
+    return RunSummary(total, todo, read, written, seconds, peaks, repaired=p.repaired)
+
+
+def _tiles_line(
+    p: Plan, plans: dict, count: int, read: int, worker: WorkerMemory, client: Any
+) -> str:
+    boxes = "; ".join(
+        f"{g.source}: tiles of {' x '.join(map(str, plans[g.source].box))} blocks" for g in p.groups
+    )
+    where = "per worker" if client is not None else "for the run"
+    extra = read / p.bytes_in - 1 if p.bytes_in else 0.0
+    return (
+        f"memory: {_size(worker.limit)} {where}; {boxes}; {count} tile(s), reading "
+        f"{_size(read)} ({extra:+.0%} of the input, for bounded memory)"
     )
 
 

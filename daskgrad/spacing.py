@@ -25,7 +25,15 @@ import numpy as np
 
 from daskgrad._compat import is_cupy_array, to_numpy
 
-__all__ = ["AxisSpacing", "BlockSpacing", "EdgeRule", "axis_spacing", "normalize_spacing"]
+__all__ = [
+    "AxisSpacing",
+    "BlockSpacing",
+    "EdgeRule",
+    "LazyAxisSpacing",
+    "axis_spacing",
+    "normalize_spacing",
+    "resolve_lazy_spacing",
+]
 
 
 @dataclass(frozen=True)
@@ -83,6 +91,8 @@ class AxisSpacing:
         non-periodic axis the first and last entries are unused placeholders.
     first, last
         Edge rules of a non-periodic axis (``None`` when periodic).
+    label
+        How error messages name the axis (``"dim 0"``, ``"dim 'x'"``).
     """
 
     axis: int
@@ -92,11 +102,22 @@ class AxisSpacing:
     weights: tuple[np.ndarray, np.ndarray, np.ndarray] | None
     first: EdgeRule | None
     last: EdgeRule | None
+    label: str = ""
 
     @property
     def uniform(self) -> bool:
         """True when numpy would use the uniform formulas on this axis."""
         return self.weights is None
+
+    @property
+    def complex(self) -> bool:
+        """True when the step or the coordinate is complex (numpy then computes in complex)."""
+        return bool(np.iscomplexobj(self.step if self.uniform else self.weights[0]))
+
+    @property
+    def three_point_edges(self) -> bool:
+        """True when the ends use the three-point rule (``edge_order=2``, not periodic)."""
+        return self.first is not None and self.first.kind == "three-point"
 
     def block(self, start: int, stop: int) -> BlockSpacing:
         """The spacing of the block covering points ``start:stop`` of this axis."""
@@ -113,9 +134,13 @@ class AxisSpacing:
 
 
 def _check_scalar_step(step: Any, label: str) -> Any:
-    """Refuse steps that can only give inf/NaN; return the step unchanged otherwise."""
-    if is_cupy_array(step):
-        step = step.get()[()]
+    """Refuse steps that can only give inf/NaN; return the step otherwise.
+
+    A 0-d array becomes the numpy scalar of its dtype: numpy promotes both alike (strong), and
+    the kernels key their operation dtypes on the step's type.
+    """
+    if isinstance(step, np.ndarray) or is_cupy_array(step) or _is_dask_array(step):
+        step = to_numpy(step)[()]  # a dask step here belongs to numpy values: computed
     try:
         value = np.asarray(step)
         finite = bool(np.isfinite(value))
@@ -134,14 +159,22 @@ def _check_scalar_step(step: Any, label: str) -> Any:
     return step
 
 
-def _coordinate_differences(coord: np.ndarray, label: str) -> np.ndarray:
-    """numpy's ``diff`` of a validated coordinate (integers promoted to float64, as numpy does)."""
-    if coord.dtype.kind not in "iuf":
+def _check_coordinate_dtype(dtype: np.dtype, label: str) -> None:
+    """Refuse coordinates that are not numbers (integer, float or complex)."""
+    if dtype.kind not in "iufc":
         raise TypeError(
-            f"coordinate for {label} must hold real numbers, got dtype {coord.dtype}; "
+            f"coordinate for {label} must hold numbers, got dtype {dtype}; "
             "convert datetimes to numbers first (the xarray accessor does this with datetime_unit)"
         )
-    bad = np.flatnonzero(~np.isfinite(coord)) if coord.dtype.kind == "f" else np.array([], int)
+
+
+def _coordinate_differences(coord: np.ndarray, label: str) -> np.ndarray:
+    """numpy's ``diff`` of a validated coordinate (integers promoted to float64, as numpy does).
+
+    Complex coordinates are differenced as they are, exactly as numpy does.
+    """
+    _check_coordinate_dtype(coord.dtype, label)
+    bad = np.flatnonzero(~np.isfinite(coord)) if coord.dtype.kind in "fc" else np.array([], int)
     if bad.size:
         raise ValueError(
             f"coordinate for {label} must be finite, got {coord[bad[0]]} at index {bad[0]}"
@@ -236,19 +269,48 @@ def axis_spacing(
     if np.ndim(entry) == 0 and not isinstance(entry, (list, tuple)):
         step = _check_scalar_step(entry, label)
         first, last = (None, None) if periodic else _edge_rules(step, True, edge_order)
-        return AxisSpacing(axis, size, periodic, step, None, first, last)
+        return AxisSpacing(axis, size, periodic, step, None, first, last, label)
+    return _coordinate_spacing(
+        to_numpy(entry), _SpacingSpec(axis, size, edge_order, label, periodic, period)
+    )
 
-    coord = to_numpy(entry)
-    if coord.ndim != 1:
+
+@dataclass(frozen=True)
+class _SpacingSpec:
+    """What :func:`axis_spacing` needs besides the coordinate (small: safe to put in a task)."""
+
+    axis: int
+    size: int
+    edge_order: int
+    label: str
+    periodic: bool = False
+    period: Any = None
+
+
+def _check_coordinate_shape(shape: tuple, spec: _SpacingSpec) -> None:
+    if len(shape) != 1:
         raise ValueError(
-            f"coordinate for {label} must be 1-D, got an array of shape {coord.shape}"
+            f"coordinate for {spec.label} must be 1-D, got an array of shape {shape}"
         )
-    if len(coord) != size:
+    if not np.isnan(shape[0]) and shape[0] != spec.size:
         raise ValueError(
-            f"coordinate for {label} has length {len(coord)} but the values have "
-            f"{size} points along that dim"
+            f"coordinate for {spec.label} has length {shape[0]} but the values have "
+            f"{spec.size} points along that dim"
         )
+
+
+def _coordinate_spacing(coord: np.ndarray, spec: _SpacingSpec) -> AxisSpacing:
+    """:func:`axis_spacing` for a host coordinate: every check, numpy's uniformity decision."""
+    axis, size, edge_order, label = spec.axis, spec.size, spec.edge_order, spec.label
+    periodic, period = spec.periodic, spec.period
+    _check_coordinate_shape(coord.shape, spec)
+    _check_coordinate_dtype(coord.dtype, label)
     if periodic:
+        if coord.dtype.kind == "c":
+            raise ValueError(
+                f"periodic {label} has a complex coordinate; a periodic axis needs a real, "
+                "monotonic coordinate"
+            )
         if period is None:
             if size < 2:
                 raise ValueError(
@@ -273,19 +335,103 @@ def axis_spacing(
     if (diffs == diffs[0]).all():
         step = diffs[0]
         first, last = (None, None) if periodic else _edge_rules(step, True, edge_order)
-        return AxisSpacing(axis, size, periodic, step, None, first, last)
+        return AxisSpacing(axis, size, periodic, step, None, first, last, label)
 
     a, b, c = _nonuniform_interior_weights(diffs[:-1], diffs[1:])
     if not periodic:
         # Length-``size`` arrays indexed by point; the end entries are never read.
         a, b, c = (np.concatenate([w[:1], w, w[-1:]]) for w in (a, b, c))
     first, last = (None, None) if periodic else _edge_rules(diffs, False, edge_order)
-    return AxisSpacing(axis, size, periodic, None, (a, b, c), first, last)
+    return AxisSpacing(axis, size, periodic, None, (a, b, c), first, last, label)
+
+
+@dataclass(frozen=True)
+class LazyAxisSpacing:
+    """The spacing of an axis whose coordinate is a dask array, decided inside the graph.
+
+    Only metadata is checked when it is made (1-D, length when known, a numeric dtype); the
+    coordinate's values are checked, and numpy's uniform/non-uniform decision taken, by
+    :func:`resolve_lazy_spacing` in one graph task, so ``gradient`` computes nothing.
+
+    Attributes
+    ----------
+    spec
+        Axis, size, edge order, label and periodicity (everything but the coordinate).
+    coord
+        The 1-D dask coordinate (or a 0-d dask step).
+    """
+
+    spec: _SpacingSpec
+    coord: Any
+
+    @property
+    def axis(self) -> int:
+        """The (non-negative) axis of the values."""
+        return self.spec.axis
+
+    @property
+    def size(self) -> int:
+        """The axis length."""
+        return self.spec.size
+
+    @property
+    def periodic(self) -> bool:
+        """Whether central differences wrap around the ends."""
+        return self.spec.periodic
+
+    @property
+    def label(self) -> str:
+        """How error messages name the axis."""
+        return self.spec.label
+
+    @property
+    def complex(self) -> bool:
+        """True for a complex coordinate (known from its dtype, without computing it)."""
+        return self.coord.dtype.kind == "c"
+
+    @property
+    def three_point_edges(self) -> bool:
+        """True when the ends use the three-point rule (``edge_order=2``, not periodic)."""
+        return self.spec.edge_order == 2 and not self.spec.periodic
+
+
+def resolve_lazy_spacing(spec: _SpacingSpec, *chunks: Any) -> AxisSpacing:
+    """The :class:`AxisSpacing` of a dask coordinate (or 0-d step), from its computed chunks.
+
+    A graph task. Raises the errors :func:`axis_spacing` raises for a bad coordinate or step,
+    naming the dim, at compute time.
+    """
+    if len(chunks) == 1 and np.ndim(chunks[0]) == 0:  # a 0-d dask step
+        return axis_spacing(
+            to_numpy(chunks[0]), axis=spec.axis, size=spec.size, edge_order=spec.edge_order,
+            label=spec.label, periodic=spec.periodic, period=spec.period,
+        )
+    coord = np.concatenate([np.atleast_1d(to_numpy(c)) for c in chunks])
+    return _coordinate_spacing(coord, spec)
+
+
+def _is_dask_array(x: Any) -> bool:
+    return hasattr(x, "dask") and hasattr(x, "chunks") and hasattr(x, "compute")
+
+
+def _lazy_axis_spacing(
+    coord: Any, axis: int, size: int, edge_order: int, label: str
+) -> LazyAxisSpacing:
+    spec = _SpacingSpec(axis, size, edge_order, label)
+    if coord.ndim:  # metadata only: nothing is computed
+        _check_coordinate_shape(coord.shape, spec)
+    _check_coordinate_dtype(np.dtype(coord.dtype), label)
+    return LazyAxisSpacing(spec, coord)
 
 
 def normalize_spacing(
-    spacing: Any, shape: Sequence[int], axes: Sequence[int], edge_order: int
-) -> list[AxisSpacing]:
+    spacing: Any,
+    shape: Sequence[int],
+    axes: Sequence[int],
+    edge_order: int,
+    *,
+    lazy: bool = False,
+) -> list[AxisSpacing | LazyAxisSpacing]:
     """Turn ``torch.gradient``'s ``spacing`` argument into one record per axis in ``axes``.
 
     Parameters
@@ -299,6 +445,9 @@ def normalize_spacing(
         Differentiated axes, already normalized (non-negative, unique).
     edge_order
         1 or 2.
+    lazy
+        Keep dask coordinates lazy (:class:`LazyAxisSpacing`), for dask values; otherwise
+        they are computed here.
 
     Examples
     --------
@@ -317,7 +466,16 @@ def normalize_spacing(
             f"differentiated (dims {tuple(axes)}); give one scalar, or one entry per dim "
             "(a 1-D coordinate goes inside a list: spacing=[x])"
         )
-    return [
-        axis_spacing(entry, axis=axis, size=shape[axis], edge_order=edge_order)
-        for entry, axis in zip(entries, axes)
-    ]
+    records: list[AxisSpacing | LazyAxisSpacing] = []
+    for entry, axis in zip(entries, axes):
+        if lazy and _is_dask_array(entry):
+            if shape[axis] < edge_order + 1:  # the same error as for every other form
+                axis_spacing(None, axis=axis, size=shape[axis], edge_order=edge_order)
+            records.append(
+                _lazy_axis_spacing(entry, axis, shape[axis], edge_order, f"dim {axis}")
+            )
+        else:
+            records.append(
+                axis_spacing(entry, axis=axis, size=shape[axis], edge_order=edge_order)
+            )
+    return records

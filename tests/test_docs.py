@@ -4,22 +4,16 @@ from __future__ import annotations
 
 import doctest
 import importlib
+import pkgutil
 
 import pytest
 
-MODULES = [
-    "daskgrad.gradient",
-    "daskgrad.spacing",
-    "daskgrad.kernels",
-    "daskgrad.halo",
-    "daskgrad._compat",
-    "daskgrad.store",
-    "daskgrad.demo",
-    "daskgrad.config",
-    "daskgrad.paths",
-    "daskgrad.provenance",
-    "daskgrad.lease",
-]
+import daskgrad
+
+# Every module of the package, so a new one cannot slip out of the doctests.
+MODULES = sorted(
+    f"daskgrad.{m.name}" for m in pkgutil.iter_modules(daskgrad.__path__) if m.name != "__main__"
+)
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -1,4 +1,5 @@
-"""Hypothesis: random shapes (1-D to 4-D), chunkings, dims, spacing forms and edge orders."""
+"""Hypothesis: random shapes (1-D to 4-D), chunkings, dims, spacing forms (complex and dask
+coordinates included) and edge orders."""
 
 from __future__ import annotations
 
@@ -25,8 +26,27 @@ def chunking(draw, n: int) -> tuple[int, ...]:
 
 
 @st.composite
-def spacing_entry(draw, n: int):
-    kind = draw(st.sampled_from(["step", "coords", "uniform-coords", "int-coords", "blockwise-uniform"]))
+def spacing_entry(draw, n: int, complex_values: bool = False):
+    entry = draw(_spacing_entry(n, complex_values))
+    if np.ndim(entry) and draw(st.booleans()):  # a dask coordinate: decided inside the graph
+        entry = da.from_array(entry, chunks=draw(chunking(n)))
+    return entry
+
+
+@st.composite
+def _spacing_entry(draw, n: int, complex_values: bool):
+    kinds = ["step", "coords", "uniform-coords", "int-coords", "blockwise-uniform"]
+    if complex_values:
+        kinds += ["complex-step", "complex-coords", "complex-uniform-coords"]
+    kind = draw(st.sampled_from(kinds))
+    if kind == "complex-step":
+        return draw(st.sampled_from([0.5 + 1j, np.complex128(-2j), np.complex64(1 - 0.5j)]))
+    if kind == "complex-uniform-coords":
+        return np.arange(n) * draw(st.sampled_from([0.1 + 0.2j, -1j])) + 3.0
+    if kind == "complex-coords":
+        re = np.cumsum(draw(st.lists(st.floats(0.05, 10.0), min_size=n, max_size=n)))
+        im = np.array(draw(st.lists(st.floats(-5.0, 5.0), min_size=n, max_size=n)))
+        return (re + 1j * im).astype(draw(st.sampled_from([np.complex128, np.complex64])))
     if kind == "step":
         return draw(st.sampled_from([0.5, 2, 1e-3, np.float64(0.1), np.float32(0.3), -1.5]))
     if kind == "uniform-coords":
@@ -53,14 +73,14 @@ def case(draw):
     dims = draw(st.one_of(st.none(), st.integers(-ndim, ndim - 1), st.permutations(range(ndim)).flatmap(
         lambda p: st.integers(1, ndim).map(lambda k: tuple(p[:k])))))
     axes = tuple(range(ndim)) if dims is None else ((dims % ndim,) if isinstance(dims, int) else dims)
+    dtype = draw(st.sampled_from(["float64", "float32", "int32", "complex128", "complex64"]))
     form = draw(st.sampled_from(["none", "scalar", "per-dim"]))
     if form == "none":
         spacing = None
     elif form == "scalar":
         spacing = draw(st.sampled_from([0.5, 3, np.float64(0.7)]))
     else:
-        spacing = [draw(spacing_entry(shape[a])) for a in axes]
-    dtype = draw(st.sampled_from(["float64", "float32", "int32", "complex128"]))
+        spacing = [draw(spacing_entry(shape[a], dtype.startswith("complex"))) for a in axes]
     seed = draw(st.integers(0, 2**32 - 1))
     values = (np.random.default_rng(seed).standard_normal(shape) * 10).astype(dtype)
     return values, chunks, dims, spacing, edge_order
@@ -70,7 +90,10 @@ def case(draw):
 @given(case())
 def test_dask_and_numpy_inputs_equal_numpy_gradient_bit_for_bit(c):
     values, chunks, dims, spacing, edge_order = c
-    expected = numpy_reference(values, spacing, dims, edge_order)
+    host = spacing
+    if isinstance(spacing, list):  # numpy's form of dask coordinates (scalars kept as they are)
+        host = [s.compute() if isinstance(s, da.Array) else s for s in spacing]
+    expected = numpy_reference(values, host, dims, edge_order)
     eager = daskgrad.gradient(values, spacing=spacing, dim=dims, edge_order=edge_order)
     lazy = daskgrad.gradient(da.from_array(values, chunks=chunks), spacing=spacing, dim=dims, edge_order=edge_order)
     assert len(eager) == len(lazy) == len(expected)

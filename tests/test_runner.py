@@ -10,7 +10,7 @@ from runner_helpers import assert_store_equals, make_config, reference, write_in
 
 from daskgrad import store as zstore
 from daskgrad.config import ConfigError
-from daskgrad.runner import execute, plan, prepare_store, run, write_graph
+from daskgrad.runner import plan, prepare_store, run, write_blocks
 
 
 @pytest.fixture
@@ -62,7 +62,7 @@ def test_resume_writes_only_missing_blocks_and_equals_a_full_run(inp, tmp_path):
     missing, complete = prepare_store(p)
     assert not complete
     subset = {v: set(sorted(blocks)[::3]) for v, blocks in missing.items()}
-    execute(write_graph(p, subset), None, progress=False)
+    write_blocks(p, subset)
     zstore.set_state(str(out), state="stopped")
     assert zstore.read_state(str(out))["complete"] is False
     with pytest.raises(Exception):  # noqa: B017 - an incomplete store must not look finished
@@ -164,54 +164,6 @@ def test_local_cluster_run_equals_threads_run(inp, tmp_path):
     summary = run(cfg, progress=False, echo=lambda s: None)
     assert len(summary.peak_memory) == 3  # the driver and two workers
     assert_store_equals(out, reference(inp, cfg))
-
-
-def test_a_small_memory_budget_runs_in_waves_with_equal_results(inp, tmp_path, monkeypatch):
-    import daskgrad.runner
-    from daskgrad.runner import waves
-
-    out = tmp_path / "out.zarr"
-    cfg = make_config(inp, out, input={"path": str(inp), "chunks": {"time": 1}})
-    p = plan(cfg)
-    missing = p.expected()
-    # One byte: the smallest waves, four planes read each (own planes and bordering ones).
-    parts = waves(p, missing, 1)
-    assert len(parts) == 3
-    for v in missing:  # a partition of the blocks, wave by wave along the first dim
-        assert set().union(*(w[v] for w in parts)) == missing[v]
-        assert sum(len(w[v]) for w in parts) == len(missing[v])
-        assert [sorted({i[0] for i in w[v]}) for w in parts] == [[0, 1, 2], [3, 4], [5, 6, 7]]
-    assert waves(p, missing, None) == [missing]
-    # The whole run in those waves, against the in-memory result.
-    monkeypatch.setattr(daskgrad.runner, "memory_budget", lambda cfg, client: 1)
-    run(cfg, progress=False, echo=lambda s: None)
-    assert_store_equals(out, reference(inp, cfg))
-
-
-@pytest.mark.parametrize("touched", [0, 3, 4, 5, 6, 9])
-def test_waves_partition_the_planes_and_read_at_most_their_share(touched):
-    from daskgrad.runner import wave_bounds
-
-    for planes in range(1, 30):
-        bounds = wave_bounds(planes, touched)
-        assert [b[0] for b in bounds] == [0] + [b[1] for b in bounds[:-1]]
-        assert bounds[-1][1] == planes
-        for start, stop in bounds:
-            read = (stop - start) + (start > 0) + (stop < planes)
-            assert stop - start >= 1 and read <= max(4, touched)
-
-
-def test_worker_memory_is_known_only_where_the_config_fixes_it():
-    from daskgrad.config import ClusterConfig
-    from daskgrad.runner import worker_memory
-
-    assert worker_memory(ClusterConfig(kind="local", memory_limit="1GiB", threads_per_worker=3)) == (2**30, 3)
-    slurm = {"cores": 8, "memory": "32GiB", "processes": 4}
-    assert worker_memory(ClusterConfig(kind="slurm", jobqueue=slurm)) == (8 * 2**30, 2)
-    assert worker_memory(ClusterConfig(kind="pbs", jobqueue={"cores": 8, "memory": "32GiB"})) == (32 * 2**30, 8)
-    assert worker_memory(ClusterConfig(kind="local", memory_limit="auto")) is None
-    assert worker_memory(ClusterConfig(kind="threads")) is None
-    assert worker_memory(ClusterConfig(kind="address", address="tcp://scheduler:8786")) is None
 
 
 def test_small_blocks_get_a_note_only_when_they_are_many(inp, tmp_path, monkeypatch):

@@ -1,0 +1,79 @@
+"""A run at scale, on paper: tiles, memory, tasks and time from daskgrad's own planner.
+
+Uses the same functions a run uses (:func:`daskgrad.tiles.choose_box`,
+:class:`daskgrad.budget.WorkerMemory`) on an array too large to make here, with a per-block
+cost measured on this machine (``--block-seconds``: core-seconds to read, differentiate along
+three dims and write one block; see docs/scale.md for where the default comes from). Run::
+
+    python benchmarks/scale_estimate.py [--tib 10] [--workers 100] [--worker-memory-gib 8]
+        [--threads 4] [--block-seconds 0.43]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+from daskgrad.budget import PROCESS_BASELINE, WORKER_FRACTION, BlockCost, WorkerMemory
+from daskgrad.tiles import TilePlan, choose_box
+
+# Tasks per block: one read, one face task per differentiated dim, one kernel and one write per
+# output; a tile adds one read and one face task for each bordering block it reads.
+TASKS_PER_BLOCK = 1 + 3 + 3 + 3
+TASKS_PER_BORDER_BLOCK = 2
+# Bytes the scheduler keeps per task (TaskState and its sets), a rough figure for distributed.
+SCHEDULER_BYTES_PER_TASK = 5_000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tib", type=float, default=10.0)
+    parser.add_argument("--workers", type=int, default=100)
+    parser.add_argument("--worker-memory-gib", type=float, default=8.0)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--chunks", type=int, nargs=3, default=(64, 256, 256))
+    parser.add_argument("--block-seconds", type=float, default=0.43,
+                        help="core-seconds per block of --chunks float32 (read, 3 dims, write)")
+    args = parser.parse_args()
+
+    block = math.prod(args.chunks)
+    blocks_total = args.tib * 2**40 / (4 * block)
+    # A cube-like grid: the longest axis 4x the others, as for (time, y, x) model output.
+    side = round((blocks_total / 4) ** (1 / 3))
+    grid = (4 * side, side, side)
+    blocks = math.prod(grid)
+    shape = tuple(g * c for g, c in zip(grid, args.chunks))
+    cost = BlockCost(in_bytes=4 * block, out_bytes=4 * block, outputs=3)
+    worker = WorkerMemory(int(args.worker_memory_gib * 2**30), args.threads, PROCESS_BASELINE,
+                          WORKER_FRACTION)
+    capacity = worker.capacity(cost)
+    box = choose_box(grid, (0, 1, 2), capacity, min_tiles=2 * args.workers)
+    tp = TilePlan(grid, box, (0, 1, 2))
+    tiles = math.prod(-(-n // b) for n, b in zip(grid, box))
+    extra = tp.extra_reads()
+    own = math.prod(box)
+    border = sum(2 * own // b for b in box)
+    tasks_per_tile = own * TASKS_PER_BLOCK + border * TASKS_PER_BORDER_BLOCK
+    in_flight = min(tiles, args.workers)
+    core_seconds = blocks * args.block_seconds * (1 + 0.25 * extra / blocks)  # a re-read is ~1/4 of a block's work
+    hours = core_seconds / (args.workers * args.threads) / 3600
+    print(f"array: float32 {shape} = {blocks * cost.in_bytes / 2**40:.1f} TiB, chunks {tuple(args.chunks)} "
+          f"({cost.in_bytes / 2**20:.0f} MiB), grid {grid} = {blocks:,} blocks")
+    print(f"cluster: {args.workers} workers x {args.worker_memory_gib:g} GiB, {args.threads} threads each")
+    print(f"per worker: a tile may own {capacity} blocks ({worker.explain(cost)})")
+    print(f"tiles: {box} blocks each, {tiles:,} tiles, {extra / blocks:+.0%} input read again "
+          f"({extra:,} bordering blocks)")
+    print(f"memory per worker at most: {(worker.baseline + args.threads * cost.per_thread + own * cost.in_bytes) / 2**30:.2f} GiB "
+          f"(limit {args.worker_memory_gib:g} GiB, pause at 80%)")
+    print(f"tasks: {blocks * TASKS_PER_BLOCK + extra * TASKS_PER_BORDER_BLOCK:,} in all; "
+          f"{tasks_per_tile:,} per tile; at most {in_flight * tasks_per_tile:,} in the scheduler at once "
+          f"(~{in_flight * tasks_per_tile * SCHEDULER_BYTES_PER_TASK / 2**30:.1f} GiB of scheduler state)")
+    print(f"time: {core_seconds / 3600:,.0f} core-hours at {args.block_seconds} core-s per block -> "
+          f"{hours:.1f} h on {args.workers * args.threads} cores (compute- and I/O-bound alike)")
+    print(f"driver: the full graph of {blocks * 7:,} tasks before culling "
+          f"(~{blocks * 7 * 600 / 2**30:.1f} GiB, ~{blocks / 65536 * 3.3:.0f} s to build at the "
+          "measured 3.3 s per 65,536 blocks)")
+
+
+if __name__ == "__main__":
+    main()

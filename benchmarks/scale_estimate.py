@@ -6,7 +6,7 @@ cost measured on this machine (``--block-seconds``: core-seconds to read, differ
 three dims and write one block; see docs/scale.md for where the default comes from). Run::
 
     python benchmarks/scale_estimate.py [--tib 10] [--workers 100] [--worker-memory-gib 8]
-        [--threads 4] [--block-seconds 0.43]
+        [--threads 4] [--block-seconds 0.42]
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import argparse
 import math
 
 from daskgrad.budget import PROCESS_BASELINE, WORKER_FRACTION, BlockCost, WorkerMemory
-from daskgrad.tiles import TilePlan, choose_box
+from daskgrad.tiles import choose_plan
 
 # Tasks per block: one read, one face task per differentiated dim, one kernel and one write per
 # output; a tile adds one read and one face task for each bordering block it reads.
@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--worker-memory-gib", type=float, default=8.0)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--chunks", type=int, nargs=3, default=(64, 256, 256))
-    parser.add_argument("--block-seconds", type=float, default=0.43,
+    parser.add_argument("--block-seconds", type=float, default=0.42,
                         help="core-seconds per block of --chunks float32 (read, 3 dims, write)")
     args = parser.parse_args()
 
@@ -47,12 +47,12 @@ def main() -> None:
     worker = WorkerMemory(int(args.worker_memory_gib * 2**30), args.threads, PROCESS_BASELINE,
                           WORKER_FRACTION)
     capacity = worker.capacity(cost)
-    box = choose_box(grid, (0, 1, 2), capacity, min_tiles=2 * args.workers)
-    tp = TilePlan(grid, box, (0, 1, 2))
-    tiles = math.prod(-(-n // b) for n, b in zip(grid, box))
+    tp = choose_plan(grid, (0, 1, 2), capacity, min_columns=2 * args.workers)
+    box = tp.box
+    tiles = tp.count()
     extra = tp.extra_reads()
     own = math.prod(box)
-    border = sum(2 * own // b for b in box)
+    border = sum(2 * own // b for i, b in enumerate(box) if i != tp.stream)
     tasks_per_tile = own * TASKS_PER_BLOCK + border * TASKS_PER_BORDER_BLOCK
     in_flight = min(tiles, args.workers)
     core_seconds = blocks * args.block_seconds * (1 + 0.25 * extra / blocks)  # a re-read is ~1/4 of a block's work
@@ -61,9 +61,12 @@ def main() -> None:
           f"({cost.in_bytes / 2**20:.0f} MiB), grid {grid} = {blocks:,} blocks")
     print(f"cluster: {args.workers} workers x {args.worker_memory_gib:g} GiB, {args.threads} threads each")
     print(f"per worker: a tile may own {capacity} blocks ({worker.explain(cost)})")
-    print(f"tiles: {box} blocks each, {tiles:,} tiles, {extra / blocks:+.0%} input read again "
-          f"({extra:,} bordering blocks)")
-    print(f"memory per worker at most: {(worker.baseline + args.threads * cost.per_thread + own * cost.in_bytes) / 2**30:.2f} GiB "
+    streamed = f", streamed along axis {tp.stream}" if tp.stream is not None else ""
+    print(f"tiles: {box} blocks each{streamed}, {tiles:,} tiles, {extra / blocks:+.0%} input read "
+          f"again ({extra:,} bordering blocks)")
+    handed = own // box[tp.stream] if tp.stream is not None else 0
+    held = worker.baseline + args.threads * cost.per_thread + (own + handed) * cost.in_bytes
+    print(f"memory per worker at most: {held / 2**30:.2f} GiB "
           f"(limit {args.worker_memory_gib:g} GiB, pause at 80%)")
     print(f"tasks: {blocks * TASKS_PER_BLOCK + extra * TASKS_PER_BORDER_BLOCK:,} in all; "
           f"{tasks_per_tile:,} per tile; at most {in_flight * tasks_per_tile:,} in the scheduler at once "

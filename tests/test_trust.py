@@ -339,7 +339,7 @@ def test_url_input_without_its_package(tmp_path, url, package, figures):
     except ImportError:
         pass
     else:
-        pytest.skip(f"{package} is installed")
+        pytest.skip(reason=f"{package} is installed, so its absence cannot be shown")
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump({"input": {"path": url}, "output": {"path": str(tmp_path / "o.zarr")}}))
     for command in ("validate", "run"):
@@ -435,7 +435,7 @@ def test_jobqueue_without_its_submit_command(tmp_path, figures):
         lines.append(line)
         assert not out.exists()
     if not lines:
-        pytest.skip("every batch system's submit command is installed here")
+        pytest.skip(reason="every batch system's submit command is installed here")
     figures(lines[0][lines[0].index("cluster.kind"):][:80])
 
 

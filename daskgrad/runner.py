@@ -678,7 +678,7 @@ def _tiles_line(
     extra = read / p.bytes_in - 1 if p.bytes_in else 0.0
     return (
         f"memory: {_size(worker.limit)} {where}; {boxes}; {count} tile(s), reading "
-        f"{_size(read)} ({extra:+.0%} of the input, for bounded memory)"
+        f"{_size(read)} ({extra:+.0%} of the input: blocks bordering a tile are read again)"
     )
 
 

@@ -35,19 +35,23 @@ import daskgrad
 from daskgrad import store as zstore
 from daskgrad.accessor import NUMERIC_KINDS, build_gradients, plan_gradients
 from daskgrad.budget import (
-    PROCESS_BASELINE,
-    WORKER_FRACTION,
-    WorkerMemory,
     configured_worker,
-    measured_worker,
-    warmed_resident,
+    size_text,
 )
 from daskgrad.config import ConfigError, RunConfig
 from daskgrad.inputs import absent_chunks, open_input
 from daskgrad.lease import Lease, LeaseHeld, LeaseLost
 from daskgrad.paths import is_url, resolve_input
 from daskgrad.provenance import describe_change, input_digest
-from daskgrad.schedule import Group, group_of, tile_plans, tiles_to_write
+from daskgrad.schedule import (
+    Group,
+    check_memory,
+    group_of,
+    tile_plans,
+    tiles_line,
+    tiles_to_write,
+    worker_for_run,
+)
 from daskgrad.writer import Progress, Tile, TileWriter, worker_infos
 
 __all__ = ["Plan", "RunError", "RunSummary", "check_memory", "plan", "prepare_store", "run"]
@@ -139,20 +143,12 @@ class RunSummary:
         out = [f"repaired {self.repaired} damaged chunk(s) of a complete store"] if self.repaired else []
         out += [
             f"blocks written: {self.blocks_written} of {self.blocks_total}",
-            f"read {_size(self.bytes_read)}, wrote {_size(self.bytes_written)} in "
+            f"read {size_text(self.bytes_read)}, wrote {size_text(self.bytes_written)} in "
             f"{self.seconds:.1f} s ({rate:.1f} MiB/s written)",
         ]
         for who, peak in sorted(self.peak_memory.items()):
-            out.append(f"peak memory {who}: {_size(peak)}")
+            out.append(f"peak memory {who}: {size_text(peak)}")
         return out
-
-
-def _size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1024
-    return f"{n:.1f} TiB"
 
 
 # -- 1. plan ----------------------------------------------------------------------------------
@@ -203,31 +199,6 @@ def _regular(arr: da.Array) -> tuple[da.Array, tuple[int, ...]]:
     return arr, chunk_shape
 
 
-def _memory_key(cfg: RunConfig) -> str:
-    return "cluster.jobqueue.memory" if cfg.cluster.jobqueue is not None else "cluster.memory_limit"
-
-
-def check_memory(p: Plan, worker: WorkerMemory | None, *, key: str | None = None) -> None:
-    """Refuse a worker memory that cannot hold even a tile of one block, before anything runs.
-
-    Such a run would only show workers paused or killed over and over; the message says the
-    least memory that works and what it is made of.
-    """
-    if worker is None:
-        return
-    key = key or _memory_key(p.config)
-    for g in p.groups:
-        if worker.capacity(g.cost) >= 1:
-            continue
-        least = worker.least(g.cost)
-        raise _refuse(
-            p.source, key,
-            f"{_size(worker.limit)} per worker is too small for the blocks of {g.source!r} "
-            f"({g.block_text}): a worker needs at least {_size(least)} "
-            f"({worker.explain(g.cost)}); raise {key} or set smaller input.chunks",
-        )
-
-
 def small_blocks_note(p: Plan, *, min_bytes: int = 1 << 20, min_blocks: int = 10_000) -> str | None:
     """A note for blocks so small and so many that dask's cost per task would dominate.
 
@@ -246,7 +217,7 @@ def small_blocks_note(p: Plan, *, min_bytes: int = 1 << 20, min_blocks: int = 10
     if blocks < min_blocks or largest >= min_bytes:
         return None
     return (
-        f"note: {blocks} output blocks of at most {_size(largest)} each; dask spends about a "
+        f"note: {blocks} output blocks of at most {size_text(largest)} each; dask spends about a "
         "millisecond per task on any block, so blocks this small make the run slow. Set "
         "input.chunks to a few times the store's chunks per dim (blocks of 32-128 MiB)"
     )
@@ -536,27 +507,6 @@ def _peak_memory_here() -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
-def worker_for_run(p: Plan, client: Any) -> WorkerMemory:
-    """The memory of one worker as the run finds it: measured on a cluster, else configured.
-
-    Raises ConfigError when it cannot hold a tile of one block (nothing is written then).
-    """
-    cfg = p.config
-    worker = None
-    if client is not None:
-        resident = None
-        with contextlib.suppress(Exception):  # without it, the scheduler's figures serve
-            resident = client.run(warmed_resident)
-        worker = measured_worker(worker_infos(client), resident)
-    if worker is None:
-        worker = configured_worker(cfg.cluster)
-    if worker is None:  # a cluster without workers yet and nothing configured: assume 4 GiB
-        worker = WorkerMemory(4 * 2**30, 1, PROCESS_BASELINE, WORKER_FRACTION)
-    key = "cluster.address" if cfg.cluster.kind == "address" else None
-    check_memory(p, worker, key=key)
-    return worker
-
-
 def run(
     cfg: RunConfig,
     *,
@@ -636,7 +586,7 @@ def run(
         tiles = tiles_to_write(p.groups, plans, missing, p.input)
         read = sum(t.read_bytes for t in tiles)
         if tiles:
-            echo(_tiles_line(p, plans, len(tiles), read, worker, client))
+            echo(tiles_line(p, plans, len(tiles), read, worker, client))
         try:
             written = TileWriter(
                 {v: p.result[v].data for v in p.variables}, cfg.output.path, p.token
@@ -666,20 +616,6 @@ def run(
                 log.warning("no peak memory from the workers: %s", _cause(err))
     seconds = time.perf_counter() - t0
     return RunSummary(total, todo, read, written, seconds, peaks, repaired=p.repaired)
-
-
-def _tiles_line(
-    p: Plan, plans: dict, count: int, read: int, worker: WorkerMemory, client: Any
-) -> str:
-    boxes = "; ".join(
-        f"{g.source}: tiles of {' x '.join(map(str, plans[g.source].box))} blocks" for g in p.groups
-    )
-    where = "per worker" if client is not None else "for the run"
-    extra = read / p.bytes_in - 1 if p.bytes_in else 0.0
-    return (
-        f"memory: {_size(worker.limit)} {where}; {boxes}; {count} tile(s), reading "
-        f"{_size(read)} ({extra:+.0%} of the input: blocks bordering a tile are read again)"
-    )
 
 
 def _enter_cluster(stack: contextlib.ExitStack, cfg: RunConfig, source: str) -> Any:

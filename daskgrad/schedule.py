@@ -1,5 +1,8 @@
 """The tiles of a write: per input variable, its block grid cut to fit one worker's memory.
 
+Also the memory checks of a batch run: a limit too small for any tile is refused (exit 2)
+before anything is written (:func:`check_memory`, :func:`worker_for_run`).
+
 Shared by the batch runner and the accessor's ``to_zarr``: both build the lazy gradients, then
 ask this module which blocks each tile writes (:func:`tiles_to_write`), sized by
 :mod:`daskgrad.budget` and shaped by :mod:`daskgrad.tiles`, and hand the tiles to
@@ -8,6 +11,7 @@ ask this module which blocks each tile writes (:func:`tiles_to_write`), sized by
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,12 +19,30 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from daskgrad.budget import BlockCost, WorkerMemory
+from daskgrad.budget import (
+    PROCESS_BASELINE,
+    WORKER_FRACTION,
+    BlockCost,
+    WorkerMemory,
+    configured_worker,
+    measured_worker,
+    size_text,
+    warmed_resident,
+)
+from daskgrad.config import ConfigError
 from daskgrad.store import chunk_grid
 from daskgrad.tiles import TilePlan, choose_plan
-from daskgrad.writer import Tile
+from daskgrad.writer import Tile, worker_infos
 
-__all__ = ["Group", "group_of", "tile_plans", "tiles_to_write"]
+__all__ = [
+    "Group",
+    "check_memory",
+    "group_of",
+    "tile_plans",
+    "tiles_line",
+    "tiles_to_write",
+    "worker_for_run",
+]
 
 Index = tuple[int, ...]
 
@@ -140,3 +162,66 @@ def tiles_to_write(
                 )
             )
     return tiles
+
+
+# -- the memory of a run ----------------------------------------------------------------------
+
+
+def _memory_key(cfg: Any) -> str:
+    return "cluster.jobqueue.memory" if cfg.cluster.jobqueue is not None else "cluster.memory_limit"
+
+
+def check_memory(p: Any, worker: WorkerMemory | None, *, key: str | None = None) -> None:
+    """Refuse a worker memory that cannot hold even a tile of one block, before anything runs.
+
+    Such a run would only show workers paused or killed over and over; the message says the
+    least memory that works and what it is made of.
+    """
+    if worker is None:
+        return
+    key = key or _memory_key(p.config)
+    for g in p.groups:
+        if worker.capacity(g.cost) >= 1:
+            continue
+        least = worker.least(g.cost)
+        raise ConfigError(
+            p.source, key, None,
+            f"{size_text(worker.limit)} per worker is too small for the blocks of {g.source!r} "
+            f"({g.block_text}): a worker needs at least {size_text(least)} "
+            f"({worker.explain(g.cost)}); raise {key} or set smaller input.chunks",
+        )
+
+
+def worker_for_run(p: Any, client: Any) -> WorkerMemory:
+    """The memory of one worker as the run finds it: measured on a cluster, else configured.
+
+    Raises ConfigError when it cannot hold a tile of one block (nothing is written then).
+    """
+    cfg = p.config
+    worker = None
+    if client is not None:
+        resident = None
+        with contextlib.suppress(Exception):  # without it, the scheduler's figures serve
+            resident = client.run(warmed_resident)
+        worker = measured_worker(worker_infos(client), resident)
+    if worker is None:
+        worker = configured_worker(cfg.cluster)
+    if worker is None:  # a cluster without workers yet and nothing configured: assume 4 GiB
+        worker = WorkerMemory(4 * 2**30, 1, PROCESS_BASELINE, WORKER_FRACTION)
+    key = "cluster.address" if cfg.cluster.kind == "address" else None
+    check_memory(p, worker, key=key)
+    return worker
+
+
+def tiles_line(
+    p: Any, plans: dict, count: int, read: int, worker: WorkerMemory, client: Any
+) -> str:
+    boxes = "; ".join(
+        f"{g.source}: tiles of {' x '.join(map(str, plans[g.source].box))} blocks" for g in p.groups
+    )
+    where = "per worker" if client is not None else "for the run"
+    extra = read / p.bytes_in - 1 if p.bytes_in else 0.0
+    return (
+        f"memory: {size_text(worker.limit)} {where}; {boxes}; {count} tile(s), reading "
+        f"{size_text(read)} ({extra:+.0%} of the input: blocks bordering a tile are read again)"
+    )

@@ -282,9 +282,6 @@ class TilePlan:
             return None
         return tuple(i // b for a, (i, b) in enumerate(zip(index, self.box)) if a != self.stream)
 
-    def contains(self, tile: tuple[tuple[int, int], ...], index: Index) -> bool:
-        return all(a <= i < b for i, (a, b) in zip(index, tile))
-
     def split(self, blocks: Iterable[Index]) -> list[list[Index]]:
         """``blocks`` grouped by tile, in the order of :meth:`tiles`; empty tiles left out."""
         order = self._order()

@@ -37,7 +37,7 @@ from dask.highlevelgraph import HighLevelGraph
 from daskgrad import store as zstore
 from daskgrad._compat import make_task, ref
 
-__all__ = ["Progress", "Stalled", "Tile", "TileWriter", "running_workers", "subgraph", "worker_infos"]
+__all__ = ["Progress", "Stalled", "Tile", "TileWriter", "subgraph", "worker_infos"]
 
 log = logging.getLogger("daskgrad")
 
@@ -381,11 +381,6 @@ def worker_infos(client: Any) -> dict[str, dict]:
 
 def _running(infos: Mapping[str, Mapping]) -> list[str]:
     return sorted(a for a, w in infos.items() if w.get("status", "running") == "running")
-
-
-def running_workers(client: Any) -> list[str]:
-    """Addresses of the workers that accept tasks now (not paused, not closing)."""
-    return _running(worker_infos(client))
 
 
 def stall_cause(client: Any, seconds: float) -> str:

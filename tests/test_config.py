@@ -716,7 +716,7 @@ def test_check_paths_url_needs_its_package(in_tmp, url, package):
     except ImportError:
         pass
     else:
-        pytest.skip(f"{package} is installed here")
+        pytest.skip(reason=f"{package} is installed here, so its absence cannot be shown")
     with pytest.raises(ConfigError) as info:
         check_paths(_cfg(url, "g.zarr"))
     assert str(info.value) == (

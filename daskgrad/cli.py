@@ -22,7 +22,8 @@ from pathlib import Path
 import click
 
 import daskgrad
-from daskgrad.config import ConfigError, RunConfig, check_paths, load_config
+from daskgrad.config import ConfigError, RunConfig, load_config
+from daskgrad.preflight import check_paths
 
 RESUME_HINT = "resume with: daskgrad run {config} --set output.mode=resume"
 
@@ -109,7 +110,8 @@ def _run(cfg: RunConfig, config: str, *, verify: bool, progress: bool) -> None:
 @set_option
 def validate(config: str, overrides: tuple[str, ...]) -> None:
     """Check CONFIG against the schema and the input's metadata; write nothing."""
-    from daskgrad.cluster import HPC_KINDS, describe, job_script
+    from daskgrad.cluster import describe, job_script
+    from daskgrad.config import JOBQUEUE_KINDS
     from daskgrad.runner import plan
 
     cfg = _load(config, overrides)
@@ -128,7 +130,7 @@ def validate(config: str, overrides: tuple[str, ...]) -> None:
         arr = p.result[v]
         click.echo(f"  {v}: {dict(arr.sizes)} {arr.dtype}, zarr chunks {p.chunk_shapes[v]}")
     click.echo(f"  cluster: {describe(cfg.cluster)}")
-    if cfg.cluster.kind in HPC_KINDS:
+    if cfg.cluster.kind in JOBQUEUE_KINDS:
         try:
             script = job_script(cfg.cluster)
         except (ValueError, ImportError) as err:

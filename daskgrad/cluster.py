@@ -18,9 +18,9 @@ a job queue needs the scheduler reachable from compute nodes; every worker gets
 ``ZARR_ARRAY__WRITE_EMPTY_CHUNKS=True`` so all-NaN blocks are written and resume can finish;
 ``distributed.scheduler.allowed-failures`` comes from the config.
 
-The config object is duck-typed (any object with the attributes of
-``daskgrad.config.ClusterConfig``), so this module imports nothing else from daskgrad;
-``distributed`` and ``dask_jobqueue`` are imported inside the branches that need them.
+The config is a validated ``daskgrad.config.ClusterConfig`` (or any object with its
+attributes); the kinds are the config's, checked there once. ``distributed`` and
+``dask_jobqueue`` are imported inside the branches that need them.
 """
 
 from __future__ import annotations
@@ -41,13 +41,12 @@ from typing import TYPE_CHECKING, Any
 import dask
 
 from daskgrad._malloc import malloc_env
+from daskgrad.config.cluster import JOBQUEUE_KINDS
 
 if TYPE_CHECKING:
     import distributed
 
 __all__ = [
-    "HPC_KINDS",
-    "KINDS",
     "WORKER_ENV",
     "dashboard_link",
     "describe",
@@ -58,11 +57,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-KINDS = ("threads", "local", "address", "slurm", "pbs", "sge", "lsf")
-"""Every accepted ``cluster.kind``."""
-
-HPC_KINDS = ("slurm", "pbs", "sge", "lsf")
-"""The kinds served by dask-jobqueue."""
 
 WORKER_ENV: Mapping[str, str] = {"ZARR_ARRAY__WRITE_EMPTY_CHUNKS": "True"}
 """Environment every worker gets (RELIABILITY R1): zarr 3 skips all-fill-value chunks by default,
@@ -147,7 +141,7 @@ def open_client(
     ...     print(client, dask.config.get("scheduler"), dask.config.get("num_workers"))
     None threads 4
     """
-    kind = _kind(cfg)
+    kind = cfg.kind
     if kind == "threads":
         branch = _open_threads(cfg)
         unused_env = extra_env
@@ -239,11 +233,11 @@ def jobqueue_kwargs(cfg: Any, *, extra_env: Mapping[str, str] | None = None) -> 
     ...
     ValueError: cluster.jobqueue.resource_spec: not supported for kind slurm (dask_jobqueue's SLURMJob takes no 'resource_spec'); remove it, or pass the batch directive through job_extra_directives
     """
-    kind = _kind(cfg)
-    if kind not in HPC_KINDS:
+    kind = cfg.kind
+    if kind not in JOBQUEUE_KINDS:
         raise ValueError(
             f"cluster.kind: {kind!r} is not a job-queue kind; jobqueue settings apply only to "
-            f"{', '.join(HPC_KINDS)}"
+            f"{', '.join(JOBQUEUE_KINDS)}"
         )
     jq = _jobqueue_section(cfg, kind)
     job_cls = _jobqueue_cluster_class(kind).job_cls
@@ -303,7 +297,7 @@ def job_script(cfg: Any, *, extra_env: Mapping[str, str] | None = None) -> str:
     >>> "#SBATCH -p normal" in script and "--nthreads 8 --memory-limit 32.00GiB" in script
     True
     """
-    kind = _kind(cfg)
+    kind = cfg.kind
     kwargs = jobqueue_kwargs(cfg, extra_env=extra_env)
     job_cls = _jobqueue_cluster_class(kind).job_cls
     security = bool(getattr(_jobqueue_section(cfg, kind), "security", None))
@@ -335,7 +329,7 @@ def describe(cfg: Any) -> str:
     >>> describe(NS(kind="threads", n_workers=2, threads_per_worker=4))
     'no cluster: dask threaded scheduler, 8 threads'
     """
-    kind = _kind(cfg)
+    kind = cfg.kind
     if kind == "threads":
         n = _thread_count(cfg)
         return f"no cluster: dask threaded scheduler, {n} thread{_s(n)}"
@@ -501,7 +495,7 @@ def _probe_scheduler(address: str, security: Any, timeout: float) -> None:
 def _open_jobqueue(cfg: Any, extra_env: Mapping[str, str] | None) -> Iterator[distributed.Client]:
     from distributed import Client
 
-    kind = _kind(cfg)
+    kind = cfg.kind
     kwargs = jobqueue_kwargs(cfg, extra_env=extra_env)  # validates before anything starts
     cluster_cls = _jobqueue_cluster_class(kind)
     jq = _jobqueue_section(cfg, kind)
@@ -555,13 +549,6 @@ def _limit_bytes(cfg: Any) -> int | None:
     from dask.utils import parse_bytes
 
     return int(parse_bytes(limit))
-
-
-def _kind(cfg: Any) -> str:
-    kind = getattr(cfg, "kind", None)
-    if kind not in KINDS:
-        raise ValueError(f"cluster.kind: {kind!r} is not one of {', '.join(KINDS)}")
-    return kind
 
 
 def _thread_count(cfg: Any) -> int:

@@ -37,16 +37,14 @@ from typing import Any, Literal
 import numpy as np
 import xarray as xr
 
+from daskgrad.options import OptionError, check_datetime_unit
+from daskgrad.spacing import inferred_period
+
 __all__ = [
-    "DATETIME_UNITS",
     "DimSpacing",
-    "check_datetime_unit",
     "coordinate_numbers",
     "dim_spacing",
 ]
-
-#: The ``datetime_unit`` values accepted: numpy's fixed-length time units.
-DATETIME_UNITS: tuple[str, ...] = ("W", "D", "h", "m", "s", "ms", "us", "ns", "ps", "fs", "as")
 
 # How each datetime_unit is written in a ``units`` attribute (UDUNITS spelling): numpy's "m" is
 # minutes, which a reader of "K/m" would take for metres, so it is written "min".
@@ -102,35 +100,6 @@ class DimSpacing:
     def size(self) -> int:
         """The length of the dim."""
         return len(self.values)
-
-
-def check_datetime_unit(datetime_unit: Any) -> str:
-    """Return ``datetime_unit`` if numpy knows it as a fixed-length unit, else raise.
-
-    Raises
-    ------
-    ValueError
-        For ``"Y"``, ``"M"`` and anything not in :data:`DATETIME_UNITS`.
-
-    Examples
-    --------
-    >>> check_datetime_unit("h")
-    'h'
-    >>> check_datetime_unit("M")
-    Traceback (most recent call last):
-    ...
-    ValueError: datetime_unit='M' is not allowed: months have no fixed length, so they are not a step size; use one of W, D, h, m, s, ms, us, ns, ps, fs, as
-    """
-    allowed = ", ".join(DATETIME_UNITS)
-    if isinstance(datetime_unit, str) and datetime_unit in ("Y", "M"):
-        what = "years" if datetime_unit == "Y" else "months"
-        raise ValueError(
-            f"datetime_unit={datetime_unit!r} is not allowed: {what} have no fixed length, "
-            f"so they are not a step size; use one of {allowed}"
-        )
-    if not isinstance(datetime_unit, str) or datetime_unit not in DATETIME_UNITS:
-        raise ValueError(f"datetime_unit must be one of {allowed}; got {datetime_unit!r}")
-    return datetime_unit
 
 
 def dimension_coordinate(obj: xr.DataArray | xr.Dataset, dim: Hashable) -> xr.DataArray | None:
@@ -240,20 +209,23 @@ def period_number(period: Any, *, kind: CoordKind, datetime_unit: str, label: st
         return None
     if isinstance(period, (datetime.timedelta, np.timedelta64)):
         if kind not in ("datetime", "cftime"):
-            raise ValueError(
+            raise OptionError(
+                "periodic",
                 f"periodic period of dim {label} is a time delta ({period!r}) but the dim's "
                 "coordinate is not a time; give a number"
             )
         value = np.timedelta64(period) / np.timedelta64(1, datetime_unit)
         if not value > 0:
-            raise ValueError(f"periodic period of dim {label} must be positive; got {period!r}")
+            raise OptionError("periodic", f"periodic period of dim {label} must be positive; got {period!r}")
         return float(value)
     if isinstance(period, bool) or not isinstance(period, (numbers.Real, np.integer, np.floating)):
-        raise ValueError(
+        raise OptionError(
+                "periodic",
             f"periodic period of dim {label} must be a positive number or None; got {period!r}"
         )
     if not (math.isfinite(period) and period > 0):
-        raise ValueError(
+        raise OptionError(
+                "periodic",
             f"periodic period of dim {label} must be a finite positive number; got {period!r}"
         )
     return period
@@ -279,20 +251,11 @@ def resolve_period(values: np.ndarray, period: Any, label: str) -> Any:
         # Inferred here, in the coordinate's own units, and not left to the engine: a spherical
         # longitude is converted to radians afterwards, where a uniform degree grid need not
         # stay exactly uniform.
-        if n < 2:
-            raise ValueError(
-                f"periodic dim {label} has {n} point(s); give its period, e.g. periodic={{{label}: 360.0}}"
-            )
-        diffs = np.diff(x)
-        if not (diffs == diffs[0]).all():
-            raise ValueError(
-                f"periodic dim {label} has a non-uniform coordinate, so its period cannot be "
-                f"inferred; give it, e.g. periodic={{{label}: 360.0}}"
-            )
-        return n * diffs[0]
+        return inferred_period(np.diff(x) if n >= 2 else x[:0], n, f"dim {label}")
     span = x[-1] - x[0] if n else 0
     if not abs(span) < period:
-        raise ValueError(
+        raise OptionError(
+                "periodic",
             f"periodic period of dim {label} is {period!r}, but its coordinate already spans "
             f"{float(abs(span))!r} (from {float(x[0])!r} to {float(x[-1])!r}); the period must be "
             "longer than that"

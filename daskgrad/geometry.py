@@ -27,16 +27,12 @@ import xarray as xr
 from daskgrad.coords import DimSpacing
 
 __all__ = [
-    "DEFAULT_RADIUS",
     "SphericalAxes",
-    "check_radius",
     "find_lat_lon",
     "lon_metric",
     "to_radians",
 ]
 
-#: Mean Earth radius in metres (IUGG), the default sphere radius.
-DEFAULT_RADIUS = 6371008.8
 
 _LAT_UNITS = {
     "degrees_north", "degree_north", "degrees_n", "degree_n", "degreesn", "degreen",
@@ -75,22 +71,6 @@ class SphericalAxes:
         if dim == self.lon_dim:
             return "lon"
         return None
-
-
-def check_radius(radius: Any) -> float:
-    """Return the radius as a float if it is a finite positive number of metres, else raise.
-
-    Examples
-    --------
-    >>> check_radius(6.371e6)
-    6371000.0
-    """
-    if isinstance(radius, bool) or not isinstance(radius, (int, float, np.integer, np.floating)):
-        raise ValueError(f"radius must be a positive number of metres; got {radius!r}")
-    value = float(radius)
-    if not (np.isfinite(value) and value > 0):
-        raise ValueError(f"radius must be a finite positive number of metres; got {radius!r}")
-    return value
 
 
 def _text(value: Any) -> str:

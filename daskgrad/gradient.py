@@ -16,6 +16,7 @@ import numpy as np
 from daskgrad._compat import is_cupy_array
 from daskgrad.halo import gradient_dask
 from daskgrad.kernels import gradient_block, working_dtypes
+from daskgrad.options import check_edge_order
 from daskgrad.spacing import AxisSpacing, LazyAxisSpacing, normalize_spacing
 
 __all__ = ["differentiate_axes", "gradient", "normalize_dims"]
@@ -55,12 +56,6 @@ def normalize_dims(dim: Any, ndim: int) -> tuple[int, ...]:
     if len(set(axes)) != len(axes):
         raise ValueError(f"dim={dim!r} names the same dim more than once (as axes {axes})")
     return tuple(axes)
-
-
-def _check_edge_order(edge_order: Any) -> int:
-    if isinstance(edge_order, bool) or edge_order not in (1, 2):
-        raise ValueError(f"edge_order must be 1 or 2, got {edge_order!r}")
-    return int(edge_order)
 
 
 def _as_array(values: Any) -> Any:
@@ -213,7 +208,7 @@ def gradient(values: Any, *, spacing: Any = None, dim: Any = None, edge_order: i
     """
     values = _as_array(values)
     working_dtypes(values.dtype)  # TypeError for non-numeric values, before anything else
-    edge_order = _check_edge_order(edge_order)
+    edge_order = check_edge_order(edge_order)
     if values.ndim == 0:
         raise ValueError("values must have at least one dim, got a 0-d array")
     axes = normalize_dims(dim, values.ndim)

@@ -225,48 +225,24 @@ def sources_of(obj: Any) -> set[str]:
     return found
 
 
-def check_zarr_target(
-    obj: Any, store: Any, *, name: Any = None, variables: Any = None, argument: str = "store"
-) -> None:
+def check_zarr_target(obj: Any, store: Any, *, argument: str = "store") -> None:
     """Refuse a ``to_zarr`` target that would destroy the input or could never be read back.
 
-    * The target must not be a file or store ``obj`` reads from, nor inside one, nor contain
-      one: ``mode="w"`` deletes the target before the lazy input is read.
-    * Output names must not contain ``/`` or ``\\`` (zarr would nest groups): neither the
-      ``name`` template nor the names of the variables it is filled with.
+    The target must not be a file or store ``obj`` reads from, nor inside one, nor contain
+    one: ``mode="w"`` deletes the target before the lazy input is read. (Output names that
+    zarr would read as nested groups are refused by :func:`daskgrad.plan.check_storable`.)
 
     Raises
     ------
     ValueError
-        Naming the argument (``store``, ``name`` or ``variables``) and the path.
+        Naming the argument (``store``) and the path.
 
     Examples
     --------
     >>> import numpy as np, xarray as xr
     >>> a = xr.DataArray(np.zeros(3), dims="x", name="T")
     >>> check_zarr_target(a, "/tmp/out.zarr")
-    >>> check_zarr_target(a, "/tmp/out.zarr", name="d{var}\\\\d{dim}")  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    ValueError: name='d{var}\\\\d{dim}' contains '\\\\', which zarr reads as a group separator; ...
     """
-    if isinstance(name, str):
-        for sep in ("/", "\\"):
-            if sep in name:
-                raise ValueError(
-                    f"name={name!r} contains {sep!r}, which zarr reads as a group separator; "
-                    "the outputs would be nested groups. Use e.g. 'd{var}_d{dim}'"
-                )
-    labels = [getattr(obj, "name", None)] if not hasattr(obj, "data_vars") else list(obj.data_vars)
-    if variables is not None:
-        labels = [variables] if isinstance(variables, str) else list(variables)
-    for label in labels:
-        for sep in ("/", "\\"):
-            if isinstance(label, str) and sep in label:
-                raise ValueError(
-                    f"variables: {label!r} contains {sep!r}, which zarr reads as a group "
-                    "separator in its output names; rename it (obj.rename) or leave it out"
-                )
     target = store_location(store)
     if target is None:
         return

@@ -33,15 +33,18 @@ import xarray as xr
 
 import daskgrad
 from daskgrad import store as zstore
-from daskgrad.accessor import NUMERIC_KINDS, build_gradients, plan_gradients
+from daskgrad.accessor import build_gradients
 from daskgrad.budget import (
     configured_worker,
     size_text,
 )
-from daskgrad.config import ConfigError, RunConfig
+from daskgrad.chunking import as_regular
+from daskgrad.config import OPTION_KEYS, ConfigError, RunConfig
 from daskgrad.inputs import absent_chunks, open_input
 from daskgrad.lease import Lease, LeaseHeld, LeaseLost
+from daskgrad.options import OptionError
 from daskgrad.paths import is_url, resolve_input
+from daskgrad.plan import GradientPlan, check_storable, plan_gradients
 from daskgrad.provenance import describe_change, input_digest
 from daskgrad.schedule import (
     Group,
@@ -158,45 +161,14 @@ def _refuse(source: str, key: str, reason: str) -> ConfigError:
     return ConfigError(source, key, None, reason)
 
 
-def _check_against_data(cfg: RunConfig, ds: xr.Dataset, source: str) -> list[str]:
-    numeric = [str(v) for v, x in ds.data_vars.items() if x.dtype.kind in NUMERIC_KINDS]
-    variables = list(cfg.input.variables) if cfg.input.variables else numeric
-    for v in variables:
-        if v not in ds.data_vars:
-            raise _refuse(
-                source, "input.variables",
-                f"unknown variable {v!r}; the input has {sorted(map(str, ds.data_vars))}",
-            )
-        if v not in numeric:
-            raise _refuse(source, "input.variables", f"variable {v!r} is not numeric (dtype {ds[v].dtype})")
-        for sep in ("/", "\\"):
-            if sep in v:  # zarr would nest groups: the output could never be complete
-                raise _refuse(
-                    source, "input.variables",
-                    f"variable {v!r} contains {sep!r}, which zarr reads as a group separator in "
-                    "its output names; list the other variables in input.variables",
-                )
-    if not variables:
-        raise _refuse(source, "input.variables", "the input has no numeric data variable")
-    have = {d for v in variables for d in ds[v].dims}
-    for d in cfg.gradient.dims or []:
-        if d not in have:
-            raise _refuse(
-                source, "gradient.dims",
-                f"dim {d!r} is in none of the variables {variables}; their dims are {sorted(have)}",
-            )
-    for d in cfg.gradient.periodic:
-        if d not in have:
-            raise _refuse(source, "gradient.periodic", f"dim {d!r} is in none of the variables {variables}")
-    return variables
-
-
-def _regular(arr: da.Array) -> tuple[da.Array, tuple[int, ...]]:
-    chunk_shape = zstore.regular_chunks(arr.chunks)
-    if chunk_shape is None:  # an irregular chunking cannot map one block to one zarr chunk
-        chunk_shape = tuple(max(c) for c in arr.chunks)
-        arr = arr.rechunk(chunk_shape)
-    return arr, chunk_shape
+def _gradient_plan(cfg: RunConfig, ds: xr.Dataset, source: str) -> tuple[GradientPlan, xr.Dataset]:
+    """Plan and build the gradients; an option the data refuses names its config key."""
+    try:
+        gplan = plan_gradients(ds, cfg.gradient_options())
+        check_storable(gplan)
+        return gplan, build_gradients(ds, gplan)
+    except OptionError as err:
+        raise _refuse(source, OPTION_KEYS[err.argument], str(err)) from err
 
 
 def small_blocks_note(p: Plan, *, min_bytes: int = 1 << 20, min_blocks: int = 10_000) -> str | None:
@@ -253,29 +225,14 @@ def plan(cfg: RunConfig, source: str = "<config>") -> Plan:
             f"cannot open {cfg.input.path!r}: no usable credentials ({type(err).__name__}: {err}); "
             "set them as the storage's client expects (e.g. AWS_PROFILE or AWS_ACCESS_KEY_ID)",
         ) from err
-    variables = _check_against_data(cfg, ds, source)
-    g = cfg.gradient
-    try:
-        gplan = plan_gradients(
-            ds,
-            list(g.dims) if g.dims else None,
-            variables=variables,
-            edge_order=g.edge_order,
-            datetime_unit=g.datetime_unit,
-            periodic=dict(g.periodic) or None,
-            geometry=g.geometry,
-            radius=g.radius,
-            name=cfg.output.name,
-        )
-        result = build_gradients(ds, gplan)
-    except (ValueError, TypeError) as err:
-        raise _refuse(source, "gradient", str(err)) from err
+    gplan, result = _gradient_plan(cfg, ds, source)
+    variables = [str(vp.key) for vp in gplan.variables]
     chunk_shapes = {}
     for v in list(result.data_vars):
         arr = result[v].data
         if not isinstance(arr, da.Array):
             arr = da.from_array(arr)
-        arr, chunk_shape = _regular(arr)
+        arr, chunk_shape = as_regular(arr)
         result[v] = result[v].copy(data=arr)
         chunk_shapes[str(v)] = chunk_shape
     identity = {
@@ -527,7 +484,7 @@ def run(
         Stopped by the user; the store is left incomplete and resumable.
     """
     from daskgrad.cluster import dashboard_link, describe
-    from daskgrad.config import check_paths
+    from daskgrad.preflight import check_paths
 
     check_paths(cfg, source=source)
     p = plan(cfg, source)

@@ -24,6 +24,7 @@ from typing import Any, Literal
 import numpy as np
 
 from daskgrad._compat import is_cupy_array, to_numpy
+from daskgrad.options import OptionError
 
 __all__ = [
     "AxisSpacing",
@@ -299,6 +300,32 @@ def _check_coordinate_shape(shape: tuple, spec: _SpacingSpec) -> None:
         )
 
 
+def inferred_period(diffs: np.ndarray, size: int, label: str) -> Any:
+    """The period of a periodic axis given without one: ``size * step`` of a uniform coordinate.
+
+    ``diffs`` are the coordinate's differences; uniform is numpy's test (every difference
+    equal to the first). The one rule for the function, the accessor and the config.
+
+    Examples
+    --------
+    >>> inferred_period(np.array([90.0, 90.0, 90.0]), 4, "dim 'lon'")
+    np.float64(360.0)
+    """
+    if size < 2:
+        raise OptionError(
+            "periodic",
+            f"periodic {label} has {size} point(s), so its period cannot be inferred; "
+            "give it, e.g. periodic={'lon': 360.0}",
+        )
+    if not (diffs == diffs[0]).all():
+        raise OptionError(
+            "periodic",
+            f"periodic {label} has a non-uniform coordinate, so its period cannot be "
+            "inferred; give it, e.g. periodic={'lon': 360.0}",
+        )
+    return size * diffs[0]
+
+
 def _coordinate_spacing(coord: np.ndarray, spec: _SpacingSpec) -> AxisSpacing:
     """:func:`axis_spacing` for a host coordinate: every check, numpy's uniformity decision."""
     axis, size, edge_order, label = spec.axis, spec.size, spec.edge_order, spec.label
@@ -312,18 +339,8 @@ def _coordinate_spacing(coord: np.ndarray, spec: _SpacingSpec) -> AxisSpacing:
                 "monotonic coordinate"
             )
         if period is None:
-            if size < 2:
-                raise ValueError(
-                    f"periodic {label} has {size} point(s), so its period cannot be inferred; "
-                    "give it, e.g. periodic={'lon': 360.0}"
-                )
-            diffs = _coordinate_differences(coord, label)
-            if not (diffs == diffs[0]).all():
-                raise ValueError(
-                    f"periodic {label} has a non-uniform coordinate, so its period cannot be "
-                    "inferred; give it, e.g. periodic={'lon': 360.0}"
-                )
-            period = size * diffs[0]
+            diffs = _coordinate_differences(coord, label) if size >= 2 else coord[:0]
+            period = inferred_period(diffs, size, label)
         coord = np.concatenate([coord[-1:] - period, coord, coord[:1] + period])
     diffs = _coordinate_differences(coord, label)
     if periodic and not ((diffs > 0).all() or (diffs < 0).all()):

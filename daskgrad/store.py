@@ -30,34 +30,12 @@ __all__ = [
     "finalize",
     "present_blocks",
     "read_state",
-    "regular_chunks",
     "set_state",
     "write_block",
     "write_token",
 ]
 
 STATE_KEY = "daskgrad"
-
-
-def regular_chunks(chunks: tuple[tuple[int, ...], ...]) -> tuple[tuple[int, ...], ...] | None:
-    """The zarr chunk shape if ``chunks`` is a regular grid (all equal, last may be shorter).
-
-    Returns None for an irregular chunking, which must be rechunked before it is stored.
-
-    Examples
-    --------
-    >>> regular_chunks(((4, 4, 2), (3,)))
-    (4, 3)
-    >>> regular_chunks(((2, 4),)) is None
-    True
-    """
-    shape = []
-    for c in chunks:
-        first = c[0] if c else 0
-        if any(n != first for n in c[:-1]) or (c and c[-1] > first):
-            return None
-        shape.append(max(first, 1))
-    return tuple(shape)
 
 
 def chunk_grid(shape: tuple[int, ...], chunk_shape: tuple[int, ...]) -> tuple[int, ...]:

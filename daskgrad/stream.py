@@ -28,8 +28,9 @@ import xarray as xr
 import zarr
 
 from daskgrad.budget import THREADS_FRACTION, WorkerMemory, measured_worker
+from daskgrad.chunking import regular_chunks
 from daskgrad.schedule import group_of, tile_plans, tiles_to_write
-from daskgrad.store import expected_blocks, regular_chunks
+from daskgrad.store import expected_blocks
 from daskgrad.writer import TileWriter, worker_infos
 
 __all__ = ["active_client", "library_worker", "write_gradients"]

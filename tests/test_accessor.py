@@ -25,7 +25,9 @@ import zarr
 from conftest import assert_bitwise_equal
 
 import daskgrad
-from daskgrad.accessor import GradAccessor, plan_gradients
+from daskgrad.accessor import GradAccessor
+from daskgrad.options import GradientOptions
+from daskgrad.plan import plan_gradients
 
 R = 6371008.8
 CHUNKINGS = [None, 1, 3, (2, 1, 4)]  # None: numpy-backed; (2, 1, 4): irregular along x
@@ -354,7 +356,7 @@ def test_names_attrs_and_coords_are_kept(rng):
 
 
 def test_plan_lists_outputs_without_reading_data(rng):
-    plan = plan_gradients(_grid(rng), ["x"], periodic="x")
+    plan = plan_gradients(_grid(rng), GradientOptions(dim=["x"], periodic="x"))
     assert plan.names == ["dT_dx", "du_dx"]
     assert plan.fields[0].spacing.period == 7 * 0.25
 
@@ -471,7 +473,7 @@ BAD = [
     ({"name": "g_{dim}"}, "to the gradient of 'T' along 'x' and of 'u' along 'x'; add {var} to it"),
     (
         {"name": "d{foo}_{dim}"},
-        "name='d{foo}_{dim}' uses the field(s) ['foo']; only {var} and {dim}",
+        "name='d{foo}_{dim}' uses the field {foo}; only {var} and {dim}",
     ),
     ({"name": "d{var"}, "name='d{var' is not a valid template"),
     ({"name": 7}, "name must be a format string using {var} and {dim}"),

@@ -122,7 +122,7 @@ def _case(name: str, tmp_path: Path, inp: Path) -> tuple[Path, Path, str, str]:
         key, problem = "cluster.n_workers", "expected an integer, got the string 'two'"
     elif name == "edge_order_3":
         sections = {"gradient": {"edge_order": 3}}
-        key, problem = "gradient.edge_order", "Input should be 1 or 2, got 3"
+        key, problem = "gradient.edge_order", "edge_order must be 1 or 2; got 3"
     elif name == "missing_input":
         sections = {"input": {"path": str(tmp_path / "nowhere.zarr")}}
         key, problem = "input.path", "does not exist"
@@ -135,10 +135,10 @@ def _case(name: str, tmp_path: Path, inp: Path) -> tuple[Path, Path, str, str]:
         key, problem = "output.path", "is inside the input"
     elif name == "unknown_variable":
         sections = {"input": {"path": str(inp), "variables": ["T"]}}
-        key, problem = "input.variables", "unknown variable 'T'"
+        key, problem = "input.variables", "variables: 'T' is not a data variable of the Dataset"
     elif name == "dims_not_in_data":
         sections = {"gradient": {"dims": ["depth"], "periodic": {}}}
-        key, problem = "gradient.dims", "dim 'depth' is in none of the variables"
+        key, problem = "gradient.dims", "dim 'depth' is not a dim of the Dataset"
     elif name == "blocks_larger_than_workers":
         # A worker process alone needs more than 16 KiB; the line says the least that works.
         sections = {"cluster": {"kind": "local", "memory_limit": "16KiB"}}

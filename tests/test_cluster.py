@@ -282,8 +282,7 @@ def test_jobqueue_kwargs_clear_errors_for_incomplete_configs() -> None:
         pytest.raises(ValueError, match=re.escape("cluster.jobqueue.memory: required")),
     ):
         jobqueue_kwargs(hpc_unchecked("slurm", memory=None))
-    with pytest.raises(ValueError, match=re.escape("cluster.kind: 'k8s' is not one of")):
-        describe(unchecked(kind="k8s"))
+    # An unknown kind is the schema's to refuse (test_config's corpus), not this module's.
 
 
 def test_missing_dask_jobqueue_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -29,11 +29,11 @@ from daskgrad.config import (
     RunConfig,
     TLSConfig,
     YAML12SafeLoader,
-    check_paths,
     load_config,
     load_config_text,
     load_yaml,
 )
+from daskgrad.preflight import check_paths
 
 CORPUS = Path(__file__).parent / "bad_configs"
 PWNED = Path("/tmp/daskgrad-pwned")
@@ -455,7 +455,7 @@ def test_override_error_names_the_override():
         load_config_text(SPEC_EXAMPLE, "config.yaml", ["gradient.edge_order=3"])
     err = info.value
     assert (err.source, err.key, err.line) == ("--set", "gradient.edge_order", None)
-    assert str(err) == "--set gradient.edge_order: Input should be 1 or 2, got 3"
+    assert str(err) == "--set gradient.edge_order: edge_order must be 1 or 2; got 3"
 
 
 def test_override_unknown_key():

@@ -10,9 +10,11 @@ import pytest
 
 import daskgrad
 
-# Every module of the package, so a new one cannot slip out of the doctests.
+# Every module of the package and its subpackages, so a new one cannot slip out of the doctests.
 MODULES = sorted(
-    f"daskgrad.{m.name}" for m in pkgutil.iter_modules(daskgrad.__path__) if m.name != "__main__"
+    m.name
+    for m in pkgutil.walk_packages(daskgrad.__path__, prefix="daskgrad.")
+    if not m.name.endswith("__main__")
 )
 
 

@@ -207,9 +207,9 @@ def test_dask_result_is_lazy():
     [
         (np.array(["a", "b", "c"]), {}, TypeError, "values must be numeric"),
         (np.array([1, 2, 3], dtype=object), {}, TypeError, "got dtype object"),
-        (np.ones(5), {"edge_order": 3}, ValueError, "edge_order must be 1 or 2, got 3"),
-        (np.ones(5), {"edge_order": 0}, ValueError, "edge_order must be 1 or 2, got 0"),
-        (np.ones(5), {"edge_order": True}, ValueError, "edge_order must be 1 or 2, got True"),
+        (np.ones(5), {"edge_order": 3}, ValueError, "edge_order must be 1 or 2; got 3"),
+        (np.ones(5), {"edge_order": 0}, ValueError, "edge_order must be 1 or 2; got 0"),
+        (np.ones(5), {"edge_order": True}, ValueError, "edge_order must be 1 or 2; got True"),
         (np.ones((3, 4)), {"dim": (0, 0)}, ValueError, "names the same dim more than once"),
         (np.ones((3, 4)), {"dim": (1, -1)}, ValueError, "names the same dim more than once"),
         (np.ones((3, 4)), {"dim": 2}, np.exceptions.AxisError, "out of bounds"),

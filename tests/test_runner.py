@@ -113,9 +113,9 @@ def test_all_nan_blocks_are_written(tmp_path):
 
 def test_unknown_variable_and_dim_are_config_errors(inp, tmp_path):
     out = tmp_path / "out.zarr"
-    with pytest.raises(ConfigError, match=r"input\.variables: unknown variable 'T'"):
+    with pytest.raises(ConfigError, match=r"input\.variables: variables: 'T' is not a data variable of the Dataset"):
         run(make_config(inp, out, input={"path": str(inp), "variables": ["T"]}), progress=False, echo=lambda s: None)
-    with pytest.raises(ConfigError, match=r"gradient\.dims: dim 'depth' is in none of the variables"):
+    with pytest.raises(ConfigError, match=r"gradient\.dims: dim 'depth' is not a dim of the Dataset"):
         run(make_config(inp, out, gradient={"dims": ["depth"], "periodic": {}}), progress=False, echo=lambda s: None)
     assert not out.exists()
 

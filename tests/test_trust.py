@@ -362,8 +362,8 @@ def test_names_with_a_backslash_are_refused(tmp_path, figures):
             result = invoke(command, config)
             assert result.exit_code == 2, result.output
             lines.append(_one_line(result.stderr))
-    assert "output.name: 'd{var}\\\\d{dim}' contains '\\\\', which would nest zarr groups" in lines[0]
-    assert "input.variables: variable 'T\\\\2m' contains '\\\\'" in lines[2]
+    assert "output.name: name='d{var}\\\\d{dim}' contains '\\\\', which zarr reads" in lines[0]
+    assert "input.variables: variables: 'T\\\\2m' contains '\\\\'" in lines[2]
     assert not (tmp_path / "o.zarr").exists()
     ds = xr.open_dataset(inp)
     with pytest.raises(ValueError, match=r"^variables: 'T\\\\2m' contains"):

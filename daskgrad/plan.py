@@ -1,0 +1,445 @@
+"""Planning a ``grad`` call: every argument checked and every output decided, before any data.
+
+:func:`plan_gradients` turns an xarray object and a :class:`~daskgrad.options.GradientOptions`
+into a :class:`GradientPlan`: the chosen variables and dims, each dim's spacing (from the
+coordinates, via :mod:`daskgrad.coords` and :mod:`daskgrad.geometry`), each output's name and
+attributes, and the engine's per-axis spacing records. Coordinates are read (they are small);
+data variables are not. Every error is an :class:`~daskgrad.options.OptionError` naming the
+argument it is about.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import xarray as xr
+
+from daskgrad.coords import DimSpacing, dim_spacing
+from daskgrad.geometry import SphericalAxes, find_lat_lon, to_radians
+from daskgrad.options import Geometry, GradientOptions, OptionError, check_name_template
+from daskgrad.spacing import AxisSpacing, axis_spacing
+
+__all__ = [
+    "NUMERIC_KINDS",
+    "UNNAMED",
+    "GradientField",
+    "GradientPlan",
+    "check_storable",
+    "plan_gradients",
+]
+
+#: dtype kinds the accessor differentiates: integers, floats, complex.
+NUMERIC_KINDS = "iufc"
+#: The name of an unnamed DataArray in the output names.
+UNNAMED = "var"
+
+XarrayObject = xr.DataArray | xr.Dataset
+Role = Literal["lat", "lon"]
+
+
+@dataclass(frozen=True)
+class GradientField:
+    """One output field: ``d var / d dim``.
+
+    Attributes
+    ----------
+    name
+        The output variable name.
+    var
+        The input variable name (``"var"`` for an unnamed DataArray).
+    dim
+        The dim differentiated along.
+    spacing
+        The dim's coordinate numbers, units and period (radians for spherical lat/lon).
+    role
+        ``"lat"``/``"lon"`` for a spherical latitude/longitude dim, else ``None``.
+    attrs
+        The output attributes (``long_name`` and, when known, ``units``).
+    """
+
+    name: Hashable
+    var: Hashable
+    dim: Hashable
+    spacing: DimSpacing
+    role: Literal["lat", "lon"] | None
+    attrs: dict[str, str]
+
+
+@dataclass(frozen=True)
+class _VariablePlan:
+    key: Hashable | None  # None: the DataArray itself
+    fields: tuple[GradientField, ...]
+    axis_spacings: tuple[AxisSpacing, ...]
+
+
+@dataclass(frozen=True)
+class GradientPlan:
+    """Every output of one call, decided and checked before any data is read.
+
+    Attributes
+    ----------
+    fields
+        The outputs in order: by variable, then by requested dim.
+    geometry
+        ``"spherical"`` or ``None``.
+    radius
+        Sphere radius in metres.
+    axes
+        The latitude/longitude coordinates found for spherical geometry (else ``None``).
+    variables
+        Per input variable, its fields and the engine's per-axis spacing records (internal).
+    """
+
+    fields: tuple[GradientField, ...]
+    geometry: Geometry
+    radius: float
+    axes: SphericalAxes | None
+    variables: tuple[_VariablePlan, ...]
+
+    @property
+    def names(self) -> list[Hashable]:
+        """The output variable names, in order."""
+        return [f.name for f in self.fields]
+
+
+def _is_member(value: Any, container: Any) -> bool:
+    try:
+        return value in container
+    except TypeError:  # unhashable
+        return False
+
+
+def _kind(obj: XarrayObject) -> str:
+    return "Dataset" if isinstance(obj, xr.Dataset) else "DataArray"
+
+
+def _is_numeric(x: xr.DataArray) -> bool:
+    return x.dtype.kind in NUMERIC_KINDS
+
+
+def _choose_variables(
+    obj: XarrayObject, variables: Any
+) -> list[tuple[Hashable | None, Hashable, bool]]:
+    """``(key, label, named)`` per chosen variable: key for ``obj[key]`` (None: the DataArray)."""
+    if isinstance(obj, xr.DataArray):
+        if variables is not None:
+            raise OptionError(
+                "variables",
+                f"variables is for Datasets; a DataArray is differentiated itself, so leave "
+                f"variables=None (got {variables!r})"
+            )
+        label = obj.name if obj.name is not None else UNNAMED
+        if not _is_numeric(obj):
+            raise OptionError(
+                "variables",
+                f"the DataArray {label!r} has dtype {obj.dtype}; the accessor differentiates "
+                "integer, float and complex data"
+            )
+        return [(None, label, True)]
+    available = list(obj.data_vars)
+    if variables is None:
+        chosen = [(k, k, False) for k in available if _is_numeric(obj[k])]
+        if not chosen:
+            raise OptionError(
+                "variables",
+                f"the Dataset has no numeric data variable to differentiate (data variables: "
+                f"{available}); integer, float and complex variables are differentiated"
+            )
+        return chosen
+    if isinstance(variables, str) or (
+        not isinstance(variables, (list, tuple)) and _is_member(variables, obj.data_vars)
+    ):
+        names = [variables]
+    else:
+        names = variables
+    if not isinstance(names, (list, tuple)) or not names:
+        raise OptionError(
+            "variables",
+            f"variables must be None, a variable name or a non-empty list of names; got "
+            f"{variables!r}"
+        )
+    if len(set(names)) != len(names):
+        raise OptionError("variables", f"variables={variables!r} names a variable more than once")
+    for v in names:
+        if v not in obj.data_vars:
+            where = " (it is a coordinate)" if v in obj.coords else ""
+            raise OptionError(
+                "variables",
+                f"variables: {v!r} is not a data variable of the Dataset{where}; the data "
+                f"variables are {available}"
+            )
+        if not _is_numeric(obj[v]):
+            raise OptionError(
+                "variables",
+                f"variables: {v!r} has dtype {obj[v].dtype}; the accessor differentiates "
+                "integer, float and complex variables"
+            )
+    return [(v, v, True) for v in names]
+
+
+def _requested_dims(obj: XarrayObject, dim: Any, chosen: Sequence[xr.DataArray]) -> list[Hashable]:
+    all_dims = list(obj.dims)
+    if dim is None:
+        seen: dict[Hashable, None] = {}
+        for x in chosen:
+            seen.update(dict.fromkeys(x.dims))
+        return list(seen)
+    if isinstance(dim, str) or (not isinstance(dim, (list, tuple)) and _is_member(dim, obj.dims)):
+        dims = [dim]
+    elif isinstance(dim, (list, tuple)):
+        dims = list(dim)
+    else:
+        raise OptionError("dim", f"dim must be None, a dim name or a list of dim names; got {dim!r}")
+    if not dims:
+        raise OptionError("dim", "dim is an empty list; give dim names, or None for every dim")
+    for d in dims:
+        if d not in obj.dims:
+            raise OptionError("dim", f"dim {d!r} is not a dim of the {_kind(obj)}; its dims are {all_dims}")
+    if len(set(dims)) != len(dims):
+        raise OptionError("dim", f"dim={dim!r} names a dim more than once")
+    have = {d for x in chosen for d in x.dims}
+    for d in dims:
+        if d not in have:
+            raise OptionError(
+                "dim",
+                f"dim {d!r} is in none of the chosen variables "
+                f"{[x.name for x in chosen]}; their dims are {sorted(have, key=str)}"
+            )
+    return dims
+
+
+def _periodic_map(
+    obj: XarrayObject, periodic: Any, dims: Sequence[Hashable]
+) -> dict[Hashable, Any]:
+    if periodic is None:
+        return {}
+    if isinstance(periodic, Mapping):
+        mapping = dict(periodic)
+    elif isinstance(periodic, str) or (
+        not isinstance(periodic, (list, tuple, set, frozenset)) and _is_member(periodic, obj.dims)
+    ):
+        mapping = {periodic: None}
+    elif isinstance(periodic, (list, tuple, set, frozenset)):
+        mapping = dict.fromkeys(periodic)
+    else:
+        raise OptionError(
+            "periodic",
+            "periodic must be None, a dim name, a list of dim names or a dict {dim: period}; "
+            f"got {periodic!r}"
+        )
+    for d in mapping:
+        if d not in obj.dims:
+            raise OptionError(
+                "periodic",
+                f"periodic dim {d!r} is not a dim of the {_kind(obj)}; its dims are {list(obj.dims)}"
+            )
+        if d not in dims:
+            raise OptionError(
+                "periodic",
+                f"periodic dim {d!r} is not among the differentiated dims {list(dims)}; add it "
+                "to dim or drop it from periodic"
+            )
+    return mapping
+
+
+
+
+# -- the plan ---------------------------------------------------------------------------------
+
+
+def _field_units(var_units: Any, coord_units: str | None) -> str | None:
+    if var_units in (None, "") or coord_units is None:
+        return None
+    return f"{var_units}/{coord_units}"
+
+
+def _dim_spacings(
+    obj: XarrayObject, dims: Sequence[Hashable], options: GradientOptions, axes: SphericalAxes | None
+) -> tuple[dict[Hashable, DimSpacing], dict[Hashable, Role | None]]:
+    """Each requested dim's coordinate numbers (radians for spherical lat/lon) and its role."""
+    periodic_map = _periodic_map(obj, options.periodic, dims)
+    spacings: dict[Hashable, DimSpacing] = {}
+    roles: dict[Hashable, Role | None] = {}
+    for d in dims:
+        role = axes.role(d) if axes is not None else None
+        coord_name = None if axes is None or role is None else (axes.lat if role == "lat" else axes.lon)
+        try:
+            s = dim_spacing(
+                obj,
+                d,
+                datetime_unit=options.datetime_unit,
+                periodic=d in periodic_map,
+                period=periodic_map.get(d),
+                coord_name=coord_name,
+            )
+        except OptionError:
+            raise
+        except ValueError as err:  # the dim's coordinate cannot be a spacing
+            raise OptionError("dim", str(err)) from None
+        spacings[d] = to_radians(s) if role is not None else s
+        roles[d] = role
+    return spacings, roles
+
+
+def _check_lon_has_lat(
+    obj: XarrayObject, x: xr.DataArray, label: Hashable, d: Hashable, axes: SphericalAxes | None
+) -> None:
+    if axes is None or axes.lat is None:
+        raise OptionError(
+            "geometry",
+            f"geometry='spherical': d/d{d} needs the latitude, but no latitude coordinate was "
+            f"found (coordinates: {list(obj.coords)})",
+        )
+    if axes.lat_dim not in x.dims:
+        raise OptionError(
+            "geometry",
+            f"geometry='spherical': variable {label!r} has the longitude dim {d!r} but not the "
+            f"latitude dim {axes.lat_dim!r}; d/dx on a sphere needs the latitude of every point",
+        )
+
+
+def _variable_plan(
+    obj: XarrayObject,
+    key: Hashable | None,
+    label: Hashable,
+    x: xr.DataArray,
+    own: Sequence[Hashable],
+    spacings: Mapping[Hashable, DimSpacing],
+    roles: Mapping[Hashable, Role | None],
+    options: GradientOptions,
+    axes: SphericalAxes | None,
+) -> _VariablePlan:
+    """The fields of one variable along its requested dims, and the engine's spacing records."""
+    fields = []
+    records = []
+    for d in own:
+        if roles[d] == "lon":
+            _check_lon_has_lat(obj, x, label, d, axes)
+        s = spacings[d]
+        attrs = {"long_name": f"gradient of {label} along {d}"}
+        units = _field_units(x.attrs.get("units"), s.units)
+        if units is not None:
+            attrs["units"] = units
+        out_name = options.name.format(var=label, dim=d)
+        fields.append(GradientField(out_name, label, d, s, roles[d], attrs))
+        try:
+            records.append(
+                axis_spacing(
+                    s.values,
+                    axis=x.get_axis_num(d),
+                    size=s.size,
+                    edge_order=options.edge_order,
+                    label=f"dim {d!r}",
+                    periodic=s.periodic,
+                    period=s.period,
+                )
+            )
+        except OptionError:
+            raise
+        except ValueError as err:  # too few points for edge_order, or a bad coordinate
+            raise OptionError("dim", str(err)) from None
+    return _VariablePlan(key, tuple(fields), tuple(records))
+
+
+def plan_gradients(obj: XarrayObject, options: GradientOptions | None = None) -> GradientPlan:
+    """Check every option against ``obj`` and decide every output of a ``grad`` call.
+
+    Coordinates are read (they are small); data variables are not.
+
+    Raises
+    ------
+    OptionError
+        For any bad argument, with a message naming the argument, the value and what is
+        allowed, and ``.argument`` set to the keyword it is about.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> ds = xr.Dataset({"T": (("y", "x"), np.zeros((3, 4)))}, coords={"x": [0.0, 1.0, 2.0, 4.0]})
+    >>> plan_gradients(ds, GradientOptions(dim="x")).names
+    ['dT_dx']
+    """
+    options = options or GradientOptions()
+    chosen = _choose_variables(obj, options.variables)
+    arrays = [obj if key is None else obj[key] for key, _, _ in chosen]
+    dims = _requested_dims(obj, options.dim, arrays)
+    axes = find_lat_lon_or_fail(obj) if options.geometry == "spherical" else None
+    spacings, roles = _dim_spacings(obj, dims, options, axes)
+
+    var_plans = []
+    all_fields: list[GradientField] = []
+    for (key, label, named), x in zip(chosen, arrays):
+        own = [d for d in dims if d in x.dims]
+        if not own:
+            if named and options.dim is not None:
+                raise OptionError(
+                    "variables",
+                    f"variables: {label!r} has none of the requested dims {dims} (its dims are "
+                    f"{list(x.dims)})",
+                )
+            continue
+        vp = _variable_plan(obj, key, label, x, own, spacings, roles, options, axes)
+        var_plans.append(vp)
+        all_fields.extend(vp.fields)
+
+    _check_names(obj, all_fields, options.name)
+    return GradientPlan(
+        tuple(all_fields), options.geometry, options.radius, axes, tuple(var_plans)
+    )
+
+
+def find_lat_lon_or_fail(obj: XarrayObject) -> SphericalAxes:
+    """:func:`daskgrad.geometry.find_lat_lon`, its errors filed under ``geometry``."""
+    try:
+        return find_lat_lon(obj)
+    except ValueError as err:
+        raise OptionError("geometry", str(err)) from None
+
+
+def _check_names(obj: XarrayObject, fields: Sequence[GradientField], name: str) -> None:
+    used = check_name_template(name)
+    seen: dict[Hashable, GradientField] = {}
+    for f in fields:
+        if f.name in seen:
+            other = seen[f.name]
+            missing = " and ".join(f"{{{k}}}" for k in ("var", "dim") if k not in used)
+            hint = f"; add {missing} to it" if missing else ""
+            raise OptionError(
+                "name",
+                f"name={name!r} gives the same output name {f.name!r} to the gradient of "
+                f"{other.var!r} along {other.dim!r} and of {f.var!r} along {f.dim!r}{hint}",
+            )
+        if f.name in obj.coords or f.name in obj.dims:
+            raise OptionError(
+                "name",
+                f"name={name!r} gives the output name {f.name!r}, which is already a "
+                f"coordinate or dim of the {_kind(obj)}; choose another template",
+            )
+        seen[f.name] = f
+
+
+def check_storable(plan: GradientPlan) -> None:
+    """Refuse output names that zarr would read as nested groups (``/`` or ``\\`` in them).
+
+    The template itself cannot hold them (:func:`daskgrad.options.check_name_template`), so
+    such a name comes from a variable's name.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> ds = xr.Dataset({"a/b": ("x", np.zeros(3))})
+    >>> check_storable(plan_gradients(ds))
+    Traceback (most recent call last):
+    ...
+    daskgrad.options.OptionError: variables: 'a/b' contains '/', which zarr reads as a group separator in the output name 'da/b_dx'; rename it or leave it out
+    """
+    for f in plan.fields:
+        for sep in ("/", "\\"):
+            if isinstance(f.name, str) and sep in f.name:
+                raise OptionError(
+                    "variables",
+                    f"variables: {f.var!r} contains {sep!r}, which zarr reads as a group "
+                    f"separator in the output name {f.name!r}; rename it or leave it out",
+                )

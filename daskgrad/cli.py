@@ -110,8 +110,9 @@ def _run(cfg: RunConfig, config: str, *, verify: bool, progress: bool) -> None:
 @set_option
 def validate(config: str, overrides: tuple[str, ...]) -> None:
     """Check CONFIG against the schema and the input's metadata; write nothing."""
-    from daskgrad.cluster import describe, job_script
+    from daskgrad.cluster import describe
     from daskgrad.config import JOBQUEUE_KINDS
+    from daskgrad.jobqueue import job_script
     from daskgrad.runner import plan
 
     cfg = _load(config, overrides)

@@ -22,16 +22,9 @@ from typing import Any
 import dask
 import pytest
 
-from daskgrad.cluster import (
-    JOB_NAME,
-    SCHEDULER_PLACEHOLDER,
-    dashboard_link,
-    describe,
-    job_script,
-    jobqueue_kwargs,
-    open_client,
-)
+from daskgrad.cluster import dashboard_link, describe, open_client
 from daskgrad.config import ClusterConfig, JobqueueConfig, TLSConfig
+from daskgrad.jobqueue import JOB_NAME, SCHEDULER_PLACEHOLDER, job_script, jobqueue_kwargs
 
 ZARR_ENV = "ZARR_ARRAY__WRITE_EMPTY_CHUNKS"
 

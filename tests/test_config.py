@@ -856,7 +856,7 @@ def test_shipped_configs_are_valid(name):
     cfg = load_config(path)
     assert cfg.output.name == "d{var}_d{dim}"
     if name == "slurm.yaml":
-        from daskgrad.cluster import job_script
+        from daskgrad.jobqueue import job_script
 
         script = job_script(cfg.cluster)
         assert "#SBATCH -p normal" in script and "-t 02:00:00" in script

@@ -3,6 +3,7 @@
 Examples
 --------
 >>> from pydantic import ValidationError
+>>> from daskgrad.config.yaml12 import load_yaml
 >>> data, node = load_yaml("input: {path: a.zarr}\\noutput: {path: b.zarr, mode: append}\\n")
 >>> try:
 ...     RunConfig.model_validate(data)

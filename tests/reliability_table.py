@@ -46,15 +46,34 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def described(name: str, docs: dict[str, tuple[str, str]]) -> tuple[str, str, str]:
+    """``(fault injected, what must hold, test)`` of one test id such as ``test_x[local]``: the
+    columns that come from the test files alone (the parameter id is added to the fault)."""
+    base = name.split("[", 1)[0]
+    fault, holds = docs.get(base, (base, ""))
+    if "[" in name:
+        fault += f" ({name.split('[', 1)[1].rstrip(']')})"
+    return fault, holds, base
+
+
+def table_cells(text: str) -> list[tuple[str, str, str]]:
+    """The first three columns of every row of the generated table in ``text`` (the doc),
+    unescaped: what :func:`described` gives for each test the table lists."""
+    table = text.split(START, 1)[1].split(END, 1)[0]
+    found = []
+    for line in table.splitlines():
+        if not line.startswith("| ") or line.startswith(("| fault injected", "|---")):
+            continue
+        cells = [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+        found.append((cells[0], cells[1], cells[2].strip("`")))
+    return found
+
+
 def rows(junit: Path) -> list[str]:
     docs = docstrings()
     out = []
     for case in ET.parse(junit).getroot().iter("testcase"):
-        name = case.get("name", "")
-        base = name.split("[", 1)[0]
-        fault, holds = docs.get(base, (base, ""))
-        if "[" in name:
-            fault += f" ({name.split('[', 1)[1].rstrip(']')})"
+        fault, holds, base = described(case.get("name", ""), docs)
         seconds = float(case.get("time") or 0.0)
         if case.find("failure") is not None or case.find("error") is not None:
             result = f"**FAILED** ({seconds:.1f} s)"
@@ -105,7 +124,9 @@ def main(argv: list[str]) -> int:
     if START not in text or END not in text:
         print(f"{DOC} has no {START} ... {END} markers", file=sys.stderr)
         return 1
-    DOC.write_text(re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: table, text, flags=re.S))
+    DOC.write_text(
+        re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: table, text, flags=re.S)
+    )
     print(f"wrote {len(table.splitlines()) - 5} rows to {DOC.relative_to(ROOT)}")
     return status
 

@@ -1,4 +1,4 @@
-"""The ``daskgrad`` command line (SPEC §3): version, validate, run, demo, ``--set``, exit status.
+"""The ``daskgrad`` command line (README, "Batch runs"): version, validate, run, demo, ``--set``, exit status.
 
 Most tests start the real command as a process (``python -m daskgrad.cli``, about 1.5 s each); the
 loops over many bad configs run the same click command in-process with ``CliRunner`` instead.

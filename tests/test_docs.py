@@ -5,6 +5,8 @@ from __future__ import annotations
 import doctest
 import importlib
 import pkgutil
+import re
+from pathlib import Path
 
 import pytest
 
@@ -27,9 +29,46 @@ def test_docstring_examples(name):
 
 
 def test_readme_examples():
-    from pathlib import Path
-
     readme = Path(__file__).resolve().parent.parent / "README.md"
-    result = doctest.testfile(str(readme), module_relative=False, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted >= 8
+    result = doctest.testfile(
+        str(readme), module_relative=False, optionflags=doctest.NORMALIZE_WHITESPACE
+    )
+    assert result.attempted >= 25  # the function and the accessor examples
     assert result.failed == 0
+
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor for a Markdown heading: lower case, punctuation dropped, spaces to '-'."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def _anchors(page: Path) -> set[str]:
+    text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)  # no headings in code
+    return {_anchor(m) for m in re.findall(r"^#+ (.+)$", text, re.M)}
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_relative_links_reach_a_file_and_heading(page):
+    missing = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+        if "://" in target or target.startswith("mailto:"):
+            continue
+        path, _, fragment = target.partition("#")
+        dest = (page.parent / path).resolve() if path else page
+        if not dest.exists():
+            missing.append(f"{target}: no such file")
+        elif fragment and dest.suffix == ".md" and fragment not in _anchors(dest):
+            missing.append(f"{target}: no such heading in {dest.name}")
+    assert not missing, f"{page.name}: " + "; ".join(missing)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_no_reference_to_contract_files_outside_the_repository(page):
+    # SPEC.md and RELIABILITY.md were planning files, never part of the repository.
+    for name in ("SPEC", "RELIABILITY"):
+        if not (ROOT / f"{name}.md").exists():
+            assert not re.search(rf"\b{name}\b", page.read_text()), f"{page.name} cites {name}"

@@ -27,7 +27,7 @@ def _coords(rng, n, dtype=np.float64):
 
 
 def spacing_forms(rng, shape):
-    """Every spacing form of SPEC §1, as (label, spacing) pairs, for all dims of ``shape``."""
+    """Every spacing form ``daskgrad.gradient`` accepts, as (label, spacing) pairs, for all dims of ``shape``."""
     return [
         ("none", None),
         ("scalar", 0.5),

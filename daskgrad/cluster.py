@@ -13,7 +13,7 @@ pbs, sge, ``jobqueue.jobs`` jobs
 lsf
 ========  =================================================================================
 
-Safety defaults (docs: RELIABILITY R1, R5, R9): schedulers and dashboards bind to loopback unless
+Safety defaults (docs/reliability.md): schedulers and dashboards bind to loopback unless
 a job queue needs the scheduler reachable from compute nodes; every worker gets
 ``ZARR_ARRAY__WRITE_EMPTY_CHUNKS=True`` so all-NaN blocks are written and resume can finish;
 ``distributed.scheduler.allowed-failures`` comes from the config.
@@ -54,7 +54,7 @@ logger = logging.getLogger(__name__)
 
 
 # Loopback with a random port: an unauthenticated dashboard must never face the network
-# (RELIABILITY R9); users reach it through an ssh tunnel.
+# (docs/reliability.md); users reach it through an ssh tunnel.
 _LOOPBACK_ANY_PORT = "127.0.0.1:0"
 # Dashboard state of the clients that open_client made: False = off, True = on, on loopback.
 _DASHBOARD_STATE: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
@@ -251,7 +251,7 @@ def _open_local(cfg: Any, extra_env: Mapping[str, str] | None) -> Iterator[distr
                 memory_limit=cfg.memory_limit,
                 processes=True,
                 host="127.0.0.1",
-                # Default ":8787" is 0.0.0.0 (RELIABILITY R9).
+                # Default ":8787" is 0.0.0.0 (docs/reliability.md).
                 dashboard_address=_LOOPBACK_ANY_PORT if dashboard else None,
                 silence_logs=logging.WARNING,
             )

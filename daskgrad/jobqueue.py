@@ -30,7 +30,7 @@ from daskgrad.config.cluster import JOBQUEUE_KINDS
 __all__ = ["JOB_NAME", "SCHEDULER_PLACEHOLDER", "WORKER_ENV", "job_script", "jobqueue_kwargs"]
 
 WORKER_ENV: Mapping[str, str] = {"ZARR_ARRAY__WRITE_EMPTY_CHUNKS": "True"}
-"""Environment every worker gets (RELIABILITY R1): zarr 3 skips all-fill-value chunks by default,
+"""Environment every worker gets (docs/reliability.md): zarr 3 skips all-fill-value chunks by default,
 and a block that is never written looks missing to resume forever."""
 
 # The placeholder scheduler address printed in a job script when no scheduler runs yet.
@@ -142,7 +142,7 @@ def job_script(cfg: Any, *, extra_env: Mapping[str, str] | None = None) -> str:
 
     Builds only dask-jobqueue's Job object (``SLURMCluster.job_cls`` ...) with a placeholder
     scheduler address, so no scheduler starts, no socket opens and no ``sbatch``/``qsub``/
-    ``bsub`` runs (RELIABILITY R7). Apart from that address, the worker's ``--name`` and, with
+    ``bsub`` runs (docs/reliability.md). Apart from that address, the worker's ``--name`` and, with
     ``security: true``, the ``--tls-*`` certificate options, it is the script
     :func:`open_client` submits. ``daskgrad validate`` prints it for job-queue kinds.
 
@@ -249,7 +249,7 @@ def _worker_env(extra_env: Mapping[str, str] | None) -> dict[str, str]:
         if not isinstance(key, str) or not isinstance(value, str) or not key:
             raise ValueError(f"extra_env: {key!r}={value!r}: names and values must be strings")
         env[key] = value
-    env.update(WORKER_ENV)  # never overridable: resume depends on it (RELIABILITY R1)
+    env.update(WORKER_ENV)  # never overridable: resume depends on it (docs/reliability.md)
     return env
 
 

@@ -324,8 +324,8 @@ def test_every_jobqueue_key_reaches_the_job_script():
     submit is their real use. Each key below must show in it (``jobs``, ``security`` and
     ``shared_temp_directory`` configure the cluster instead: next test)."""
     pytest.importorskip("dask_jobqueue", reason="the [hpc] extra (dask-jobqueue) is not installed")
-    from daskgrad.cluster import job_script
     from daskgrad.config import ClusterConfig
+    from daskgrad.jobqueue import job_script
 
     jobqueue = {
         "cores": 4,

@@ -68,7 +68,7 @@ class JobqueueConfig(BaseModel):
     """Batch jobs for ``cluster.kind`` slurm, pbs, sge or lsf (``cluster.jobqueue:``).
 
     The keys map one to one onto the keyword arguments of dask-jobqueue's ``SLURMCluster`` etc.,
-    except ``jobs`` (passed to ``cluster.scale(jobs=...)``). See RELIABILITY R7 and R9.
+    except ``jobs`` (passed to ``cluster.scale(jobs=...)``). See docs/reliability.md.
 
     Attributes
     ----------

@@ -86,7 +86,7 @@ def _is_url(path: str) -> bool:
 
 
 def _plain_path(value: str) -> str:
-    """Check a path or URL; turn ``file://`` URLs into plain local paths (see RELIABILITY R1)."""
+    """Check a path or URL; turn ``file://`` URLs into plain local paths (see docs/reliability.md)."""
     if not value.strip():
         _fail("must not be empty")
     if value[:7].lower() == "file://":
@@ -316,7 +316,7 @@ class OutputConfig(BaseModel):
     ----------
     path : str
         The zarr store to write (local path or fsspec URL). ``file://`` URLs become plain paths,
-        because zarr's FsspecStore on ``file://`` does not write atomically (RELIABILITY R1).
+        because zarr's FsspecStore on ``file://`` does not write atomically (docs/reliability.md).
     mode : {'error', 'overwrite', 'resume'}
         ``error`` refuses an existing store, ``overwrite`` replaces it, ``resume`` finishes an
         interrupted run.
@@ -358,7 +358,7 @@ class OutputConfig(BaseModel):
 
 
 class RunConfig(BaseModel):
-    """One batch run: the whole YAML file (SPEC §4).
+    """One batch run: the whole YAML file.
 
     Attributes
     ----------

@@ -56,20 +56,14 @@ def to_numpy(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
+make_task: Any
+ref: Any
 try:  # dask >= 2024.12 describes tasks with Task objects; building them directly skips the
     # conversion of legacy tuples, which dominated planning time on graphs of 10^5 tasks.
-    from dask._task_spec import Task as _Task
-    from dask._task_spec import TaskRef as _TaskRef
-except ImportError:  # pragma: no cover - older dask: the documented tuple form
-    _Task = None
-    _TaskRef = None
-
-if _Task is not None:
     # The classes themselves, not wrappers: a 1 TiB graph builds 10^5 of them.
-    make_task = _Task  # make_task(key, func, *args): a graph task ``func(*args)``
-    ref = _TaskRef  # ref(key): another task's output, as a top-level argument of make_task
-
-else:  # pragma: no cover
+    from dask._task_spec import Task as make_task  # make_task(key, func, *args): ``func(*args)``
+    from dask._task_spec import TaskRef as ref  # ref(key): another task's output, as an argument
+except ImportError:  # pragma: no cover - older dask: the documented tuple form
 
     def make_task(key: Any, func: Any, *args: Any) -> Any:
         """A graph task ``func(*args)``; arguments made with :func:`ref` are dependencies."""

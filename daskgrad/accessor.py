@@ -40,6 +40,7 @@ from daskgrad.plan import (
     GradientField,
     GradientPlan,
     XarrayObject,
+    _variable,
     check_storable,
     plan_gradients,
 )
@@ -71,8 +72,8 @@ def _divide_along(values: Any, denom: np.ndarray, axis: int) -> Any:
     """``values / denom`` with the 1-D ``denom`` running along ``axis``; keeps the dtype."""
     denom = denom.astype(_real_dtype(values.dtype), copy=False)
     if isinstance(values, da.Array):
-        return values.map_blocks(
-            _divide_block, denom=denom, axis=axis, dtype=values.dtype, meta=values._meta
+        return da.map_blocks(
+            _divide_block, values, denom=denom, axis=axis, dtype=values.dtype, meta=values._meta
         )
     xp = array_module(values)
     shape = [1] * values.ndim
@@ -106,7 +107,7 @@ def build_gradients(obj: XarrayObject, plan: GradientPlan, numpy_chunks: bool = 
     """
     out: dict[Hashable, xr.DataArray] = {}
     for vp in plan.variables:
-        x = obj if vp.key is None else obj[vp.key]
+        x = _variable(obj, vp.key)
         data = x.data
         if numpy_chunks and not isinstance(data, da.Array):
             data = da.from_array(

@@ -110,6 +110,7 @@ def open_client(
     None threads 4
     """
     kind = cfg.kind
+    branch: contextlib.AbstractContextManager[Any]
     if kind == "threads":
         branch = _open_threads(cfg)
         unused_env = extra_env

@@ -40,6 +40,11 @@ import xarray as xr
 from daskgrad.options import OptionError, check_datetime_unit
 from daskgrad.spacing import inferred_period
 
+
+def _unit(datetime_unit: str) -> np.timedelta64:
+    """One ``datetime_unit`` as a timedelta64 (the unit is checked by :mod:`daskgrad.options`)."""
+    return np.timedelta64(1, datetime_unit)  # type: ignore[call-overload]
+
 __all__ = [
     "DimSpacing",
     "coordinate_numbers",
@@ -181,10 +186,10 @@ def coordinate_numbers(
             raise ValueError(f"coordinate of {label} holds NaT; a spacing needs every value")
         # int64 offsets in the coordinate's own unit: exact (barring int64 overflow).
         offsets = values - values[0]
-        return offsets / np.timedelta64(1, datetime_unit), "datetime"
+        return offsets / _unit(datetime_unit), "datetime"
     if kind == "O" and values.size and all(_is_datetime_object(v) for v in values.ravel()):
         micro = _object_offsets_us(values, label).astype("m8[us]")
-        return micro / np.timedelta64(1, datetime_unit), "cftime"
+        return micro / _unit(datetime_unit), "cftime"
     raise ValueError(
         f"coordinate of {label} must hold numbers, datetime64, timedelta64 or cftime dates; "
         f"got dtype {values.dtype}"
@@ -214,7 +219,7 @@ def period_number(period: Any, *, kind: CoordKind, datetime_unit: str, label: st
                 f"periodic period of dim {label} is a time delta ({period!r}) but the dim's "
                 "coordinate is not a time; give a number"
             )
-        value = np.timedelta64(period) / np.timedelta64(1, datetime_unit)
+        value = np.timedelta64(period) / _unit(datetime_unit)
         if not value > 0:
             raise OptionError("periodic", f"periodic period of dim {label} must be positive; got {period!r}")
         return float(value)
@@ -223,12 +228,12 @@ def period_number(period: Any, *, kind: CoordKind, datetime_unit: str, label: st
                 "periodic",
             f"periodic period of dim {label} must be a positive number or None; got {period!r}"
         )
-    if not (math.isfinite(period) and period > 0):
+    if not (math.isfinite(float(period)) and float(period) > 0):
         raise OptionError(
                 "periodic",
             f"periodic period of dim {label} must be a finite positive number; got {period!r}"
         )
-    return period
+    return period  # type: ignore[return-value]  # a real number, kept as given
 
 
 def resolve_period(values: np.ndarray, period: Any, label: str) -> Any:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from typing import Any
 
 import dask.array as da
@@ -87,7 +87,7 @@ def open_input(cfg: InputConfig) -> xr.Dataset:
     for name, var in ds.data_vars.items():
         preferred = var.encoding.get("preferred_chunks") or {}
         enc_chunks = var.encoding.get("chunks")
-        chunks = {}
+        chunks: dict[Hashable, int | str] = {}
         for i, d in enumerate(var.dims):
             if cfg.chunks and d in cfg.chunks:
                 chunks[d] = cfg.chunks[d]
@@ -124,6 +124,7 @@ def absent_chunks(cfg: InputConfig, variables: Iterable[str]) -> dict[str, tuple
         group = zarr.open_group(cfg.path, mode="r", use_consolidated=False)
         for name in variables:
             array = group[name]
+            assert isinstance(array, zarr.Array)
             total, present = int(array.nchunks), int(array.nchunks_initialized)
             if present < total:
                 found[name] = (total - present, total, array.fill_value)

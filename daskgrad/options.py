@@ -203,7 +203,7 @@ def check_name_template(name: Any) -> frozenset[str]:
                 "name",
                 f"name={name!r} contains {sep!r}, which zarr reads as a group separator; {example}",
             )
-    return frozenset(f[1] for f in parsed)
+    return frozenset(f[1] for f in parsed if f[1] is not None)
 
 
 Dims = Hashable | Sequence[Hashable] | None

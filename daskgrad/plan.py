@@ -255,6 +255,14 @@ def _field_units(var_units: Any, coord_units: str | None) -> str | None:
     return f"{var_units}/{coord_units}"
 
 
+def _variable(obj: XarrayObject, key: Hashable | None) -> xr.DataArray:
+    """``obj[key]``, or the DataArray itself for ``key=None``."""
+    if key is None:
+        assert isinstance(obj, xr.DataArray)
+        return obj
+    return obj[key]  # type: ignore[return-value]  # a data variable's name
+
+
 def _dim_spacings(
     obj: XarrayObject, dims: Sequence[Hashable], options: GradientOptions, axes: SphericalAxes | None
 ) -> tuple[dict[Hashable, DimSpacing], dict[Hashable, Role | None]]:
@@ -363,7 +371,7 @@ def plan_gradients(obj: XarrayObject, options: GradientOptions | None = None) ->
     """
     options = options or GradientOptions()
     chosen = _choose_variables(obj, options.variables)
-    arrays = [obj if key is None else obj[key] for key, _, _ in chosen]
+    arrays: list[xr.DataArray] = [_variable(obj, key) for key, _, _ in chosen]
     dims = _requested_dims(obj, options.dim, arrays)
     axes = find_lat_lon_or_fail(obj) if options.geometry == "spherical" else None
     spacings, roles = _dim_spacings(obj, dims, options, axes)

@@ -104,7 +104,7 @@ class Plan:
 
     @property
     def variables(self) -> list[str]:
-        return list(self.result.data_vars)
+        return [str(v) for v in self.result.data_vars]
 
     def expected(self) -> dict[str, set[tuple[int, ...]]]:
         return {
@@ -238,7 +238,7 @@ def plan(cfg: RunConfig, source: str = "<config>") -> Plan:
     identity = {
         "daskgrad": daskgrad.__version__,
         "input": cfg.input.path,
-        "variables": {v: [list(ds[v].dims), list(ds[v].shape), str(ds[v].dtype), list(map(list, ds[v].chunks))] for v in variables},
+        "variables": {v: [list(ds[v].dims), list(ds[v].shape), str(ds[v].dtype), list(map(list, ds[v].chunks or ()))] for v in variables},
         "coords": _coordinate_checksums(ds),
         "gradient": cfg.gradient.model_dump(mode="json"),
         "name": cfg.output.name,

@@ -96,7 +96,7 @@ def write_gradients(obj: Any, plan: Any, result: xr.Dataset, store: Any, mode: s
         shape = regular_chunks(data.chunks)
         assert shape is not None  # the accessor regularized the chunks
         chunk_shapes[str(v)] = shape
-    template.to_zarr(store, mode=mode, compute=False, consolidated=False)
+    template.to_zarr(store, mode=mode, compute=False, consolidated=False)  # type: ignore[call-overload]
 
     source = obj if isinstance(obj, xr.Dataset) else obj.to_dataset(name="__values__")
     named = [_with_key(vp, source) for vp in plan.variables]

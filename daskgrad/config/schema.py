@@ -404,7 +404,7 @@ class RunConfig(BaseModel):
             variables=list(self.input.variables) if self.input.variables else None,
             edge_order=g.edge_order,
             datetime_unit=g.datetime_unit,
-            periodic=dict(g.periodic) or None,
+            periodic=dict(g.periodic) or None,  # type: ignore[arg-type]  # dict is invariant
             geometry=g.geometry,
             radius=g.radius,
             name=self.output.name,

@@ -181,3 +181,19 @@ def test_small_blocks_get_a_note_only_when_they_are_many(inp, tmp_path, monkeypa
     monkeypatch.setattr(daskgrad.runner, "small_blocks_note", lambda p: small_blocks_note(p, min_blocks=10))
     run(make_config(inp, tmp_path / "out.zarr"), progress=False, echo=lines.append)
     assert sum(line.startswith("note: 48 output blocks") for line in lines) == 1
+
+
+def test_name_template_collisions_are_decided_with_the_data(inp, tmp_path):
+    """One rule for the template (daskgrad.options): a template without {dim} is refused only
+    when two outputs would share a name, naming output.name, as the accessor does."""
+    out = tmp_path / "out.zarr"
+    with pytest.raises(ConfigError, match=r"output\.name: name='g_\{var\}' gives the same output name"):
+        run(make_config(inp, out, output={"name": "g_{var}"}), progress=False, echo=lambda s: None)
+    assert not out.exists()
+    cfg = make_config(inp, out, gradient={"dims": ["lat"], "periodic": {}}, output={"name": "g_{var}"})
+    run(cfg, progress=False, echo=lambda s: None)
+    got = xr.open_zarr(out)
+    expected = xr.open_zarr(inp, consolidated=False).load().grad.compute("lat", edge_order=2, name="g_{var}")
+    assert sorted(got.data_vars) == sorted(expected.data_vars) == ["g_t2m", "g_u"]
+    for v in expected.data_vars:
+        np.testing.assert_array_equal(got[v].values, expected[v].values)

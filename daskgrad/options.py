@@ -32,17 +32,21 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 __all__ = [
+    "COMPONENTS",
     "DATETIME_UNITS",
     "DEFAULT_NAME",
     "DEFAULT_RADIUS",
     "EDGE_ORDERS",
     "GEOMETRIES",
+    "NAN_POLICIES",
     "GradientOptions",
     "OptionError",
+    "check_components",
     "check_datetime_unit",
     "check_edge_order",
     "check_geometry",
     "check_name_template",
+    "check_nan_policy",
     "check_radius",
 ]
 
@@ -57,6 +61,16 @@ EDGE_ORDERS = (1, 2)
 GEOMETRIES = ("spherical",)
 #: The default output-name template.
 DEFAULT_NAME = "d{var}_d{dim}"
+
+NanPolicy = Literal["propagate", "one-sided"]
+#: What NaN values do: spread to their neighbours' derivatives as in numpy (``propagate``), or
+#: end the runs of valid values, which are differentiated alone (``one-sided``).
+NAN_POLICIES: tuple[str, ...] = typing.get_args(NanPolicy)
+
+Components = Literal["grid", "geographic"]
+#: The derivatives on a curvilinear spherical grid: along the grid lines per metre (``grid``),
+#: or eastward and northward (``geographic``).
+COMPONENTS: tuple[str, ...] = typing.get_args(Components)
 
 Geometry = Literal["spherical"] | None
 
@@ -142,6 +156,40 @@ def check_geometry(geometry: Any) -> Geometry:
     if geometry is not None and geometry not in GEOMETRIES:
         raise OptionError("geometry", f"geometry must be None or 'spherical'; got {geometry!r}")
     return geometry
+
+
+def check_nan_policy(nan_policy: Any) -> str:
+    """``"propagate"`` or ``"one-sided"``.
+
+    Examples
+    --------
+    >>> check_nan_policy("one-sided")
+    'one-sided'
+    >>> check_nan_policy("omit")
+    Traceback (most recent call last):
+    ...
+    daskgrad.options.OptionError: nan_policy must be 'propagate' or 'one-sided'; got 'omit'
+    """
+    if not isinstance(nan_policy, str) or nan_policy not in NAN_POLICIES:
+        raise OptionError(
+            "nan_policy", f"nan_policy must be 'propagate' or 'one-sided'; got {nan_policy!r}"
+        )
+    return nan_policy
+
+
+def check_components(components: Any) -> str:
+    """``"grid"`` or ``"geographic"``.
+
+    Examples
+    --------
+    >>> check_components("geographic")
+    'geographic'
+    """
+    if not isinstance(components, str) or components not in COMPONENTS:
+        raise OptionError(
+            "components", f"components must be 'grid' or 'geographic'; got {components!r}"
+        )
+    return components
 
 
 def check_radius(radius: Any) -> float:

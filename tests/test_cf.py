@@ -297,3 +297,46 @@ def test_time_needs_datetime_unit():
         derivative_attrs({}, None, var="T", dim="t", kind="time")
     with pytest.raises(ValueError, match="datetime_unit"):
         derivative_attrs({}, None, var="T", dim="t", kind="time", datetime_unit="Y")
+
+
+# -- the accessor's outputs, as the integrator will wire them ----------------------------------
+
+
+def _kind(field):
+    """The mapping from an accessor field to ``kind`` (the hook the accessor needs)."""
+    if field.role is not None:
+        return {"lat": "north", "lon": "east"}[field.role]
+    return "time" if field.spacing.kind in ("datetime", "cftime") else "plain"
+
+
+def test_demo_outputs_read_by_pint_xarray_and_metpy():
+    from daskgrad.accessor import plan_gradients
+    from daskgrad.demo import make_demo_dataset
+
+    ds = make_demo_dataset(nt=3, nlat=5, nlon=8, nlevel=2)
+    kw = {"geometry": "spherical", "periodic": {"lon": 360.0}, "datetime_unit": "h"}
+    out = ds.grad.compute(**kw)
+    for f in plan_gradients(ds, **kw).fields:
+        coord = ds[f.dim].attrs if f.dim in ds.coords else None
+        out[f.name].attrs = derivative_attrs(
+            ds[f.var].attrs, coord, var=f.var, dim=f.dim, kind=_kind(f), datetime_unit="h",
+            spherical=True, now=NOW,
+        )  # fmt: skip
+    got = {v: (out[v].attrs["units"], out[v].attrs["standard_name"]) for v in out.data_vars}
+    assert got == {
+        "dt2m_dtime": ("K h-1", "tendency_of_air_temperature"),
+        "dt2m_dlat": ("K m-1", "northward_derivative_of_air_temperature"),
+        "dt2m_dlon": ("K m-1", "eastward_derivative_of_air_temperature"),
+        "du_dtime": ("m s-1 h-1", "tendency_of_eastward_wind"),
+        "du_dlevel": ("m s-1 hPa-1", "derivative_of_eastward_wind_wrt_air_pressure"),
+        "du_dlat": ("s-1", "northward_derivative_of_eastward_wind"),
+        "du_dlon": ("s-1", "eastward_derivative_of_eastward_wind"),
+    }
+    quantified = out.pint.quantify(unit_registry=UREG)
+    assert quantified["du_dlat"].data.units == UREG.Unit("1/s")
+    assert quantified["dt2m_dtime"].data.units == UREG.Unit("K/hour")
+    for v in out.data_vars:
+        assert (
+            out[v].metpy.units.dimensionality
+            == metpy_units.units.Unit(str(quantified[v].data.units)).dimensionality
+        )

@@ -38,6 +38,7 @@ import xarray as xr
 
 from daskgrad.geometry import find_lat_lon
 from daskgrad.paths import is_url
+from daskgrad.store import read_state
 
 __all__ = ["INSTALL_HINT", "PlotError", "PlotResult", "parse_selection", "plot_store"]
 
@@ -62,6 +63,8 @@ class PlotResult:
         The plotted dims: (y, x) for ``map``/``plain``, (x,) for ``line``.
     fixed
         Every other dim with the index it was taken at.
+    step
+        Plotted dims thinned to at most ``max_points`` points: the step taken along each.
     title
         The title written on the figure.
     """
@@ -70,6 +73,7 @@ class PlotResult:
     kind: Literal["map", "plain", "line"]
     dims: tuple[Hashable, ...]
     fixed: dict[Hashable, int] = field(default_factory=dict)
+    step: dict[Hashable, int] = field(default_factory=dict)
     title: str = ""
 
 
@@ -232,6 +236,7 @@ def plot_store(
     isel: Mapping[str, str] | None = None,
     figsize: tuple[float, float] = (8.0, 5.0),
     dpi: int = 100,
+    max_points: int = 2000,
 ) -> PlotResult:
     """Write a PNG of one slice of ``variable`` in the zarr ``store``.
 
@@ -248,6 +253,9 @@ def plot_store(
         strings as on the command line.
     figsize, dpi
         The figure's size in inches and its resolution: the PNG is ``figsize * dpi`` pixels.
+    max_points
+        A plotted dim longer than this is thinned to every k-th point (said in the title), so
+        that a slice of a huge grid is never held whole: a PNG cannot show more anyway.
 
     Returns
     -------
@@ -277,6 +285,8 @@ def plot_store(
     if da.dtype.kind not in "iufb":
         raise PlotError(f"VARIABLE: {variable!r} has dtype {da.dtype}; only numbers can be plotted")
     da, fixed, notes = _apply_selection(da, sel or {}, isel or {})
+    if not isinstance(max_points, int) or max_points < 2:
+        raise PlotError(f"max_points: got {max_points!r}; allowed: an integer of at least 2")
     if da.ndim == 0:
         raise PlotError(
             f"--sel/--isel fix every dim of {variable!r}; leave one or two dims to plot"
@@ -286,11 +296,18 @@ def plot_store(
     for d, i in rest.items():
         notes.append(f"{d}={_coord_text(da, d, i)} (middle: index {i} of {da.sizes[d]})")
     fixed.update(rest)
-    da = da.isel(rest).transpose(*dims)
-    values = np.asarray(da.values, dtype=np.float64)
+    step = {d: -(-da.sizes[d] // max_points) for d in dims if da.sizes[d] > max_points}
+    for d, k in step.items():
+        notes.append(f"{d}: 1 point in {k}")
+    da = da.isel({**rest, **{d: slice(None, None, k) for d, k in step.items()}})
+    da = da.transpose(*dims)
+    values = np.asarray(da.values, dtype=np.float64)  # reads only this slice's chunks
 
     units = da.attrs.get("units")
     title = f"{variable}" + (f" [{units}]" if units else "")
+    state = read_state(str(store))
+    if state is not None and not state.get("complete"):
+        title += " (incomplete run: blocks not written yet show the fill value)"
     if notes:
         title += "\n" + ", ".join(notes)
 
@@ -328,4 +345,4 @@ def plot_store(
         fig.savefig(path, format="png", dpi=dpi)
     except OSError as err:
         raise PlotError(f"--out: cannot write {str(path)!r}: {err.strerror or err}") from None
-    return PlotResult(path, kind, tuple(dims), fixed, title)
+    return PlotResult(path, kind, tuple(dims), fixed, step, title)

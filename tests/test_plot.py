@@ -214,3 +214,33 @@ def test_demo_writes_a_picture(tmp_path):
     png = folder / f"{DEMO_PLOT_VARIABLE}.png"
     assert result.stdout.splitlines()[-1] == f"picture: {png}"
     assert _png(png).shape[:2] == (500, 800)
+
+
+def test_long_dims_are_thinned(store, tmp_path):
+    r = plot_store(store, "dt2m_dlon", out=tmp_path / "t.png", max_points=10)
+    assert r.step == {"lat": 2, "lon": 4}  # 19 -> 10 points, 36 -> 9 points
+    assert "lat: 1 point in 2, lon: 1 point in 4" in r.title
+    assert plot_store(store, "dt2m_dlon", out=tmp_path / "u.png").step == {}
+
+
+def test_incomplete_run_is_said(tmp_path):
+    from daskgrad.store import set_state
+
+    path = tmp_path / "g.zarr"
+    make_demo_dataset(nt=2, nlat=5, nlon=8, nlevel=2).grad.to_zarr(path, dim="lat", variables="t2m")
+    assert "incomplete" not in plot_store(path, "dt2m_dlat", out=tmp_path / "a.png").title
+    set_state(str(path), complete=False, state="running")
+    title = plot_store(path, "dt2m_dlat", out=tmp_path / "b.png").title
+    assert title.splitlines()[0] == (
+        "dt2m_dlat [K/degrees_north] (incomplete run: blocks not written yet show the fill value)"
+    )
+
+
+def test_not_a_store_and_unwritable_out(store, tmp_path):
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(PlotError, match=re.escape("is not a readable zarr store")):
+        plot_store(tmp_path / "folder", "v")
+    with pytest.raises(PlotError, match=re.escape("--out: cannot write")):
+        plot_store(store, "dt2m_dlon", out=tmp_path / "no" / "such" / "dir.png")
+    with pytest.raises(PlotError, match=re.escape("max_points: got 1; allowed: an integer")):
+        plot_store(store, "dt2m_dlon", out=tmp_path / "m.png", max_points=1)

@@ -24,7 +24,13 @@ Decisions (each one tested in ``tests/test_cf.py``):
 * Along time (``kind="time"``), the coordinate's unit is ``datetime_unit`` in UDUNITS spelling
   (``s``, ``min``, ``h``, ``day``, ``week``, ``ms``, ...).
 * A string the parser cannot read (a logarithmic unit, stray characters) falls back to
-  ``(<var units>)/(<coord units>)``: valid UDUNITS syntax that pint also reads, not simplified.
+  ``(<var units>)/(<coord units>)``: valid UDUNITS syntax, not simplified, that pint reads
+  whenever it reads both parts.
+
+``standard_name`` follows CF's transformations (see :func:`derivative_standard_name`):
+``derivative_of_X_wrt_Y``, ``eastward_``/``northward_``/``x_``/``y_derivative_of_X``
+(``component_derivative_of_X``) and ``tendency_of_X``. ``history`` gets one line per output,
+``<ISO UTC time> daskgrad <version>: <what>``, appended to the input's history (newest last).
 
 Examples
 --------
@@ -54,6 +60,7 @@ from daskgrad.coords import check_datetime_unit, coordinate_units
 __all__ = [
     "DerivativeKind",
     "UnitParseError",
+    "Units",
     "append_history",
     "derivative_attrs",
     "derivative_standard_name",

@@ -14,11 +14,11 @@ import sys
 import numpy as np
 import pytest
 import xarray as xr
+from cli_helpers import invoke
 
 import daskgrad  # noqa: F401  (registers .grad)
 from daskgrad.demo import DEMO_PLOT_VARIABLE, make_demo_dataset
 from daskgrad.plot import INSTALL_HINT, PlotError, parse_selection, plot_store
-from tests.cli_helpers import invoke
 
 mpimg = pytest.importorskip("matplotlib.image", reason="the [plot] extra is what is tested")
 

@@ -1,4 +1,4 @@
-"""The ``daskgrad`` command: run | validate | demo | --version. Wiring only.
+"""The ``daskgrad`` command: run | validate | demo | plot | --version. Wiring only.
 
 Exit status: 0 done; 2 a bad config or usage (one line naming the file, the key and the
 problem, no traceback); 1 a failure while running (the output stays resumable); 130 stopped
@@ -174,6 +174,36 @@ def demo(out: str, overrides: tuple[str, ...], no_progress: bool) -> None:
     click.echo("outputs:")
     for v in result.data_vars:
         click.echo(f"  {v}: {dict(result[v].sizes)} [{result[v].attrs.get('units', '')}]")
+    from daskgrad.demo import write_demo_plot
+    from daskgrad.plot import INSTALL_HINT
+
+    png = write_demo_plot(cfg.output.path, folder)
+    click.echo(f"picture: {png}" if png is not None else f"no picture: {INSTALL_HINT}")
+
+
+@main.command()
+@click.argument("store", type=str)
+@click.argument("variable", type=str)
+@click.option("--out", "out", default=None, type=click.Path(dir_okay=False),
+              help="The PNG to write (default: VARIABLE.png here).")
+@click.option("--sel", "sel", multiple=True, metavar="DIM=VALUE",
+              help="Fix a dim at the coordinate value nearest VALUE (repeatable).")
+@click.option("--isel", "isel", multiple=True, metavar="DIM=INDEX", help="Fix a dim at an index (repeatable).")
+def plot(store: str, variable: str, out: str | None, sel: tuple[str, ...], isel: tuple[str, ...]) -> None:
+    """Write a PNG of one slice of VARIABLE in STORE (a map for lat/lon dims)."""
+    from daskgrad.plot import INSTALL_HINT, PlotError, parse_selection, plot_store
+
+    try:
+        result = plot_store(store, variable, out=out, sel=parse_selection(sel, "--sel"),
+                            isel=parse_selection(isel, "--isel"))
+    except PlotError as err:
+        _fail_config(err)
+    except ImportError as err:
+        if str(err) != INSTALL_HINT:
+            raise
+        click.echo(INSTALL_HINT, err=True)
+        sys.exit(2)
+    click.echo(f"wrote {result.path} ({result.kind}: {' / '.join(map(str, result.dims))})")
 
 
 if __name__ == "__main__":

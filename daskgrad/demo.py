@@ -9,7 +9,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-__all__ = ["demo_config_path", "make_demo_dataset"]
+__all__ = ["DEMO_PLOT_VARIABLE", "demo_config_path", "make_demo_dataset", "write_demo_plot"]
+
+#: The output the demo draws: the northward temperature gradient per metre, a map.
+DEMO_PLOT_VARIABLE = "dt2m_dlat"
 
 
 def make_demo_dataset(
@@ -51,12 +54,12 @@ def make_demo_dataset(
     ).astype(np.float32)
     return xr.Dataset(
         {
-            "t2m": (("time", "lat", "lon"), t2m, {"long_name": "2 metre temperature", "units": "K"}),
-            "u": (("time", "level", "lat", "lon"), u, {"long_name": "eastward wind", "units": "m s-1"}),
+            "t2m": (("time", "lat", "lon"), t2m, {"long_name": "2 metre temperature", "standard_name": "air_temperature", "units": "K"}),
+            "u": (("time", "level", "lat", "lon"), u, {"long_name": "eastward wind", "standard_name": "eastward_wind", "units": "m s-1"}),
         },
         coords={
-            "time": ("time", time),
-            "level": ("level", level, {"long_name": "pressure level", "units": "hPa"}),
+            "time": ("time", time, {"standard_name": "time"}),
+            "level": ("level", level, {"long_name": "pressure level", "standard_name": "air_pressure", "units": "hPa"}),
             "lat": ("lat", lat, {"standard_name": "latitude", "units": "degrees_north"}),
             "lon": ("lon", lon, {"standard_name": "longitude", "units": "degrees_east"}),
         },
@@ -70,3 +73,30 @@ def demo_config_path() -> Path:
     if packaged.is_file():
         return Path(str(packaged))
     return Path(__file__).resolve().parent.parent / "configs" / "demo.yaml"
+
+
+def write_demo_plot(store: str | Path, folder: str | Path) -> Path | None:
+    """Draw :data:`DEMO_PLOT_VARIABLE` of the demo's output ``store`` as ``folder/<var>.png``.
+
+    Returns the PNG's path, or ``None`` when matplotlib (the ``[plot]`` extra) is missing.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> ds = make_demo_dataset(nt=2, nlat=5, nlon=8, nlevel=2)
+    >>> ds.grad.to_zarr(folder / "g.zarr", dim="lat", variables="t2m", geometry="spherical")
+    >>> write_demo_plot(folder / "g.zarr", folder).name
+    'dt2m_dlat.png'
+    """
+    from daskgrad.plot import INSTALL_HINT, plot_store
+
+    try:
+        result = plot_store(
+            store, DEMO_PLOT_VARIABLE, out=Path(folder) / f"{DEMO_PLOT_VARIABLE}.png"
+        )
+    except ImportError as err:
+        if str(err) != INSTALL_HINT:
+            raise
+        return None
+    return result.path

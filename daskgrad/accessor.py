@@ -244,7 +244,7 @@ class GradAccessor:
     ... )
     >>> g = ds.grad.compute("x")
     >>> g["dT_dx"].values, g["dT_dx"].attrs["units"]
-    (array([1., 2., 4., 5.]), 'K/m')
+    (array([1., 2., 4., 5.]), 'K m-1')
     """
 
     def __init__(self, obj: XarrayObject) -> None:

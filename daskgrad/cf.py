@@ -12,8 +12,9 @@ unit (``metre``, ``meters`` -> ``m``; ``seconds`` -> ``s``; ...), so the result 
 
 Decisions (each one tested in ``tests/test_cf.py``):
 
-* A variable without a ``units`` attribute (or with ``""``) is dimensionless, as CF §3.1 says:
-  ``1`` / ``m`` -> ``m-1``.
+* A variable without a ``units`` attribute (or with ``""``) gives no ``units``: CF reads a
+  missing unit as dimensionless, but in practice it is more often unknown, and ``m-1`` would
+  then be a wrong claim. A dimensionless variable says so with ``units: "1"`` (-> ``m-1``).
 * A coordinate without ``units``, and a dim with no coordinate (``coord_attrs=None``: steps of
   one index), give **no** ``units``: the spacing's unit is unknown, and a plausible but wrong
   unit is worse than none.
@@ -285,25 +286,28 @@ def parse_units(text: Any) -> Units:
 
 
 def derivative_units(var_units: Any, coord_units: Any) -> str | None:
-    """UDUNITS units of ``d var / d coord``, simplified; ``None`` when ``coord_units`` is.
+    """UDUNITS units of ``d var / d coord``, simplified; ``None`` when either is unknown.
 
     Parameters
     ----------
     var_units
-        The variable's ``units`` attribute; ``None`` or ``""`` is dimensionless (CF §3.1).
+        The variable's ``units`` attribute; ``None`` or ``""`` is unknown (``"1"`` is
+        dimensionless).
     coord_units
         The units of the coordinate's numbers (``None``: unknown).
 
     Examples
     --------
-    >>> derivative_units("kg m-2 s-1", "s"), derivative_units(None, "m"), derivative_units("K", None)
+    >>> derivative_units("kg m-2 s-1", "s"), derivative_units("1", "m"), derivative_units("K", None)
     ('kg m-2 s-2', 'm-1', None)
+    >>> derivative_units(None, "m") is None
+    True
     >>> derivative_units("lg(re 1 mW)", "m")
     '(lg(re 1 mW))/(m)'
     """
-    if coord_units is None:
+    if coord_units is None or var_units is None or str(var_units).strip() == "":
         return None
-    var_text = "1" if var_units is None or str(var_units).strip() == "" else str(var_units)
+    var_text = str(var_units)
     try:
         return str(parse_units(var_text) / parse_units(coord_units))
     except UnitParseError:

@@ -10,12 +10,14 @@ argument it is about.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import xarray as xr
 
+from daskgrad.cf import DerivativeKind, derivative_attrs
 from daskgrad.coords import DimSpacing, dim_spacing
 from daskgrad.geometry import SphericalAxes, find_lat_lon, to_radians
 from daskgrad.options import Geometry, GradientOptions, OptionError, check_name_template
@@ -56,7 +58,8 @@ class GradientField:
     role
         ``"lat"``/``"lon"`` for a spherical latitude/longitude dim, else ``None``.
     attrs
-        The output attributes (``long_name`` and, when known, ``units``).
+        The output's CF attributes (``long_name``, ``history`` and, when known, ``units``
+        and ``standard_name``; see :mod:`daskgrad.cf`).
     """
 
     name: Hashable
@@ -249,10 +252,36 @@ def _periodic_map(
 # -- the plan ---------------------------------------------------------------------------------
 
 
-def _field_units(var_units: Any, coord_units: str | None) -> str | None:
-    if var_units in (None, "") or coord_units is None:
-        return None
-    return f"{var_units}/{coord_units}"
+def _field_attrs(
+    obj: XarrayObject,
+    x: xr.DataArray,
+    label: Hashable,
+    d: Hashable,
+    s: DimSpacing,
+    role: Role | None,
+    options: GradientOptions,
+    axes: SphericalAxes | None,
+    now: datetime.datetime,
+) -> dict[str, str]:
+    """The CF attributes of ``d label / d d`` (:func:`daskgrad.cf.derivative_attrs`)."""
+    if role is not None and axes is not None:
+        coord_name = axes.lat if role == "lat" else axes.lon
+        kind: DerivativeKind = "north" if role == "lat" else "east"
+    else:
+        coord_name = d if d in obj.coords else None
+        kind = "time" if s.kind in ("datetime", "cftime") else "plain"
+    coord_attrs = dict(obj.coords[coord_name].attrs) if coord_name is not None else None
+    return derivative_attrs(
+        x.attrs,
+        coord_attrs,
+        var=label,
+        dim=d,
+        kind=kind,
+        datetime_unit=options.datetime_unit,
+        spherical=options.geometry == "spherical",
+        edge_order=options.edge_order,
+        now=now,
+    )
 
 
 def _variable(obj: XarrayObject, key: Hashable | None) -> xr.DataArray:
@@ -318,6 +347,7 @@ def _variable_plan(
     roles: Mapping[Hashable, Role | None],
     options: GradientOptions,
     axes: SphericalAxes | None,
+    now: datetime.datetime,
 ) -> _VariablePlan:
     """The fields of one variable along its requested dims, and the engine's spacing records."""
     fields = []
@@ -326,10 +356,7 @@ def _variable_plan(
         if roles[d] == "lon":
             _check_lon_has_lat(obj, x, label, d, axes)
         s = spacings[d]
-        attrs = {"long_name": f"gradient of {label} along {d}"}
-        units = _field_units(x.attrs.get("units"), s.units)
-        if units is not None:
-            attrs["units"] = units
+        attrs = _field_attrs(obj, x, label, d, s, roles[d], options, axes, now)
         out_name = options.name.format(var=label, dim=d)
         fields.append(GradientField(out_name, label, d, s, roles[d], attrs))
         try:
@@ -351,10 +378,16 @@ def _variable_plan(
     return _VariablePlan(key, tuple(fields), tuple(records))
 
 
-def plan_gradients(obj: XarrayObject, options: GradientOptions | None = None) -> GradientPlan:
+def plan_gradients(
+    obj: XarrayObject,
+    options: GradientOptions | None = None,
+    *,
+    now: datetime.datetime | None = None,
+) -> GradientPlan:
     """Check every option against ``obj`` and decide every output of a ``grad`` call.
 
-    Coordinates are read (they are small); data variables are not.
+    Coordinates are read (they are small); data variables are not. ``now`` is the time the
+    outputs' ``history`` attribute records (default: now; a batch run passes its start).
 
     Raises
     ------
@@ -370,6 +403,7 @@ def plan_gradients(obj: XarrayObject, options: GradientOptions | None = None) ->
     ['dT_dx']
     """
     options = options or GradientOptions()
+    now = now or datetime.datetime.now(datetime.timezone.utc)
     chosen = _choose_variables(obj, options.variables)
     arrays: list[xr.DataArray] = [_variable(obj, key) for key, _, _ in chosen]
     dims = _requested_dims(obj, options.dim, arrays)
@@ -388,7 +422,7 @@ def plan_gradients(obj: XarrayObject, options: GradientOptions | None = None) ->
                     f"{list(x.dims)})",
                 )
             continue
-        vp = _variable_plan(obj, key, label, x, own, spacings, roles, options, axes)
+        vp = _variable_plan(obj, key, label, x, own, spacings, roles, options, axes, now)
         var_plans.append(vp)
         all_fields.extend(vp.fields)
 

@@ -297,7 +297,7 @@ def test_demo_on_a_fresh_folder(tmp_path):
     assert f"writing synthetic input {folder / 'input.zarr'}" in result.stdout
     assert "local cluster: 2 workers x 1 thread" in result.stdout
     assert f"done: {out} is complete" in result.stdout
-    assert "dt2m_dlat: {'time': 24, 'lat': 181, 'lon': 360} [K/m]" in result.stdout
+    assert "dt2m_dlat: {'time': 24, 'lat': 181, 'lon': 360} [K m-1]" in result.stdout
     assert not [line for line in result.stderr.splitlines() if line.startswith("INFO ")]
     state = zstore.read_state(str(out))
     assert state["complete"] is True and state["state"] == "complete"

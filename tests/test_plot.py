@@ -60,7 +60,7 @@ def test_map_of_a_lat_lon_variable(store, tmp_path):
     assert r.path == out and r.kind == "map"
     assert r.dims == ("lat", "lon")  # (y, x): longitude on x, latitude on y
     assert r.fixed == {"time": 2}  # the middle of 4
-    assert r.title == "dt2m_dlon [K/m]\ntime=2026-01-01T02:00 (middle: index 2 of 4)"
+    assert r.title == "dt2m_dlon [K m-1]\ntime=2026-01-01T02:00 (middle: index 2 of 4)"
     image = _png(out)
     assert image.shape[:2] == (500, 800)  # figsize (8, 5) at 100 dpi
     assert image.shape[2] in (3, 4)
@@ -232,7 +232,7 @@ def test_incomplete_run_is_said(tmp_path):
     set_state(str(path), complete=False, state="running")
     title = plot_store(path, "dt2m_dlat", out=tmp_path / "b.png").title
     assert title.splitlines()[0] == (
-        "dt2m_dlat [K/degrees_north] (incomplete run: blocks not written yet show the fill value)"
+        "dt2m_dlat [K degrees_north-1] (incomplete run: blocks not written yet show the fill value)"
     )
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from daskgrad._compat import is_cupy_array
 from daskgrad.halo import gradient_dask
 from daskgrad.kernels import gradient_block, working_dtypes
+from daskgrad.ndcoords import NDAxisSpacing, differentiate_with_nd
 from daskgrad.spacing import AxisSpacing, LazyAxisSpacing, normalize_spacing
 
 __all__ = ["differentiate_axes", "gradient", "normalize_dims"]
@@ -115,6 +116,8 @@ def differentiate_axes(
     _check_complex_spacing(np.dtype(values.dtype), spacings)
     if not spacings:
         return ()
+    if any(isinstance(s, NDAxisSpacing) for s in spacings):
+        return differentiate_with_nd(values, spacings, differentiate_axes)
     if isinstance(values, da.Array):
         return gradient_dask(values, spacings, out_dtype)
     faces = []

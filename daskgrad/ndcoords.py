@@ -125,6 +125,11 @@ def nd_axis_spacing(
     if not (isinstance(coord, (np.ndarray, da.Array)) or is_cupy_array(coord)):
         coord = np.asarray(coord)  # a list, or another array-like
     cshape, vshape = tuple(coord.shape), tuple(shape)
+    if any(np.isnan(n) for n in cshape):
+        raise ValueError(
+            f"N-D coordinate for {label} is a dask array with unknown chunk sizes (shape "
+            f"{cshape}); call coord.compute_chunk_sizes() first"
+        )
     allowed = (
         "an N-D coordinate aligns with the values' trailing dims (numpy broadcasting) and needs "
         f"the dim's length ({vshape[axis]}) along {label} and 1 or the values' length along "
@@ -363,9 +368,9 @@ def nd_gradient(values: Any, s: NDAxisSpacing) -> Any:
     --------
     >>> f = np.array([[0.0, 1.0, 4.0], [0.0, 1.0, 4.0]])
     >>> x = np.array([[0.0, 1.0, 2.0], [0.0, 1.0, 3.0]])
-    >>> nd_gradient(f, nd_axis_spacing(x, f.shape, axis=1, edge_order=1))
-    array([[1.  , 2.  , 3.  ],
-           [1.  , 1.75, 1.5 ]])
+    >>> g = nd_gradient(f, nd_axis_spacing(x, f.shape, axis=1, edge_order=1))
+    >>> g[0].tolist(), g[1].tolist() == np.gradient(f[1], x[1]).tolist()
+    ([1.0, 2.0, 3.0], True)
     """
     _check_values_dtype(np.dtype(values.dtype), s.label)
     if isinstance(values, da.Array):

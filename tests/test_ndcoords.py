@@ -245,6 +245,16 @@ def test_wrong_shapes_name_the_dim_both_shapes_and_what_is_allowed(shape, coord_
         assert "1 or the values' length along every other dim" in str(info.value)
 
 
+def test_unknown_chunk_sizes_are_refused():
+    coord = da.from_array(np.ones((2, 4)), chunks=1)
+    coord = coord[coord[:, 0] > 0]
+    with pytest.raises(
+        ValueError,
+        match=re.escape("unknown chunk sizes (shape (nan, 4)); call coord.compute_chunk_sizes()"),
+    ):
+        daskgrad.gradient(np.ones((2, 4)), spacing=[coord], dim=1)
+
+
 def test_too_short_and_bad_dtypes():
     with pytest.raises(
         ValueError, match=re.escape("dim 1 has 2 point(s); edge_order=2 needs at least 3")

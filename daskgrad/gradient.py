@@ -163,7 +163,11 @@ def gradient(values: Any, *, spacing: Any = None, dim: Any = None, edge_order: i
         drops the imaginary part (or raises, for a Python complex step on 1-D values with
         ``edge_order=2``) while torch returns a complex result. A dask coordinate of dask
         values is never computed here: it is checked, and its uniformity decided, inside the
-        graph, so its errors come at compute time (still naming the dim).
+        graph, so its errors come at compute time (still naming the dim). An entry may also
+        be an N-D coordinate (2+ dims, aligned with ``values`` by numpy broadcasting,
+        trailing dims first, with the dim's length along the dim): each line along the dim
+        is then differentiated as ``numpy.gradient(line, line_coordinate)`` would, see
+        :mod:`daskgrad.ndcoords`.
     dim
         ``None`` (every dim), an int, or a sequence of ints; negatives count from the end.
     edge_order

@@ -10,12 +10,12 @@ import dask.array as da
 import numpy as np
 import pytest
 import xarray as xr
+from conftest import assert_bitwise_equal
+from test_ndcoords import line_reference
 
 import daskgrad  # noqa: F401  (registers the accessor)
 from daskgrad.curvilinear import geographic_components, grid_components, grid_distance
 from daskgrad.geometry import DEFAULT_RADIUS
-from tests.conftest import assert_bitwise_equal
-from tests.test_ndcoords import line_reference
 
 R = DEFAULT_RADIUS
 

@@ -13,11 +13,11 @@ import dask
 import dask.array as da
 import numpy as np
 import pytest
+from conftest import assert_bitwise_equal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import daskgrad
-from tests.conftest import assert_bitwise_equal
 
 
 def line_reference(values, coord, axis: int, edge_order: int) -> np.ndarray:
@@ -272,3 +272,30 @@ def test_too_short_and_bad_dtypes():
         match=re.escape("values of dtype complex128 cannot take an N-D coordinate for dim 0"),
     ):
         daskgrad.gradient(np.ones((3, 2), complex), spacing=[np.arange(6.0).reshape(3, 2)], dim=0)
+
+
+@pytest.mark.gpu
+def test_cupy_values_and_coordinates_equal_the_numpy_lines():
+    cupy = pytest.importorskip(
+        "cupy", reason="CuPy is not installed (pip install 'daskgrad[cupy]')"
+    )
+    try:
+        if cupy.cuda.runtime.getDeviceCount() < 1:
+            pytest.skip("CuPy is installed but there is no CUDA device")
+    except cupy.cuda.runtime.CUDARuntimeError as err:
+        pytest.skip(f"CuPy is installed but there is no CUDA device ({err})")
+    rng = np.random.default_rng(11)
+    values = rng.normal(size=(3, 4, 7))
+    coord = make_coordinate(rng, (4, 7), 1, "float64")
+    for edge_order in (1, 2):
+        expected = line_reference(values, coord, 2, edge_order)
+        (eager,) = daskgrad.gradient(
+            cupy.asarray(values), spacing=[cupy.asarray(coord)], dim=2, edge_order=edge_order
+        )
+        assert isinstance(eager, cupy.ndarray)
+        assert_bitwise_equal(eager.get(), expected)
+        dvalues = da.from_array(cupy.asarray(values), chunks=(2, 3, (1, 2, 4)), asarray=False)
+        (lazy,) = daskgrad.gradient(dvalues, spacing=[coord], dim=2, edge_order=edge_order)
+        out = lazy.compute()
+        assert isinstance(out, cupy.ndarray)
+        assert_bitwise_equal(out.get(), expected)

@@ -215,19 +215,17 @@ def _wrapped_index_derivative(lon: Any, axis: int, edge_order: int, periodic: bo
     if periodic:  # every point central: (d[k-1] + d[k]) / 2, d[-1] the seam's difference
         prev = xp.concatenate([_take(diff, axis, -1, None), _take(diff, axis, None, -1)], axis=axis)
         return (prev + diff) / 2.0
-    parts = []
-    m = n - 1  # differences along the axis
-    d = [_take(diff, axis, k, k + 1) for k in (0, 1, m - 2, m - 1)] if n > 2 else None
+    m = n - 1  # differences along the axis (n >= edge_order + 1 was checked with the values)
+
+    def d(k: int) -> Any:
+        return _take(diff, axis, k, k + 1)
+
     if edge_order == 1:
-        parts.append(_take(diff, axis, 0, 1))
-    else:  # (-3 f0 + 4 f1 - f2) / 2 = (3 d0 - d1) / 2
-        parts.append((3.0 * d[0] - d[1]) / 2.0)
-    if n > 2:
-        parts.append((_take(diff, axis, None, -1) + _take(diff, axis, 1, None)) / 2.0)
-    if edge_order == 1:
-        parts.append(_take(diff, axis, -1, None))
-    else:  # (f[-3] - 4 f[-2] + 3 f[-1]) / 2 = (3 d[-1] - d[-2]) / 2
-        parts.append((3.0 * d[3] - d[2]) / 2.0)
+        first, last = d(0), d(m - 1)
+    else:  # (-3 f0 + 4 f1 - f2) / 2 = (3 d0 - d1) / 2, and the mirror image at the far end
+        first, last = (3.0 * d(0) - d(1)) / 2.0, (3.0 * d(m - 1) - d(m - 2)) / 2.0
+    interior = (_take(diff, axis, None, -1) + _take(diff, axis, 1, None)) / 2.0
+    parts = [first, interior, last] if n > 2 else [first, last]
     return xp.concatenate(parts, axis=axis)
 
 

@@ -222,16 +222,17 @@ def _line_decision(coord: Any, s: NDAxisSpacing) -> tuple[Any, Any]:
     Checks the coordinate on the way (eagerly for host arrays, in the graph for dask).
     """
     axis, ndim = s.axis, coord.ndim
-    kw = {"label": s.label, "lead": s.lead}
+    label, lead = s.label, s.lead
     if isinstance(coord, da.Array):
-        coord = coord.map_blocks(_check_finite, dtype=coord.dtype, **kw)
+        coord = coord.map_blocks(_check_finite, dtype=coord.dtype, label=label, lead=lead)
         diffs = da.diff(_as_float(coord), axis=axis)
-        diffs = diffs.map_blocks(_check_distinct, dtype=diffs.dtype, axis=axis, **kw)
-    else:
-        _check_finite(coord, **kw)
-        diffs = _check_distinct(
-            array_module(coord).diff(_as_float(coord), axis=axis), axis=axis, **kw
+        diffs = diffs.map_blocks(
+            _check_distinct, dtype=diffs.dtype, axis=axis, label=label, lead=lead
         )
+    else:
+        _check_finite(coord, label=label, lead=lead)
+        diffs = array_module(coord).diff(_as_float(coord), axis=axis)
+        _check_distinct(diffs, axis=axis, label=label, lead=lead)
     first = diffs[_index(ndim, axis, 0, 1)]
     uniform = (diffs == first).all(axis=axis, keepdims=True)
     return uniform, first

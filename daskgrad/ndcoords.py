@@ -296,14 +296,23 @@ def _nd_block(
     with quiet:  # the formula a line does not use may divide by zero; it is discarded
         if n >= 3:
             prev, cur, nxt = (f[_index(f.ndim, axis, k, n - 2 + k)] for k in range(3))
-            x0, x1, x2 = (c[_index(c.ndim, axis, k, n - 2 + k)] for k in range(3))
-            dx1, dx2 = x1 - x0, x2 - x1
-            central_uniform = (nxt - prev) / (2.0 * d0)
-            a = -(dx2) / (dx1 * (dx1 + dx2))
-            b = (dx2 - dx1) / (dx1 * dx2)
-            cc = dx1 / (dx2 * (dx1 + dx2))
-            central = a * prev + b * cur + cc * nxt
-            out[_index(out.ndim, axis, 1, n - 1)] = xp.where(uniform, central_uniform, central)
+            dst = out[_index(out.ndim, axis, 1, n - 1)]
+            # Only the formulas some line of the block uses are computed (all lines of a
+            # regular grid take the same branch; the bits do not depend on this shortcut).
+            some_uniform, all_uniform = bool(uniform.any()), bool(uniform.all())
+            central_uniform = (nxt - prev) / (2.0 * d0) if some_uniform else None
+            if all_uniform:
+                dst[...] = central_uniform
+            else:
+                x0, x1, x2 = (c[_index(c.ndim, axis, k, n - 2 + k)] for k in range(3))
+                dx1, dx2 = x1 - x0, x2 - x1
+                a = -(dx2) / (dx1 * (dx1 + dx2))
+                b = (dx2 - dx1) / (dx1 * dx2)
+                cc = dx1 / (dx2 * (dx1 + dx2))
+                central = a * prev + b * cur + cc * nxt
+                dst[...] = (
+                    central if not some_uniform else xp.where(uniform, central_uniform, central)
+                )
         if pos[0] == 0:
             out[_index(out.ndim, axis, 0, 1)] = _ends(f, c, uniform, d0, axis, edge_order, True)
         if pos[-1] == size - 1:

@@ -20,14 +20,18 @@ from daskgrad.geometry import DEFAULT_RADIUS
 R = DEFAULT_RADIUS
 
 
-def rotated_pole_grid(k: int, pole_lat: float = 40.0, pole_lon: float = -170.0):
+def rotated_pole_grid(k: int, pole_lat: float = 40.0, pole_lon: float = -170.0, shear: float = 0.0):
     """lat/lon (degrees) of a regular rotated grid of spacing 2/k degrees, pole at ``pole_lat``.
 
-    Returns the rotated coordinates too (to select the same physical interior at every k).
+    The grid is centred on longitude ``pole_lon`` (the default grid spans the dateline).
+    ``shear`` tilts the grid's y lines (rotated longitude ``+ shear * rotated latitude``), which
+    makes the grid non-orthogonal. Returns the rotated coordinates too (to select the same
+    physical interior at every k).
     """
     rlat = np.linspace(-20.0, 20.0, 20 * k + 1)
     rlon = np.linspace(-30.0, 30.0, 30 * k + 1)
     rlat2, rlon2 = np.meshgrid(np.deg2rad(rlat), np.deg2rad(rlon), indexing="ij")
+    rlon2 = rlon2 + shear * rlat2
     x, y, z = np.cos(rlat2) * np.cos(rlon2), np.cos(rlat2) * np.sin(rlon2), np.sin(rlat2)
     alpha = np.deg2rad(90.0 - pole_lat)  # tilts the rotated pole (0, 0, 1) down to pole_lat
     x, z = x * np.cos(alpha) + z * np.sin(alpha), -x * np.sin(alpha) + z * np.cos(alpha)
@@ -46,11 +50,11 @@ def field(lat, lon):
     return f, east, north
 
 
-@pytest.mark.parametrize("edge_order", [1, 2])
-def test_geographic_components_converge_at_second_order_on_a_rotated_pole_grid(edge_order):
+@pytest.mark.parametrize(("edge_order", "shear"), [(1, 0.0), (2, 0.0), (1, 0.6)])
+def test_geographic_components_converge_at_second_order_on_a_rotated_pole_grid(edge_order, shear):
     errors = []
     for k in (1, 2, 4):
-        lat, lon, rlat, rlon = rotated_pole_grid(k)
+        lat, lon, rlat, rlon = rotated_pole_grid(k, shear=shear)
         f, east, north = field(lat, lon)
         de, dn = geographic_components(f, lat, lon, axes=(0, 1), edge_order=edge_order)
         inner = (np.abs(rlat) <= 16.0) & (np.abs(rlon) <= 26.0)  # the same points at every k

@@ -130,6 +130,12 @@ def nd_axis_spacing(
             f"N-D coordinate for {label} is a dask array with unknown chunk sizes (shape "
             f"{cshape}); call coord.compute_chunk_sizes() first"
         )
+    if any(np.isnan(n) for n in vshape):
+        raise ValueError(
+            f"values is a dask array with unknown chunk sizes (shape {vshape}), which an N-D "
+            f"coordinate for {label} cannot be checked against; call "
+            "values.compute_chunk_sizes() first"
+        )
     allowed = (
         "an N-D coordinate aligns with the values' trailing dims (numpy broadcasting) and needs "
         f"the dim's length ({vshape[axis]}) along {label} and 1 or the values' length along "

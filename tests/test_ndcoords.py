@@ -255,6 +255,16 @@ def test_unknown_chunk_sizes_are_refused():
         daskgrad.gradient(np.ones((2, 4)), spacing=[coord], dim=1)
 
 
+def test_unknown_value_chunk_sizes_are_refused():
+    values = da.ones((3, 4), chunks=2)
+    values = values[values[:, 0] > 0]
+    with pytest.raises(
+        ValueError,
+        match=re.escape("values is a dask array with unknown chunk sizes (shape (nan, 4))"),
+    ):
+        daskgrad.gradient(values, spacing=[np.zeros((3, 4))], dim=1)
+
+
 def test_too_short_and_bad_dtypes():
     with pytest.raises(
         ValueError, match=re.escape("dim 1 has 2 point(s); edge_order=2 needs at least 3")

@@ -468,7 +468,7 @@ def normalize_spacing(
             f"differentiated (dims {tuple(axes)}); give one scalar, or one entry per dim "
             "(a 1-D coordinate goes inside a list: spacing=[x])"
         )
-    from daskgrad.ndcoords import is_nd_coordinate, nd_axis_spacing  # (ndcoords imports us)
+    from daskgrad.ndcoords import is_nd_coordinate, nd_axis_spacing  # here: ndcoords -> kernels -> spacing
 
     records: list[Any] = []
     for entry, axis in zip(entries, axes):

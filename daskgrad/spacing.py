@@ -468,7 +468,8 @@ def normalize_spacing(
             f"differentiated (dims {tuple(axes)}); give one scalar, or one entry per dim "
             "(a 1-D coordinate goes inside a list: spacing=[x])"
         )
-    from daskgrad.ndcoords import is_nd_coordinate, nd_axis_spacing  # here: ndcoords -> kernels -> spacing
+    # Imported here: ndcoords imports kernels, which imports this module.
+    from daskgrad.ndcoords import is_nd_coordinate, nd_axis_spacing
 
     records: list[Any] = []
     for entry, axis in zip(entries, axes):

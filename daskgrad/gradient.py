@@ -16,6 +16,7 @@ import numpy as np
 from daskgrad._compat import is_cupy_array
 from daskgrad.halo import gradient_dask
 from daskgrad.kernels import gradient_block, working_dtypes
+from daskgrad.ndcoords import NDAxisSpacing, differentiate_with_nd
 from daskgrad.options import check_edge_order
 from daskgrad.spacing import AxisSpacing, LazyAxisSpacing, normalize_spacing
 
@@ -110,6 +111,8 @@ def differentiate_axes(
     _check_complex_spacing(np.dtype(values.dtype), spacings)
     if not spacings:
         return ()
+    if any(isinstance(s, NDAxisSpacing) for s in spacings):
+        return differentiate_with_nd(values, spacings, differentiate_axes)
     if isinstance(values, da.Array):
         return gradient_dask(values, spacings, out_dtype)
     faces = []
@@ -155,7 +158,11 @@ def gradient(values: Any, *, spacing: Any = None, dim: Any = None, edge_order: i
         drops the imaginary part (or raises, for a Python complex step on 1-D values with
         ``edge_order=2``) while torch returns a complex result. A dask coordinate of dask
         values is never computed here: it is checked, and its uniformity decided, inside the
-        graph, so its errors come at compute time (still naming the dim).
+        graph, so its errors come at compute time (still naming the dim). An entry may also
+        be an N-D coordinate (2+ dims, aligned with ``values`` by numpy broadcasting,
+        trailing dims first, with the dim's length along the dim): each line along the dim
+        is then differentiated as ``numpy.gradient(line, line_coordinate)`` would, see
+        :mod:`daskgrad.ndcoords`.
     dim
         ``None`` (every dim), an int, or a sequence of ints; negatives count from the end.
     edge_order

@@ -448,14 +448,16 @@ def normalize_spacing(
     edge_order: int,
     *,
     lazy: bool = False,
-) -> list[AxisSpacing | LazyAxisSpacing]:
+) -> list[Any]:
     """Turn ``torch.gradient``'s ``spacing`` argument into one record per axis in ``axes``.
 
     Parameters
     ----------
     spacing
         ``None``; one scalar (the step of every axis); or a sequence with one entry per axis in
-        ``axes``, each a scalar step or a 1-D coordinate as long as that axis.
+        ``axes``, each a scalar step, a 1-D coordinate as long as that axis, or an N-D
+        coordinate (a :class:`~daskgrad.ndcoords.NDAxisSpacing` record, see
+        :mod:`daskgrad.ndcoords`).
     shape
         Shape of the values.
     axes
@@ -483,9 +485,14 @@ def normalize_spacing(
             f"differentiated (dims {tuple(axes)}); give one scalar, or one entry per dim "
             "(a 1-D coordinate goes inside a list: spacing=[x])"
         )
-    records: list[AxisSpacing | LazyAxisSpacing] = []
+    # Imported here: ndcoords imports kernels, which imports this module.
+    from daskgrad.ndcoords import is_nd_coordinate, nd_axis_spacing
+
+    records: list[Any] = []
     for entry, axis in zip(entries, axes):
-        if lazy and _is_dask_array(entry):
+        if is_nd_coordinate(entry):  # one coordinate per line along the dim
+            records.append(nd_axis_spacing(entry, shape, axis, edge_order))
+        elif lazy and _is_dask_array(entry):
             if shape[axis] < edge_order + 1:  # the same error as for every other form
                 axis_spacing(None, axis=axis, size=shape[axis], edge_order=edge_order)
             records.append(

@@ -219,7 +219,7 @@ def test_dask_result_is_lazy():
         (np.ones((3, 4)), {"spacing": [1.0]}, ValueError, "spacing has 1 entries but 2 dim(s) are differentiated"),
         (np.ones((3, 4)), {"spacing": [1.0, 2.0, 3.0]}, ValueError, "spacing has 3 entries but 2 dim(s)"),
         (np.ones((3, 4)), {"spacing": [np.arange(4.0), 1.0]}, ValueError, "coordinate for dim 0 has length 4 but the values have 3 points"),
-        (np.ones((3, 4)), {"spacing": [np.ones((3, 1)), 1.0]}, ValueError, "coordinate for dim 0 must be 1-D, got an array of shape (3, 1)"),
+        (np.ones((3, 4)), {"spacing": [np.ones((3, 3)), 1.0]}, ValueError, "coordinate for dim 0 has shape (3, 3), which does not fit values of shape (3, 4): it does not broadcast along dim 1"),
         (np.ones((3, 4)), {"spacing": [1.0, [0.0, 1.0, 1.0, 2.0]]}, ValueError, "coordinate for dim 1 repeats the value 1.0 at indices 1 and 2"),
         (np.ones((3, 4)), {"spacing": [[0.0, np.nan, 2.0], 1.0]}, ValueError, "coordinate for dim 0 must be finite, got nan at index 1"),
         (np.ones((3, 4)), {"spacing": 0.0}, ValueError, "must be a finite, non-zero step, got 0.0"),

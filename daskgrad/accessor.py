@@ -32,7 +32,8 @@ import xarray as xr
 
 from daskgrad._compat import array_module
 from daskgrad.chunking import as_regular
-from daskgrad.geometry import lon_metric
+from daskgrad.curvilinear import geographic_components, grid_components
+from daskgrad.geometry import SphericalAxes, lon_metric
 from daskgrad.gradient import differentiate_axes
 from daskgrad.options import Dims, GradientOptions
 from daskgrad.paths import check_zarr_target
@@ -86,10 +87,30 @@ def _apply_metric(values: Any, field: GradientField, x: xr.DataArray, plan: Grad
         return values / plan.radius
     if field.role == "lon":
         axes = plan.axes
-        assert axes is not None and axes.lat is not None  # checked by plan_gradients
+        assert isinstance(axes, SphericalAxes) and axes.lat is not None  # checked by the plan
         denom = lon_metric(np.asarray(x.coords[axes.lat].values), plan.radius)
         return _divide_along(values, denom, x.get_axis_num(axes.lat_dim))
     return values
+
+
+_CURVILINEAR_ROLES = ("grid", "east", "north")
+
+
+def _curvilinear_results(
+    obj: XarrayObject, data: Any, vp: Any, radius: float
+) -> dict[Hashable, Any]:
+    """The fields of a variable on a curvilinear grid, by output name."""
+    part = vp.curvilinear
+    lat = obj.coords[part.lat].transpose(*part.grid_dims).data
+    lon = obj.coords[part.lon].transpose(*part.grid_dims).data
+    if part.components == "geographic":
+        east, north = geographic_components(
+            data, lat, lon, part.axes, radius, part.edge_order, periodic=part.periodic
+        )
+        by_role = {"east": east, "north": north}
+        return {f.name: by_role[f.role] for f in vp.fields if f.role in by_role}
+    along = dict(zip(part.grid_dims, grid_components(data, lat, lon, part.axes, radius, part.edge_order)))
+    return {f.name: along[f.dim] for f in vp.fields if f.role == "grid"}
 
 
 def build_gradients(obj: XarrayObject, plan: GradientPlan, numpy_chunks: bool = False) -> xr.Dataset:
@@ -113,9 +134,12 @@ def build_gradients(obj: XarrayObject, plan: GradientPlan, numpy_chunks: bool = 
             data = da.from_array(
                 data, chunks=da.core.normalize_chunks("auto", data.shape, dtype=data.dtype)
             )
-        results = differentiate_axes(data, vp.axis_spacings)
-        for field, values in zip(vp.fields, results):
-            values = _apply_metric(values, field, x, plan)
+        plain = [f for f in vp.fields if f.role not in _CURVILINEAR_ROLES]
+        results = dict(zip((f.name for f in plain), differentiate_axes(data, vp.axis_spacings)))
+        if vp.curvilinear is not None:
+            results.update(_curvilinear_results(obj, data, vp, plan.radius))
+        for field in vp.fields:
+            values = _apply_metric(results[field.name], field, x, plan)
             out[field.name] = xr.DataArray(
                 values, dims=x.dims, coords=x.coords, attrs=dict(field.attrs), name=field.name
             )

@@ -8,9 +8,10 @@ With angles in radians and a sphere of radius ``R``,
 The latitude and longitude coordinates are found by their CF attributes first
 (``standard_name`` ``latitude``/``longitude``, then ``units`` such as ``degrees_north`` /
 ``degrees_east``), then by their names (``lat``/``latitude``, ``lon``/``longitude``, any case).
-They must be 1-D coordinates in degrees; a 2-D (curvilinear) latitude or longitude is refused
-with a clear error rather than silently treated as a plain grid. Angles are converted with
-``numpy.deg2rad``, the period of a periodic longitude too (360 degrees becomes 2 pi).
+They are 1-D coordinates in degrees (:class:`SphericalAxes`), or both 2-D over the same two grid
+dims, a curvilinear grid (:class:`CurvilinearAxes`, differentiated by
+:mod:`daskgrad.curvilinear`). Angles are converted with ``numpy.deg2rad``, the period of a
+periodic longitude too (360 degrees becomes 2 pi).
 
 Pure logic on coordinates only: no dask, no data.
 """
@@ -27,6 +28,7 @@ import xarray as xr
 from daskgrad.coords import DimSpacing
 
 __all__ = [
+    "CurvilinearAxes",
     "SphericalAxes",
     "find_lat_lon",
     "lon_metric",
@@ -41,8 +43,9 @@ _LON_UNITS = {
     "degrees_east", "degree_east", "degrees_e", "degree_e", "degreese", "degreee",
 }  # fmt: skip
 _DEGREE_UNITS = {"degrees", "degree", "deg", "°"} | _LAT_UNITS | _LON_UNITS
-_LAT_NAMES = {"lat", "latitude"}
-_LON_NAMES = {"lon", "longitude"}
+# Names models give them (NEMO, MOM6, ROMS, WRF) when attributes say nothing.
+_LAT_NAMES = {"lat", "latitude", "nav_lat", "geolat", "lat_rho", "xlat"}
+_LON_NAMES = {"lon", "longitude", "nav_lon", "geolon", "lon_rho", "xlong"}
 
 Role = Literal["lat", "lon"]
 
@@ -73,6 +76,23 @@ class SphericalAxes:
         return None
 
 
+@dataclass(frozen=True)
+class CurvilinearAxes:
+    """2-D latitude and longitude over two grid dims (NEMO, MOM6, ROMS, WRF style).
+
+    Attributes
+    ----------
+    lat, lon
+        Names of the 2-D latitude and longitude coordinates (degrees).
+    dims
+        The two grid dims, in the coordinates' order (``lat.dims``).
+    """
+
+    lat: Hashable
+    lon: Hashable
+    dims: tuple[Hashable, Hashable]
+
+
 def _text(value: Any) -> str:
     return str(value).strip().lower() if value is not None else ""
 
@@ -89,7 +109,9 @@ def _match_level(name: Hashable, coord: xr.DataArray, role: Role) -> int | None:
     return None
 
 
-def _find(obj: xr.DataArray | xr.Dataset, role: Role) -> tuple[Hashable | None, Hashable | None]:
+def _find(
+    obj: xr.DataArray | xr.Dataset, role: Role
+) -> tuple[Hashable | None, tuple[Hashable, ...] | None]:
     what = "latitude" if role == "lat" else "longitude"
     candidates = []
     for name, coord in obj.coords.items():
@@ -102,11 +124,14 @@ def _find(obj: xr.DataArray | xr.Dataset, role: Role) -> tuple[Hashable | None, 
     chosen = [(name, coord) for level, name, coord in candidates if level == best]
     one_d = [(name, coord) for name, coord in chosen if coord.ndim == 1]
     if not one_d:
-        name, coord = chosen[0]
-        raise ValueError(
-            f"geometry='spherical' needs a 1-D {what} coordinate; {name!r} has dims "
-            f"{coord.dims}: curvilinear (2-D) grids are not supported"
-        )
+        two_d = [(name, coord) for name, coord in chosen if coord.ndim == 2]
+        if len(two_d) != 1:
+            name, coord = chosen[0]
+            raise ValueError(
+                f"geometry='spherical' needs one 1-D or 2-D {what} coordinate; found "
+                f"{[(n, c.dims) for n, c in chosen]}"
+            )
+        one_d = two_d
     if len(one_d) > 1:
         # Prefer a dimension coordinate over other coordinates along a dim.
         dim_coords = [(n, c) for n, c in one_d if c.dims == (n,)]
@@ -124,17 +149,20 @@ def _find(obj: xr.DataArray | xr.Dataset, role: Role) -> tuple[Hashable | None, 
         raise ValueError(
             f"geometry='spherical' needs {what} in degrees; coordinate {name!r} has units={units!r}"
         )
-    return name, coord.dims[0]
+    return name, coord.dims
 
 
-def find_lat_lon(obj: xr.DataArray | xr.Dataset) -> SphericalAxes:
-    """Find the 1-D latitude and longitude coordinates of ``obj`` and their dims.
+def find_lat_lon(obj: xr.DataArray | xr.Dataset) -> SphericalAxes | CurvilinearAxes:
+    """Find the latitude and longitude coordinates of ``obj`` and their dims.
+
+    Both 1-D give :class:`SphericalAxes`; both 2-D over the same two dims give
+    :class:`CurvilinearAxes`.
 
     Raises
     ------
     ValueError
-        When neither is found, when one is 2-D, ambiguous, not in degrees, or outside
-        [-90, 90] (latitude).
+        When neither is found, when one is 1-D and the other 2-D, when they are ambiguous, not
+        in degrees, or outside [-90, 90] (latitude).
 
     Examples
     --------
@@ -142,28 +170,51 @@ def find_lat_lon(obj: xr.DataArray | xr.Dataset) -> SphericalAxes:
     >>> ds = xr.Dataset(coords={"latitude": [0.0, 10.0], "x": ("x", [0, 90], {"units": "degrees_east"})})
     >>> find_lat_lon(ds)
     SphericalAxes(lat='latitude', lat_dim='latitude', lon='x', lon_dim='x')
+    >>> import numpy as np
+    >>> grid = xr.Dataset(coords={"nav_lat": (("y", "x"), np.zeros((2, 3))),
+    ...                           "nav_lon": (("y", "x"), np.zeros((2, 3)))})
+    >>> find_lat_lon(grid)
+    CurvilinearAxes(lat='nav_lat', lon='nav_lon', dims=('y', 'x'))
     """
-    lat, lat_dim = _find(obj, "lat")
-    lon, lon_dim = _find(obj, "lon")
+    lat, lat_dims = _find(obj, "lat")
+    lon, lon_dims = _find(obj, "lon")
     if lat is None and lon is None:
         raise ValueError(
             "geometry='spherical' found no latitude or longitude coordinate; mark them with "
             "standard_name 'latitude'/'longitude' or units 'degrees_north'/'degrees_east', or "
             f"name them lat/lon; the coordinates are {list(obj.coords)}"
         )
+    if lat is not None:
+        _check_latitude_range(obj, lat)
+    if (lat_dims and len(lat_dims) == 2) or (lon_dims and len(lon_dims) == 2):
+        if lat is None or lon is None or lat_dims is None or lon_dims is None:
+            raise ValueError(
+                "geometry='spherical': a 2-D (curvilinear) grid needs both 2-D latitude and "
+                f"longitude; found latitude {lat!r} and longitude {lon!r}"
+            )
+        if len(lat_dims) != 2 or set(lat_dims) != set(lon_dims):
+            raise ValueError(
+                f"geometry='spherical': latitude {lat!r} has dims {lat_dims} and longitude "
+                f"{lon!r} has dims {lon_dims}; a curvilinear grid has both over the same two dims"
+            )
+        return CurvilinearAxes(lat, lon, (lat_dims[0], lat_dims[1]))
+    lat_dim = lat_dims[0] if lat_dims else None
+    lon_dim = lon_dims[0] if lon_dims else None
     if lat is not None and lat_dim == lon_dim:
         raise ValueError(
             f"geometry='spherical': latitude {lat!r} and longitude {lon!r} run along the "
             f"same dim {lat_dim!r}"
         )
-    if lat is not None:
-        values = np.asarray(obj.coords[lat].values)
-        if values.dtype.kind not in "iuf" or not (np.abs(values) <= 90).all():
-            raise ValueError(
-                f"geometry='spherical' needs latitude {lat!r} in degrees within [-90, 90]; "
-                f"got values from {values.min()!r} to {values.max()!r}"
-            )
     return SphericalAxes(lat, lat_dim, lon, lon_dim)
+
+
+def _check_latitude_range(obj: xr.DataArray | xr.Dataset, lat: Hashable) -> None:
+    values = np.asarray(obj.coords[lat].values)
+    if values.dtype.kind not in "iuf" or not (np.abs(values) <= 90).all():
+        raise ValueError(
+            f"geometry='spherical' needs latitude {lat!r} in degrees within [-90, 90]; "
+            f"got values from {values.min()!r} to {values.max()!r}"
+        )
 
 
 def to_radians(spacing: DimSpacing) -> DimSpacing:

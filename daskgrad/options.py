@@ -285,12 +285,24 @@ class GradientOptions:
         coordinate has period ``n``).
     geometry
         ``None`` or ``"spherical"``: latitude/longitude dims in degrees give derivatives per
-        metre, d/dx = 1/(R cos(lat)) d/dlon and d/dy = 1/R d/dlat (radians).
+        metre, d/dx = 1/(R cos(lat)) d/dlon and d/dy = 1/R d/dlat (radians). 2-D latitude and
+        longitude over two grid dims (a curvilinear grid) give the derivatives ``components``
+        asks for.
     radius
         Sphere radius in metres for ``geometry="spherical"``.
     name
         Output name template with the fields ``{var}`` and ``{dim}``; an unnamed DataArray is
         ``var``.
+    nan_policy
+        ``"propagate"`` (numpy's numbers: a NaN spreads to its neighbours' derivatives) or
+        ``"one-sided"``: along each dim, each run of consecutive non-NaN values is
+        differentiated exactly as ``numpy.gradient`` differentiates that run alone (one-sided
+        at the run's ends, e.g. at a coastline); runs shorter than ``edge_order + 1`` and NaN
+        points give NaN.
+    components
+        On a curvilinear spherical grid: ``"grid"`` (derivatives along each grid dim per metre
+        of great-circle distance, named by the grid dims) or ``"geographic"`` (eastward and
+        northward derivatives, named with ``east`` and ``north`` for ``{dim}``).
 
     Examples
     --------
@@ -310,6 +322,8 @@ class GradientOptions:
     geometry: Geometry = None
     radius: float = DEFAULT_RADIUS
     name: str = DEFAULT_NAME
+    nan_policy: NanPolicy = "propagate"
+    components: Components = "grid"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "edge_order", check_edge_order(self.edge_order))
@@ -317,6 +331,8 @@ class GradientOptions:
         object.__setattr__(self, "geometry", check_geometry(self.geometry))
         object.__setattr__(self, "radius", check_radius(self.radius))
         check_name_template(self.name)
+        check_nan_policy(self.nan_policy)
+        check_components(self.components)
 
     @classmethod
     def keywords(cls) -> tuple[str, ...]:

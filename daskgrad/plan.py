@@ -19,7 +19,7 @@ import xarray as xr
 
 from daskgrad.cf import DerivativeKind, derivative_attrs
 from daskgrad.coords import DimSpacing, dim_spacing
-from daskgrad.geometry import SphericalAxes, find_lat_lon, to_radians
+from daskgrad.geometry import CurvilinearAxes, SphericalAxes, find_lat_lon, to_radians
 from daskgrad.options import Geometry, GradientOptions, OptionError, check_name_template
 from daskgrad.spacing import AxisSpacing, axis_spacing
 
@@ -39,6 +39,9 @@ UNNAMED = "var"
 
 XarrayObject = xr.DataArray | xr.Dataset
 Role = Literal["lat", "lon"]
+#: How a field is computed: ``None`` along a plain dim; ``"lat"``/``"lon"`` on a 1-D spherical
+#: grid; on a curvilinear grid ``"grid"`` (along a grid dim, per metre) or ``"east"``/``"north"``.
+FieldRole = Literal["lat", "lon", "grid", "east", "north"] | None
 
 
 @dataclass(frozen=True)
@@ -54,9 +57,10 @@ class GradientField:
     dim
         The dim differentiated along.
     spacing
-        The dim's coordinate numbers, units and period (radians for spherical lat/lon).
+        The dim's coordinate numbers, units and period (radians for spherical lat/lon);
+        ``None`` for a curvilinear grid's fields, whose spacing is the grid's geometry.
     role
-        ``"lat"``/``"lon"`` for a spherical latitude/longitude dim, else ``None``.
+        See :data:`FieldRole`.
     attrs
         The output's CF attributes (``long_name``, ``history`` and, when known, ``units``
         and ``standard_name``; see :mod:`daskgrad.cf`).
@@ -65,16 +69,60 @@ class GradientField:
     name: Hashable
     var: Hashable
     dim: Hashable
-    spacing: DimSpacing
-    role: Literal["lat", "lon"] | None
+    spacing: DimSpacing | None
+    role: FieldRole
     attrs: dict[str, str]
+
+
+@dataclass(frozen=True)
+class CurvilinearPart:
+    """The fields of one variable on a curvilinear grid (:mod:`daskgrad.curvilinear`).
+
+    Attributes
+    ----------
+    lat, lon
+        The 2-D coordinates' names; ``grid_dims`` their dims, in that order.
+    axes
+        The variable's axes of ``grid_dims``.
+    periodic
+        The variable's grid axes that wrap around.
+    components
+        ``"grid"`` or ``"geographic"``.
+    edge_order
+        1 or 2.
+    """
+
+    lat: Hashable
+    lon: Hashable
+    grid_dims: tuple[Hashable, Hashable]
+    axes: tuple[int, int]
+    periodic: tuple[int, ...]
+    components: str
+    edge_order: int
 
 
 @dataclass(frozen=True)
 class _VariablePlan:
     key: Hashable | None  # None: the DataArray itself
     fields: tuple[GradientField, ...]
-    axis_spacings: tuple[AxisSpacing, ...]
+    axis_spacings: tuple[AxisSpacing, ...]  # for the fields whose role is None, "lat" or "lon"
+    curvilinear: CurvilinearPart | None = None
+
+    @property
+    def halo_axes(self) -> tuple[int, ...]:
+        """The variable's axes whose neighbours every block needs (one point deep)."""
+        axes = [s.axis for s in self.axis_spacings]
+        if self.curvilinear is not None:
+            axes += [a for a in self.curvilinear.axes if a not in axes]
+        return tuple(axes)
+
+    @property
+    def periodic_axes(self) -> tuple[int, ...]:
+        """The axes among :attr:`halo_axes` that wrap around."""
+        axes = [s.axis for s in self.axis_spacings if s.periodic]
+        if self.curvilinear is not None:
+            axes += list(self.curvilinear.periodic)
+        return tuple(axes)
 
 
 @dataclass(frozen=True)
@@ -98,7 +146,7 @@ class GradientPlan:
     fields: tuple[GradientField, ...]
     geometry: Geometry
     radius: float
-    axes: SphericalAxes | None
+    axes: SphericalAxes | CurvilinearAxes | None
     variables: tuple[_VariablePlan, ...]
 
     @property
@@ -293,10 +341,13 @@ def _variable(obj: XarrayObject, key: Hashable | None) -> xr.DataArray:
 
 
 def _dim_spacings(
-    obj: XarrayObject, dims: Sequence[Hashable], options: GradientOptions, axes: SphericalAxes | None
+    obj: XarrayObject,
+    dims: Sequence[Hashable],
+    options: GradientOptions,
+    axes: SphericalAxes | None,
+    periodic_map: Mapping[Hashable, Any],
 ) -> tuple[dict[Hashable, DimSpacing], dict[Hashable, Role | None]]:
     """Each requested dim's coordinate numbers (radians for spherical lat/lon) and its role."""
-    periodic_map = _periodic_map(obj, options.periodic, dims)
     spacings: dict[Hashable, DimSpacing] = {}
     roles: dict[Hashable, Role | None] = {}
     for d in dims:
@@ -408,7 +459,11 @@ def plan_gradients(
     arrays: list[xr.DataArray] = [_variable(obj, key) for key, _, _ in chosen]
     dims = _requested_dims(obj, options.dim, arrays)
     axes = find_lat_lon_or_fail(obj) if options.geometry == "spherical" else None
-    spacings, roles = _dim_spacings(obj, dims, options, axes)
+    grid_dims = axes.dims if isinstance(axes, CurvilinearAxes) else ()
+    plain_dims = [d for d in dims if d not in grid_dims]
+    spherical_axes = axes if isinstance(axes, SphericalAxes) else None
+    periodic_map = _periodic_map(obj, options.periodic, dims)
+    spacings, roles = _dim_spacings(obj, plain_dims, options, spherical_axes, periodic_map)
 
     var_plans = []
     all_fields: list[GradientField] = []
@@ -422,7 +477,10 @@ def plan_gradients(
                     f"{list(x.dims)})",
                 )
             continue
-        vp = _variable_plan(obj, key, label, x, own, spacings, roles, options, axes, now)
+        plain_own = [d for d in own if d not in grid_dims]
+        vp = _variable_plan(obj, key, label, x, plain_own, spacings, roles, options, spherical_axes, now)
+        if isinstance(axes, CurvilinearAxes) and any(d in grid_dims for d in own):
+            vp = _with_curvilinear(vp, obj, x, label, own, axes, options, now)
         var_plans.append(vp)
         all_fields.extend(vp.fields)
 
@@ -432,7 +490,95 @@ def plan_gradients(
     )
 
 
-def find_lat_lon_or_fail(obj: XarrayObject) -> SphericalAxes:
+def _with_curvilinear(
+    vp: _VariablePlan,
+    obj: XarrayObject,
+    x: xr.DataArray,
+    label: Hashable,
+    own: Sequence[Hashable],
+    axes: CurvilinearAxes,
+    options: GradientOptions,
+    now: datetime.datetime,
+) -> _VariablePlan:
+    """``vp`` with the fields of ``label`` along the curvilinear grid dims it has, in ``own``'s
+    order (the geographic pair where the first grid dim is)."""
+    ydim, xdim = axes.dims
+    requested = [d for d in own if d in axes.dims]
+    missing = [d for d in axes.dims if d not in x.dims]
+    if missing:
+        raise OptionError(
+            "dim",
+            f"variable {label!r} has the grid dim {requested[0]!r} but not {missing[0]!r}; a "
+            f"derivative on the curvilinear grid of {axes.lat!r}/{axes.lon!r} needs both",
+        )
+    if options.components == "geographic" and len(requested) < 2:
+        raise OptionError(
+            "components",
+            f"components='geographic' needs both grid dims {list(axes.dims)} in dim (got "
+            f"{requested}); eastward and northward each mix the two",
+        )
+    periodic = _periodic_map(obj, options.periodic, own)
+    for d in requested:
+        if d in periodic and periodic[d] is not None:
+            raise OptionError(
+                "periodic",
+                f"periodic: the curvilinear grid dim {d!r} wraps by its index; give it without a "
+                f"period (periodic=[{d!r}]), got {periodic[d]!r}",
+            )
+        if d in periodic and options.components == "grid":
+            raise OptionError(
+                "periodic",
+                f"periodic grid dim {d!r} is supported with components='geographic' only",
+            )
+    if options.nan_policy != "propagate":
+        raise OptionError(
+            "nan_policy",
+            f"nan_policy={options.nan_policy!r} is not available on a curvilinear grid yet; "
+            "use nan_policy='propagate' there",
+        )
+    part = CurvilinearPart(
+        axes.lat,
+        axes.lon,
+        axes.dims,
+        (x.get_axis_num(ydim), x.get_axis_num(xdim)),
+        tuple(x.get_axis_num(d) for d in requested if d in periodic),
+        options.components,
+        options.edge_order,
+    )
+    if options.components == "geographic":
+        outputs: list[tuple[Hashable, FieldRole, DerivativeKind, Hashable]] = [
+            ("east", "east", "east", axes.lon),
+            ("north", "north", "north", axes.lat),
+        ]
+    else:
+        outputs = [
+            (d, "grid", "y" if d == ydim else "x", axes.lat if d == ydim else axes.lon)
+            for d in requested
+        ]
+    made = []
+    for dim, role, kind, coord in outputs:
+        attrs = derivative_attrs(
+            x.attrs,
+            dict(obj.coords[coord].attrs),
+            var=label,
+            dim=dim,
+            kind=kind,
+            spherical=True,
+            edge_order=options.edge_order,
+            now=now,
+        )
+        made.append(GradientField(options.name.format(var=label, dim=dim), label, dim, None, role, attrs))
+    plain = iter(vp.fields)
+    fields: list[GradientField] = []
+    for d in own:
+        if d not in axes.dims:
+            fields.append(next(plain))
+        elif d == requested[0]:
+            fields.extend(made)
+    return _VariablePlan(vp.key, tuple(fields), vp.axis_spacings, part)
+
+
+def find_lat_lon_or_fail(obj: XarrayObject) -> SphericalAxes | CurvilinearAxes:
     """:func:`daskgrad.geometry.find_lat_lon`, its errors filed under ``geometry``."""
     try:
         return find_lat_lon(obj)

@@ -93,8 +93,8 @@ def group_of(ds: xr.Dataset, result: xr.Dataset, vp: Any, chunk_shapes: Mapping)
         source=str(vp.key),
         outputs=outputs,
         grid=chunk_grid(first.shape, chunk_shape),
-        axes=tuple(s.axis for s in vp.axis_spacings),
-        periodic=tuple(s.axis for s in vp.axis_spacings if s.periodic),
+        axes=vp.halo_axes,
+        periodic=vp.periodic_axes,
         cost=cost,
         block_text=", ".join(f"{d}: {c}" for d, c in zip(map(str, first.dims), chunk_shape)),
     )

@@ -532,16 +532,17 @@ def test_bad_objects_and_coordinates(rng):
 
 def test_bad_spherical_grids():
     ds, _, _ = _sphere(30.0)
-    curvilinear = ds.assign_coords(
+    half_curvilinear = ds.assign_coords(
         lat2=(("lat", "lon"), np.zeros((5, 12)), {"standard_name": "latitude"})
     )
     with pytest.raises(
         ValueError,
         match=re.escape(
-            "'lat2' has dims ('lat', 'lon'): curvilinear (2-D) grids are not supported"
+            "latitude 'lat2' has dims ('lat', 'lon') and longitude 'lon' has dims ('lon',); "
+            "a curvilinear grid has both over the same two dims"
         ),
     ):
-        curvilinear.grad.compute(geometry="spherical")
+        half_curvilinear.grad.compute(geometry="spherical")
     radians = ds.assign_coords(lat=ds["lat"].assign_attrs(units="radians"))
     with pytest.raises(
         ValueError,

@@ -35,8 +35,10 @@ from daskgrad.config.errors import _describe, _fail, _show
 from daskgrad.options import (
     DEFAULT_NAME,
     DEFAULT_RADIUS,
+    Components,
     DatetimeUnit,
     GradientOptions,
+    NanPolicy,
     OptionError,
     check_datetime_unit,
     check_edge_order,
@@ -66,6 +68,8 @@ OPTION_KEYS = {
     "geometry": "gradient.geometry",
     "radius": "gradient.radius",
     "name": "output.name",
+    "nan_policy": "gradient.nan_policy",
+    "components": "gradient.components",
 }
 
 _URL = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]*::)*[A-Za-z][A-Za-z0-9+.-]*://")
@@ -238,6 +242,13 @@ class GradientConfig(BaseModel):
         ``spherical`` gives lat/lon derivatives per metre on a sphere of radius ``radius``.
     radius : float
         Sphere radius in metres; a value other than the default needs ``geometry: spherical``.
+    nan_policy : {'propagate', 'one-sided'}
+        ``propagate``: numpy's numbers, a NaN spreads to its neighbours' derivatives.
+        ``one-sided``: each run of non-NaN values along a dim is differentiated alone, as
+        ``numpy.gradient`` would (one-sided at coastlines and other NaN edges).
+    components : {'grid', 'geographic'}
+        For 2-D latitude/longitude (a curvilinear grid) with ``geometry: spherical``: derivatives
+        along the grid dims per metre, or eastward and northward (named ``east``/``north``).
     """
 
     model_config = _FROZEN
@@ -254,6 +265,12 @@ class GradientConfig(BaseModel):
         default=None, description="spherical: lat/lon derivatives per metre"
     )
     radius: Radius = Field(default=DEFAULT_RADIUS, description="sphere radius in metres")
+    nan_policy: NanPolicy = Field(
+        default="propagate", description="propagate (numpy) | one-sided (NaN ends a run)"
+    )
+    components: Components = Field(
+        default="grid", description="curvilinear grids: grid | geographic (east, north)"
+    )
 
     @field_validator("dims", mode="before")
     @classmethod
@@ -408,6 +425,8 @@ class RunConfig(BaseModel):
             geometry=g.geometry,
             radius=g.radius,
             name=self.output.name,
+            nan_policy=g.nan_policy,
+            components=g.components,
         )
 
     def to_dict(self) -> dict[str, Any]:

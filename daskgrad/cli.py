@@ -76,20 +76,64 @@ def main() -> None:
 @click.option("--verify", is_flag=True, help="On resume, decode every chunk already written.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
-def run(config: str, overrides: tuple[str, ...], verify: bool, no_progress: bool, verbose: int) -> None:
+@click.option(
+    "--report",
+    "report",
+    default=None,
+    type=click.Path(dir_okay=False),
+    metavar="HTML",
+    help="Save distributed's performance report (task stream, worker profiles, bandwidth).",
+)
+def run(
+    config: str,
+    overrides: tuple[str, ...],
+    verify: bool,
+    no_progress: bool,
+    verbose: int,
+    report: str | None,
+) -> None:
     """Run the batch job described by CONFIG (a YAML file)."""
     _setup_logging(verbose)
     cfg = _load(config, overrides)
-    _run(cfg, config, verify=verify, progress=not no_progress)
+    if report is not None:
+        _check_report(report, cfg)
+    _run(cfg, config, verify=verify, progress=not no_progress, report=report)
 
 
-def _run(cfg: RunConfig, config: str, *, verify: bool, progress: bool) -> None:
+def _check_report(report: str, cfg: RunConfig) -> None:
+    """A report needs a distributed scheduler and a place to go; say so before anything runs."""
+    if cfg.cluster.kind == "threads":
+        click.echo(
+            f"--report {report}: a performance report comes from a distributed scheduler; "
+            "cluster.kind is 'threads' (use local, address or a job queue)",
+            err=True,
+        )
+        sys.exit(2)
+    try:
+        import bokeh  # noqa: F401  (distributed draws the report with it)
+    except ImportError:
+        click.echo(
+            f"--report {report}: the report needs bokeh: pip install 'daskgrad[diagnostics]'",
+            err=True,
+        )
+        sys.exit(2)
+    parent = os.path.dirname(os.path.abspath(report))
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+        click.echo(f"--report {report}: cannot write into {parent!r}", err=True)
+        sys.exit(2)
+
+
+def _run(
+    cfg: RunConfig, config: str, *, verify: bool, progress: bool, report: str | None = None
+) -> None:
     from daskgrad.runner import RunError
     from daskgrad.runner import run as run_config
 
     hint = RESUME_HINT.format(config=config)
     try:
-        summary = run_config(cfg, source=config, verify=verify, progress=progress, echo=click.echo)
+        summary = run_config(
+            cfg, source=config, verify=verify, progress=progress, echo=click.echo, report=report
+        )
     except ConfigError as err:
         _fail_config(err)
     except RunError as err:

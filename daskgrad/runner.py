@@ -133,6 +133,7 @@ class RunSummary:
     peak_memory: dict[str, int] = field(default_factory=dict)
     already_complete: bool = False
     repaired: int = 0
+    report: str | None = None
 
     def lines(self) -> list[str]:
         """The summary the CLI prints.
@@ -151,6 +152,8 @@ class RunSummary:
         ]
         for who, peak in sorted(self.peak_memory.items()):
             out.append(f"peak memory {who}: {size_text(peak)}")
+        if self.report:
+            out.append(f"performance report: {self.report}")
         return out
 
 
@@ -471,8 +474,11 @@ def run(
     verify: bool = False,
     progress: bool = True,
     echo: Callable[[str], None] = print,
+    report: str | None = None,
 ) -> RunSummary:
     """Run one config to completion (or to a resumable failure).
+
+    ``report`` is a path for distributed's performance report of the run (a cluster run).
 
     Raises
     ------
@@ -517,6 +523,11 @@ def run(
         link = dashboard_link(client)
         if link:
             echo(f"dashboard: {link}")
+        if report is not None and client is not None:
+            from distributed import performance_report
+
+            # Entered after the client, so it is written (on exit) while the client lives.
+            stack.enter_context(performance_report(filename=report))
         worker = worker_for_run(p, client)  # before the store: a refusal writes nothing
         workers = len(worker_infos(client)) if client is not None else 1
         plans = tile_plans(p.groups, worker, workers)
@@ -572,7 +583,9 @@ def run(
             except Exception as err:
                 log.warning("no peak memory from the workers: %s", _cause(err))
     seconds = time.perf_counter() - t0
-    return RunSummary(total, todo, read, written, seconds, peaks, repaired=p.repaired)
+    return RunSummary(
+        total, todo, read, written, seconds, peaks, repaired=p.repaired, report=report
+    )
 
 
 def _enter_cluster(stack: contextlib.ExitStack, cfg: RunConfig, source: str) -> Any:

@@ -436,3 +436,30 @@ def test_run_on_an_existing_tls_cluster(small_input, tmp_path):
         assert plain.exit_code == 2
         assert "cluster.tls: certificates need a tls:// address" in plain.stderr
     assert_store_equals(out, reference(small_input, load_config(config)))
+
+
+@pytest.mark.cluster
+def test_run_report_saves_distributeds_performance_report(tmp_path, small_input):
+    out = tmp_path / "out.zarr"
+    config = write_config(
+        tmp_path / "c.yaml", small_input, out, cluster={"kind": "local", "n_workers": 1}
+    )
+    report = tmp_path / "run.html"
+    result = invoke("run", "--no-progress", "--report", str(report), str(config))
+    assert result.exit_code == 0, result.output
+    assert f"performance report: {report}" in result.stdout
+    text = report.read_text()
+    assert "Dask Performance Report" in text and "Task Stream" in text
+    assert_store_equals(out, reference(small_input, load_config(config)))
+
+
+def test_run_report_refused_without_a_scheduler(tmp_path, small_input):
+    config = write_config(tmp_path / "c.yaml", small_input, tmp_path / "out.zarr")
+    result = invoke("run", "--report", str(tmp_path / "run.html"), str(config))
+    assert result.exit_code == 2
+    assert "a performance report comes from a distributed scheduler" in result.stderr
+    assert not (tmp_path / "out.zarr").exists()
+    missing = tmp_path / "no" / "run.html"
+    local = write_config(tmp_path / "l.yaml", small_input, tmp_path / "o.zarr", cluster={"kind": "local"})
+    result = invoke("run", "--report", str(missing), str(local))
+    assert result.exit_code == 2 and "cannot write into" in result.stderr

@@ -16,6 +16,7 @@ import numpy as np
 from daskgrad._compat import is_cupy_array
 from daskgrad.halo import gradient_dask
 from daskgrad.kernels import gradient_block, working_dtypes
+from daskgrad.nan_runs import check_nan_policy, gradient_one_sided
 from daskgrad.spacing import AxisSpacing, LazyAxisSpacing, normalize_spacing
 
 __all__ = ["differentiate_axes", "gradient", "normalize_dims"]
@@ -86,7 +87,9 @@ def _check_complex_spacing(dtype: np.dtype, spacings: Sequence[Any]) -> None:
 
 
 def differentiate_axes(
-    values: Any, spacings: Sequence[AxisSpacing | LazyAxisSpacing]
+    values: Any,
+    spacings: Sequence[AxisSpacing | LazyAxisSpacing],
+    nan_policy: str = "propagate",
 ) -> tuple[Any, ...]:
     """Gradients of ``values`` along the axes described by ``spacings`` (already normalized).
 
@@ -100,6 +103,8 @@ def differentiate_axes(
     spacings
         One :class:`~daskgrad.spacing.AxisSpacing` per differentiated axis (or, for dask
         values, a :class:`~daskgrad.spacing.LazyAxisSpacing` for a dask coordinate).
+    nan_policy
+        ``"propagate"`` or ``"one-sided"``, as for :func:`gradient`.
 
     Returns
     -------
@@ -110,11 +115,17 @@ def differentiate_axes(
     ------
     TypeError
         A complex step or coordinate with real (non-complex) values.
+    ValueError
+        An unknown ``nan_policy``, or ``"one-sided"`` on a periodic axis of float or complex
+        values.
     """
+    nan_policy = check_nan_policy(nan_policy)
     _, out_dtype = working_dtypes(values.dtype)
     _check_complex_spacing(np.dtype(values.dtype), spacings)
     if not spacings:
         return ()
+    if nan_policy == "one-sided" and np.dtype(values.dtype).kind in "fc":  # others have no NaN
+        return gradient_one_sided(values, spacings, out_dtype)
     if isinstance(values, da.Array):
         return gradient_dask(values, spacings, out_dtype)
     faces = []
@@ -131,7 +142,14 @@ def differentiate_axes(
     return gradient_block(values, faces, axes, [s.block(0, s.size) for s in spacings])
 
 
-def gradient(values: Any, *, spacing: Any = None, dim: Any = None, edge_order: int = 1) -> tuple:
+def gradient(
+    values: Any,
+    *,
+    spacing: Any = None,
+    dim: Any = None,
+    edge_order: int = 1,
+    nan_policy: str = "propagate",
+) -> tuple:
     """Gradient of an N-d array: ``torch.gradient``'s arguments, ``numpy.gradient``'s numbers.
 
     Interior points use second-order central differences, the ends first- or second-order
@@ -165,6 +183,14 @@ def gradient(values: Any, *, spacing: Any = None, dim: Any = None, edge_order: i
         ``None`` (every dim), an int, or a sequence of ints; negatives count from the end.
     edge_order
         1 or 2. Each differentiated dim needs at least ``edge_order + 1`` points.
+    nan_policy
+        ``"propagate"`` (default): numpy's numbers, NaN spreads to the neighbours.
+        ``"one-sided"``: along each differentiated dim, each maximal run of non-NaN values is
+        differentiated exactly as ``numpy.gradient`` differentiates that run alone (its own
+        coordinates or step, central inside, one-sided at its ends, uniformity decided for
+        the run); runs shorter than ``edge_order + 1`` and NaN points give NaN. Complex values
+        are NaN where either part is; integer, bool and datetime values have no NaN, so both
+        policies agree. Not supported on periodic dims (``ValueError``).
 
     Returns
     -------
@@ -210,14 +236,21 @@ def gradient(values: Any, *, spacing: Any = None, dim: Any = None, edge_order: i
     True
     >>> bool((g.compute() == 9).all())
     True
+
+    With ``nan_policy="one-sided"`` a gap only cuts the line into runs:
+
+    >>> f = np.array([1.0, 2.0, 4.0, np.nan, 5.0, 7.0])
+    >>> daskgrad.gradient(f, nan_policy="one-sided")
+    (array([1. , 1.5, 2. , nan, 2. , 2. ]),)
     """
     values = _as_array(values)
     working_dtypes(values.dtype)  # TypeError for non-numeric values, before anything else
     edge_order = _check_edge_order(edge_order)
+    nan_policy = check_nan_policy(nan_policy)
     if values.ndim == 0:
         raise ValueError("values must have at least one dim, got a 0-d array")
     axes = normalize_dims(dim, values.ndim)
     spacings = normalize_spacing(
         spacing, values.shape, axes, edge_order, lazy=isinstance(values, da.Array)
     )
-    return differentiate_axes(values, spacings)
+    return differentiate_axes(values, spacings, nan_policy)

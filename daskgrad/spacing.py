@@ -93,6 +93,10 @@ class AxisSpacing:
         Edge rules of a non-periodic axis (``None`` when periodic).
     label
         How error messages name the axis (``"dim 0"``, ``"dim 'x'"``).
+    diffs
+        A coordinate's differences exactly as numpy takes them (``None`` for a scalar step;
+        on a periodic axis those of the extended coordinate). Only ``nan_policy="one-sided"``
+        reads them, to decide uniformity run by run.
     """
 
     axis: int
@@ -103,6 +107,7 @@ class AxisSpacing:
     first: EdgeRule | None
     last: EdgeRule | None
     label: str = ""
+    diffs: np.ndarray | None = None
 
     @property
     def uniform(self) -> bool:
@@ -335,14 +340,14 @@ def _coordinate_spacing(coord: np.ndarray, spec: _SpacingSpec) -> AxisSpacing:
     if (diffs == diffs[0]).all():
         step = diffs[0]
         first, last = (None, None) if periodic else _edge_rules(step, True, edge_order)
-        return AxisSpacing(axis, size, periodic, step, None, first, last, label)
+        return AxisSpacing(axis, size, periodic, step, None, first, last, label, diffs)
 
     a, b, c = _nonuniform_interior_weights(diffs[:-1], diffs[1:])
     if not periodic:
         # Length-``size`` arrays indexed by point; the end entries are never read.
         a, b, c = (np.concatenate([w[:1], w, w[-1:]]) for w in (a, b, c))
     first, last = (None, None) if periodic else _edge_rules(diffs, False, edge_order)
-    return AxisSpacing(axis, size, periodic, None, (a, b, c), first, last, label)
+    return AxisSpacing(axis, size, periodic, None, (a, b, c), first, last, label, diffs)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,478 @@
+"""``nan_policy="one-sided"``: every run of non-NaN values differentiated as if it stood alone.
+
+Along each differentiated axis, each maximal run of consecutive non-NaN values gets exactly the
+numbers ``numpy.gradient(run, run_coordinate_or_step, edge_order=...)`` gives: central
+differences inside the run, one-sided differences at its two ends, and numpy's uniform /
+non-uniform decision taken for the run's own coordinates. A run shorter than ``edge_order + 1``
+and every NaN point give NaN (``nan+0j`` for complex values).
+
+How the numbers stay numpy's:
+
+* inside a run, a central difference is the one ``propagate`` computes (it only reads the two
+  neighbours, which are in the run), so it comes from :func:`daskgrad.kernels.gradient_block`
+  itself, on the block widened by a NaN-padded halo. The one exception is a run that is uniform
+  on an axis that is not: it takes ``(f[i+1] - f[i-1]) / (2. * dx_run)``;
+* a run's ends take numpy's one-sided expressions with the run's coefficients. For a scalar
+  step or uniform coordinate those are the axis's own edge rules; otherwise they come from the
+  coordinate differences next to the end, run by run. numpy computes a 1-D run's ends on
+  scalars, and its scalar complex product rounds differently from its array loop, so complex
+  products at run ends are spelled out on the real and imaginary parts as numpy's scalar
+  multiply does;
+* whether a run is uniform is a whole-run question: with a non-uniform coordinate each point
+  needs its run's first and last index, found by a running maximum along the axis (a scan, an
+  extra pass for dask), and a table of where the coordinate's equal-difference stretches end.
+
+A point's role (inside, start, end, too short) is read from the NaN pattern within
+``edge_order`` points of it, so a dask block needs a halo of depth ``edge_order`` (the halo
+beyond the array's ends is NaN). Only ufuncs with ``dtype=``, ``where``, ``take``, slicing,
+``concatenate``, ``full``/``empty``, ``astype`` and ``maximum.accumulate`` are used, all of
+which NumPy and CuPy share. Integer, bool and datetime values have no NaN: there
+``"one-sided"`` is ``"propagate"``. Periodic axes are refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+
+import dask.array as da
+import numpy as np
+from dask import delayed
+
+from daskgrad._compat import array_module
+from daskgrad.kernels import gradient_block, host_dtype, working_dtypes
+from daskgrad.spacing import (
+    AxisSpacing,
+    BlockSpacing,
+    EdgeRule,
+    LazyAxisSpacing,
+    resolve_lazy_spacing,
+)
+
+__all__ = [
+    "NAN_POLICIES",
+    "check_nan_policy",
+    "gradient_one_sided",
+    "one_sided_block",
+    "run_bounds",
+]
+
+NAN_POLICIES = ("propagate", "one-sided")
+
+# The kernel's edge rule for the padded halo's outermost points, whose results are discarded.
+_UNUSED_EDGE = EdgeRule("two-point", (1.0,))
+
+
+def check_nan_policy(nan_policy: Any) -> str:
+    """``nan_policy`` if it is one of :data:`NAN_POLICIES`, else a ``ValueError``.
+
+    Examples
+    --------
+    >>> check_nan_policy("one-sided")
+    'one-sided'
+    >>> check_nan_policy("omit")
+    Traceback (most recent call last):
+    ...
+    ValueError: nan_policy must be one of 'propagate', 'one-sided', got 'omit'
+    """
+    if not isinstance(nan_policy, str) or nan_policy not in NAN_POLICIES:
+        allowed = ", ".join(repr(p) for p in NAN_POLICIES)
+        raise ValueError(f"nan_policy must be one of {allowed}, got {nan_policy!r}")
+    return nan_policy
+
+
+def _index(ndim: int, axis: int, start: int | None, stop: int | None) -> tuple:
+    key = [slice(None)] * ndim
+    key[axis] = slice(start, stop)
+    return tuple(key)
+
+
+def _along(a: np.ndarray, ndim: int, axis: int) -> np.ndarray:
+    """A 1-D host array shaped to broadcast along ``axis`` of an ``ndim``-d block."""
+    shape = [1] * ndim
+    shape[axis] = -1
+    return a.reshape(shape)
+
+
+def _edge_order(spacing: AxisSpacing | LazyAxisSpacing) -> int:
+    return 2 if spacing.three_point_edges else 1
+
+
+def _quiet(xp: Any):
+    # Every candidate formula is computed everywhere and the right one picked per point, so
+    # the discarded ones may overflow or meet inf - inf; numpy must not warn about those.
+    return np.errstate(all="ignore") if xp is np else contextlib.nullcontext()
+
+
+def _stretch_ends(diffs: np.ndarray) -> np.ndarray:
+    """For each difference ``k``, the last ``j >= k`` with ``diffs[k..j]`` all equal.
+
+    Examples
+    --------
+    >>> _stretch_ends(np.array([1.0, 1.0, 2.0, 3.0, 3.0, 3.0]))
+    array([1, 1, 2, 5, 5, 5])
+    """
+    breaks = np.flatnonzero(diffs[:-1] != diffs[1:])
+    pos = np.searchsorted(breaks, np.arange(diffs.size))
+    return np.append(breaks, diffs.size - 1)[pos]
+
+
+def _promoted(work: np.dtype, coeff: Any) -> np.dtype:
+    """numpy's dtype for ``array(work) * coeff``: a Python scalar is weak (NEP 50)."""
+    if isinstance(coeff, (int, float, complex)):
+        return (np.ones(1, work) * coeff).dtype
+    return np.result_type(work, host_dtype(coeff.dtype))
+
+
+def _operand(xp: Any, coeff: Any, dtype: np.dtype) -> Any:
+    """A coefficient (scalar or host array) as an operand of ``dtype`` in the library."""
+    if np.ndim(coeff) == 0:
+        return dtype.type(coeff)
+    return xp.asarray(coeff).astype(dtype, copy=False)
+
+
+def _product(xp: Any, coeff: Any, values: Any, dtype: np.dtype) -> Any:
+    """``coeff * values`` in ``dtype``; complex as numpy's *scalar* multiply rounds it.
+
+    numpy's array loop may fuse the complex product's multiply-adds; its scalar path does not.
+    A run's ends are scalars in numpy's 1-D computation, so the product is spelled out here.
+    """
+    if dtype.kind != "c":
+        return xp.multiply(coeff, values, dtype=dtype)
+    v = values.astype(dtype, copy=False)
+    c = coeff if np.ndim(coeff) == 0 else xp.broadcast_to(coeff, v.shape)
+    out = xp.empty(v.shape, dtype)
+    out.real[...] = c.real * v.real - c.imag * v.imag
+    out.imag[...] = c.real * v.imag + c.imag * v.real
+    return out
+
+
+def _two_point(xp: Any, upper: Any, lower: Any, divisor: Any, work: np.dtype) -> Any:
+    """numpy's ``(f[1] - f[0]) / dx`` (a run's end, edge_order 1)."""
+    dtype = _promoted(work, divisor)
+    return xp.divide(xp.subtract(upper, lower, dtype=work), _operand(xp, divisor, dtype), dtype=dtype)
+
+
+def _three_point(xp: Any, points: Sequence[Any], coeffs: Sequence[Any], work: np.dtype) -> Any:
+    """numpy's ``a*f0 + b*f1 + c*f2`` (a run's end, edge_order 2), summed left to right."""
+    dtype = _promoted(work, coeffs[0])
+    total = None
+    for k, p in zip(coeffs, points):
+        term = _product(xp, _operand(xp, k, dtype), p, dtype)
+        total = term if total is None else xp.add(total, term, dtype=dtype)
+    return total
+
+
+def _uniform_ends(dx: Any, edge_order: int) -> tuple[tuple, tuple]:
+    # numpy's uniform end coefficients (the expressions of daskgrad.spacing._edge_rules).
+    if edge_order == 1:
+        return (dx,), (dx,)
+    return (-1.5 / dx, 2.0 / dx, -0.5 / dx), (0.5 / dx, -2.0 / dx, 1.5 / dx)
+
+
+def _nonuniform_ends(diffs: np.ndarray, i: np.ndarray, edge_order: int) -> tuple[tuple, tuple]:
+    """Per global index ``i``: numpy's end coefficients for a non-uniform run starting (ending)
+    at ``i`` (indices clipped: the values at impossible positions are never used)."""
+    last = diffs.size - 1
+    if edge_order == 1:
+        return (diffs[np.clip(i, 0, last)],), (diffs[np.clip(i - 1, 0, last)],)
+    dx1, dx2 = diffs[np.clip(i, 0, last)], diffs[np.clip(i + 1, 0, last)]
+    first = (
+        -(2.0 * dx1 + dx2) / (dx1 * (dx1 + dx2)),
+        (dx1 + dx2) / (dx1 * dx2),
+        -dx1 / (dx2 * (dx1 + dx2)),
+    )
+    dx1, dx2 = diffs[np.clip(i - 2, 0, last)], diffs[np.clip(i - 1, 0, last)]
+    end = (
+        (dx2) / (dx1 * (dx1 + dx2)),
+        -(dx2 + dx1) / (dx1 * dx2),
+        (2.0 * dx2 + dx1) / (dx2 * (dx1 + dx2)),
+    )
+    return first, end
+
+
+def run_bounds(values: Any, axis: int, offset: Any = 0) -> tuple[Any, Any]:
+    """First and last index of each point's run of non-NaN values along ``axis``.
+
+    For a NaN point, ``first = index + 1`` and ``last = index - 1``. Indices are counted from
+    ``offset``. numpy or CuPy values (the whole axis); dask values use a scan per axis.
+
+    Examples
+    --------
+    >>> run_bounds(np.array([1.0, 2.0, np.nan, 4.0]), 0)
+    (array([0, 0, 3, 3]), array([1, 1, 1, 3]))
+    """
+    if isinstance(values, da.Array):
+        return _run_bounds_dask(values, axis)
+    xp = array_module(values)
+    n = values.shape[axis]
+    idx = xp.asarray(_along(np.arange(n, dtype=np.intp), values.ndim, axis))
+    isnan = xp.isnan(values)
+    before = xp.maximum.accumulate(xp.where(isnan, idx, -1), axis=axis)
+    rev = _index(values.ndim, axis, None, None)[:axis] + (slice(None, None, -1),)
+    after = xp.maximum.accumulate(xp.where(isnan, (n - 1) - idx, -1)[rev], axis=axis)[rev]
+    return before + (1 + offset), (n - 2 + offset) - after
+
+
+def _cummax(a: Any, axis: int, dtype: Any = None) -> Any:
+    return array_module(a).maximum.accumulate(a, axis=axis, dtype=dtype)
+
+
+def _run_bounds_dask(x: da.Array, axis: int) -> tuple[da.Array, da.Array]:
+    n = x.shape[axis]
+    key = [None] * x.ndim
+    key[axis] = slice(None)
+    idx = da.arange(n, chunks=(x.chunks[axis],), dtype=np.intp)[tuple(key)]
+    isnan = da.isnan(x)
+    rev = _index(x.ndim, axis, None, None)[:axis] + (slice(None, None, -1),)
+
+    def scan(a: da.Array) -> da.Array:
+        return da.reductions.cumreduction(_cummax, np.maximum, -1, a, axis=axis, dtype=np.intp)
+
+    before = scan(da.where(isnan, idx, -1))
+    after = scan(da.where(isnan, (n - 1) - idx, -1)[rev])[rev]
+    return before + 1, (n - 2) - after
+
+
+def one_sided_block(
+    ext: Any,
+    axis: int,
+    spacing: AxisSpacing,
+    start: int,
+    depth: int,
+    bounds: tuple[Any, Any] | None = None,
+    dtype: Any = None,
+) -> Any:
+    """The one-sided gradient along ``axis`` of one block, from the block and its halo.
+
+    Parameters
+    ----------
+    ext
+        The block widened by ``depth`` points on each side along ``axis`` (NaN beyond the
+        array's ends); numpy or CuPy.
+    axis
+        The differentiated axis.
+    spacing
+        The axis's resolved :class:`~daskgrad.spacing.AxisSpacing` (not periodic).
+    start
+        The global index along ``axis`` of the block's first own point.
+    depth
+        The halo depth: at least the edge order.
+    bounds
+        ``(first, last)``: each own point's run bounds (global indices, shaped like the
+        block), from :func:`run_bounds`. Needed for a non-uniform coordinate only.
+    dtype
+        The dtype of the whole array (default: the block's).
+
+    Returns
+    -------
+    The block's gradient along ``axis`` (shaped like the block, without the halo).
+
+    Examples
+    --------
+    >>> from daskgrad.spacing import axis_spacing
+    >>> f = np.array([np.nan, 1.0, 2.0, np.nan, 4.0, 7.0, 11.0, np.nan])
+    >>> s = axis_spacing(None, axis=0, size=6, edge_order=1)
+    >>> one_sided_block(f, 0, s, 0, 1)
+    array([1., 1., nan, 3., 3.5, 4.])
+    """
+    xp = array_module(ext)
+    work, out_dtype = working_dtypes(host_dtype(ext.dtype if dtype is None else dtype))
+    ndim = ext.ndim
+    edge_order = _edge_order(spacing)
+    n = ext.shape[axis] - 2 * depth
+
+    def f(k: int) -> Any:
+        """The block's points shifted by ``k`` along the axis (a view of ``ext``)."""
+        return ext[_index(ndim, axis, depth + k, depth + k + n)]
+
+    with _quiet(xp):
+        nan = {k: xp.isnan(f(k)) for k in range(-edge_order, edge_order + 1)}
+        if edge_order == 1:
+            short = nan[0] | (nan[-1] & nan[1])
+        else:
+            short = nan[0] | (nan[-1] & (nan[1] | nan[2])) | (nan[1] & (nan[-1] | nan[-2]))
+        is_start = ~short & nan[-1]
+        is_end = ~short & nan[1]
+        inside = ~short & ~nan[-1] & ~nan[1]
+
+        # Inside a run: the propagate kernel's central difference, computed on ``ext``.
+        weights = None
+        if not spacing.uniform:
+            # ``ext`` index 0 is global point ``start - depth``, index ``start`` once padded.
+            padded = [np.pad(w, depth, mode="edge") for w in spacing.weights]
+            weights = tuple(w[start : start + n + 2 * depth] for w in padded)
+        block = BlockSpacing(
+            2.0 * spacing.step if spacing.uniform else None, weights, _UNUSED_EDGE, _UNUSED_EDGE
+        )
+        (central,) = gradient_block(ext, [(None, None)], [axis], [block], dtype)
+        central = central[_index(ndim, axis, depth, depth + n)]
+
+        i = np.arange(start, start + n)
+        if spacing.uniform:
+            first_c, last_c = spacing.first.coeffs, spacing.last.coeffs
+        else:
+            first_c, last_c, central = _nonuniform_runs(
+                xp, f, central, spacing, bounds, i, edge_order, work, axis
+            )
+        points = [f(k) for k in range(-edge_order, edge_order + 1)]
+        if edge_order == 1:
+            start_v = _two_point(xp, points[2], points[1], first_c[0], work)
+            end_v = _two_point(xp, points[1], points[0], last_c[0], work)
+        else:
+            start_v = _three_point(xp, points[2:5], first_c, work)
+            end_v = _three_point(xp, points[0:3], last_c, work)
+        fill = out_dtype.type(np.nan)
+        out = xp.where(is_end, end_v.astype(out_dtype, copy=False), fill)
+        out = xp.where(is_start, start_v.astype(out_dtype, copy=False), out)
+        return xp.where(inside, central, out)
+
+
+def _nonuniform_runs(xp, f, central, spacing, bounds, i, edge_order, work, axis):
+    """A non-uniform coordinate: which runs are uniform, and each point's coefficients."""
+    diffs = spacing.diffs
+    ndim = central.ndim
+    first, last = bounds
+    last_diff = diffs.size - 1
+    d_first = xp.clip(first, 0, last_diff)
+    ends = xp.asarray(_stretch_ends(diffs))
+    uniform = xp.take(ends, d_first) >= last - 1
+    dx = xp.take(xp.asarray(diffs), d_first)  # the run's step where it is uniform
+
+    dtype = _promoted(work, diffs)
+    uni = xp.divide(xp.subtract(f(1), f(-1), dtype=work), 2.0 * dx, dtype=dtype)
+    central = xp.where(uniform, uni.astype(central.dtype, copy=False), central)
+
+    def pick(uni_c: Sequence[Any], non_c: Sequence[np.ndarray]) -> tuple:
+        return tuple(
+            xp.where(uniform, u, xp.asarray(c)) for u, c in zip(uni_c, non_c)
+        )
+
+    non_first, non_last = (
+        tuple(_along(c, ndim, axis) for c in cs) for cs in _nonuniform_ends(diffs, i, edge_order)
+    )
+    if edge_order == 1:  # numpy's dx_0 / dx_n: the same number whether the run is uniform
+        return non_first, non_last, central
+    # Uniform runs: numpy's uniform coefficients of the run's step (at a start, diffs[i]; at an
+    # end, diffs[first], equal to diffs[i - 1] there).
+    uni_first, uni_last = _uniform_ends(dx, edge_order)
+    return pick(uni_first, non_first), pick(uni_last, non_last), central
+
+
+def _resolve(spacing: AxisSpacing | LazyAxisSpacing, *coord: Any) -> AxisSpacing:
+    return spacing if not coord else resolve_lazy_spacing(spacing.spec, *coord)
+
+
+def _min_chunks(chunks: tuple[int, ...], depth: int) -> tuple[int, ...]:
+    """Chunks merged with their neighbours until each holds at least ``depth`` points.
+
+    Examples
+    --------
+    >>> _min_chunks((1, 3, 0, 1, 1, 2, 1), 2)
+    (4, 2, 3)
+    """
+    out: list[int] = []
+    acc = 0
+    for c in chunks:
+        acc += c
+        if acc >= depth:
+            out.append(acc)
+            acc = 0
+    if acc:
+        if out:
+            out[-1] += acc
+        else:
+            out.append(acc)
+    return tuple(out)
+
+
+def _block_task(ext, *rest, axis, depth, offsets, spacing, value_dtype, block_id=None):
+    # ``rest``: the run bounds (widened like ``ext``) for non-uniform or dask coordinates, then
+    # the resolved spacing of a dask coordinate.
+    spacing = rest[-1] if isinstance(spacing, LazyAxisSpacing) else spacing
+    start = int(offsets[block_id[axis]])
+    bounds = None
+    if len(rest) >= 2:
+        own = _index(ext.ndim, axis, depth, ext.shape[axis] - depth)
+        bounds = (rest[0][own], rest[1][own])
+    return one_sided_block(ext, axis, spacing, start, depth, bounds, value_dtype)
+
+
+def _one_sided_dask(x: da.Array, spacing: AxisSpacing | LazyAxisSpacing, out_dtype) -> da.Array:
+    axis = spacing.axis
+    depth = _edge_order(spacing)
+    chunks = list(x.chunks)
+    chunks[axis] = _min_chunks(x.chunks[axis], depth)
+    work = x.rechunk(tuple(chunks)) if tuple(chunks) != x.chunks else x
+    depths = {a: (depth if a == axis else 0) for a in range(x.ndim)}
+    boundary = {a: (np.nan if a == axis else "none") for a in range(x.ndim)}
+    args = [da.overlap.overlap(work, depths, boundary)]
+    lazy = isinstance(spacing, LazyAxisSpacing)
+    if lazy or not spacing.uniform:
+        bound = {a: (-1 if a == axis else "none") for a in range(x.ndim)}
+        args += [da.overlap.overlap(b, depths, bound) for b in _run_bounds_dask(work, axis)]
+    if lazy:  # the coordinate is checked and decided inside the graph, as for propagate
+        args.append(delayed(_resolve)(spacing, spacing.coord))
+    offsets = tuple(int(v) for v in np.cumsum((0, *work.chunks[axis])))
+    meta = work._meta.astype(out_dtype) if work._meta.dtype != out_dtype else work._meta
+    out = da.map_blocks(
+        _block_task, *args, axis=axis, depth=depth, offsets=offsets, spacing=spacing,
+        value_dtype=work.dtype, dtype=out_dtype, chunks=work.chunks, meta=meta,
+    )
+    return out.rechunk(x.chunks) if work is not x else out
+
+
+def _one_sided_eager(values: Any, spacing: AxisSpacing) -> Any:
+    xp = array_module(values)
+    axis = spacing.axis
+    depth = _edge_order(spacing)
+    pad_shape = list(values.shape)
+    pad_shape[axis] = depth
+    pad = xp.full(tuple(pad_shape), np.nan, dtype=values.dtype)
+    ext = xp.concatenate([pad, values, pad], axis=axis)
+    bounds = None if spacing.uniform else run_bounds(values, axis)
+    return one_sided_block(ext, axis, spacing, 0, depth, bounds)
+
+
+def gradient_one_sided(
+    values: Any, spacings: Sequence[AxisSpacing | LazyAxisSpacing], out_dtype: np.dtype
+) -> tuple[Any, ...]:
+    """Gradients of float or complex ``values`` with ``nan_policy="one-sided"``.
+
+    Parameters
+    ----------
+    values
+        numpy, CuPy or dask array of a floating or complex dtype.
+    spacings
+        One record per differentiated axis, as for the propagate path (none periodic).
+    out_dtype
+        The results' dtype.
+
+    Returns
+    -------
+    tuple
+        One array per entry of ``spacings``, of the kind of ``values``.
+
+    Raises
+    ------
+    ValueError
+        For a periodic axis: one-sided runs across the seam are not supported.
+
+    Examples
+    --------
+    >>> from daskgrad.spacing import axis_spacing
+    >>> f = np.array([1.0, 2.0, 4.0, np.nan, 5.0])
+    >>> gradient_one_sided(f, [axis_spacing(None, axis=0, size=5, edge_order=1)], f.dtype)
+    (array([1. , 1.5, 2. , nan, nan]),)
+    """
+    for s in spacings:
+        if s.periodic:
+            raise ValueError(
+                f"nan_policy='one-sided' is not supported on periodic {s.label or f'dim {s.axis}'};"
+                " use nan_policy='propagate' there, or drop the dim from periodic"
+            )
+    if isinstance(values, da.Array):
+        return tuple(_one_sided_dask(values, s, out_dtype) for s in spacings)
+    return tuple(_one_sided_eager(values, s) for s in spacings)
+

@@ -151,7 +151,9 @@ def _product(xp: Any, coeff: Any, values: Any, dtype: np.dtype) -> Any:
 def _two_point(xp: Any, upper: Any, lower: Any, divisor: Any, work: np.dtype) -> Any:
     """numpy's ``(f[1] - f[0]) / dx`` (a run's end, edge_order 1)."""
     dtype = _promoted(work, divisor)
-    return xp.divide(xp.subtract(upper, lower, dtype=work), _operand(xp, divisor, dtype), dtype=dtype)
+    return xp.divide(
+        xp.subtract(upper, lower, dtype=work), _operand(xp, divisor, dtype), dtype=dtype
+    )
 
 
 def _three_point(xp: Any, points: Sequence[Any], coeffs: Sequence[Any], work: np.dtype) -> Any:
@@ -177,19 +179,39 @@ def _nonuniform_ends(diffs: np.ndarray, i: np.ndarray, edge_order: int) -> tuple
     last = diffs.size - 1
     if edge_order == 1:
         return (diffs[np.clip(i, 0, last)],), (diffs[np.clip(i - 1, 0, last)],)
-    dx1, dx2 = diffs[np.clip(i, 0, last)], diffs[np.clip(i + 1, 0, last)]
-    first = (
+    if diffs.dtype.kind == "c":
+        # numpy computes these on scalars, and its scalar complex product rounds unlike its
+        # array loop: the same expressions, one point at a time.
+        pairs = [
+            _first_coeffs(diffs[a], diffs[b])
+            for a, b in zip(np.clip(i, 0, last), np.clip(i + 1, 0, last))
+        ]
+        ends = [
+            _last_coeffs(diffs[a], diffs[b])
+            for a, b in zip(np.clip(i - 2, 0, last), np.clip(i - 1, 0, last))
+        ]
+        return tuple(np.array(c) for c in zip(*pairs)), tuple(np.array(c) for c in zip(*ends))
+    first = _first_coeffs(diffs[np.clip(i, 0, last)], diffs[np.clip(i + 1, 0, last)])
+    end = _last_coeffs(diffs[np.clip(i - 2, 0, last)], diffs[np.clip(i - 1, 0, last)])
+    return first, end
+
+
+def _first_coeffs(dx1: Any, dx2: Any) -> tuple:
+    # numpy's non-uniform first-point coefficients (as in daskgrad.spacing._edge_rules).
+    return (
         -(2.0 * dx1 + dx2) / (dx1 * (dx1 + dx2)),
         (dx1 + dx2) / (dx1 * dx2),
         -dx1 / (dx2 * (dx1 + dx2)),
     )
-    dx1, dx2 = diffs[np.clip(i - 2, 0, last)], diffs[np.clip(i - 1, 0, last)]
-    end = (
+
+
+def _last_coeffs(dx1: Any, dx2: Any) -> tuple:
+    # numpy's non-uniform last-point coefficients (as in daskgrad.spacing._edge_rules).
+    return (
         (dx2) / (dx1 * (dx1 + dx2)),
         -(dx2 + dx1) / (dx1 * dx2),
         (2.0 * dx2 + dx1) / (dx2 * (dx1 + dx2)),
     )
-    return first, end
 
 
 def run_bounds(values: Any, axis: int, offset: Any = 0) -> tuple[Any, Any]:
@@ -210,7 +232,7 @@ def run_bounds(values: Any, axis: int, offset: Any = 0) -> tuple[Any, Any]:
     idx = xp.asarray(_along(np.arange(n, dtype=np.intp), values.ndim, axis))
     isnan = xp.isnan(values)
     before = xp.maximum.accumulate(xp.where(isnan, idx, -1), axis=axis)
-    rev = _index(values.ndim, axis, None, None)[:axis] + (slice(None, None, -1),)
+    rev = (*[slice(None)] * axis, slice(None, None, -1))
     after = xp.maximum.accumulate(xp.where(isnan, (n - 1) - idx, -1)[rev], axis=axis)[rev]
     return before + (1 + offset), (n - 2 + offset) - after
 
@@ -225,7 +247,7 @@ def _run_bounds_dask(x: da.Array, axis: int) -> tuple[da.Array, da.Array]:
     key[axis] = slice(None)
     idx = da.arange(n, chunks=(x.chunks[axis],), dtype=np.intp)[tuple(key)]
     isnan = da.isnan(x)
-    rev = _index(x.ndim, axis, None, None)[:axis] + (slice(None, None, -1),)
+    rev = (*[slice(None)] * axis, slice(None, None, -1))
 
     def scan(a: da.Array) -> da.Array:
         return da.reductions.cumreduction(_cummax, np.maximum, -1, a, axis=axis, dtype=np.intp)
@@ -345,9 +367,7 @@ def _nonuniform_runs(xp, f, central, spacing, bounds, i, edge_order, work, axis)
     central = xp.where(uniform, uni.astype(central.dtype, copy=False), central)
 
     def pick(uni_c: Sequence[Any], non_c: Sequence[np.ndarray]) -> tuple:
-        return tuple(
-            xp.where(uniform, u, xp.asarray(c)) for u, c in zip(uni_c, non_c)
-        )
+        return tuple(xp.where(uniform, u, xp.asarray(c)) for u, c in zip(uni_c, non_c))
 
     non_first, non_last = (
         tuple(_along(c, ndim, axis) for c in cs) for cs in _nonuniform_ends(diffs, i, edge_order)
@@ -417,8 +437,16 @@ def _one_sided_dask(x: da.Array, spacing: AxisSpacing | LazyAxisSpacing, out_dty
     offsets = tuple(int(v) for v in np.cumsum((0, *work.chunks[axis])))
     meta = work._meta.astype(out_dtype) if work._meta.dtype != out_dtype else work._meta
     out = da.map_blocks(
-        _block_task, *args, axis=axis, depth=depth, offsets=offsets, spacing=spacing,
-        value_dtype=work.dtype, dtype=out_dtype, chunks=work.chunks, meta=meta,
+        _block_task,
+        *args,
+        axis=axis,
+        depth=depth,
+        offsets=offsets,
+        spacing=spacing,
+        value_dtype=work.dtype,
+        dtype=out_dtype,
+        chunks=work.chunks,
+        meta=meta,
     )
     return out.rechunk(x.chunks) if work is not x else out
 
@@ -475,4 +503,3 @@ def gradient_one_sided(
     if isinstance(values, da.Array):
         return tuple(_one_sided_dask(values, s, out_dtype) for s in spacings)
     return tuple(_one_sided_eager(values, s) for s in spacings)
-

@@ -297,7 +297,7 @@ def one_sided_block(
     >>> f = np.array([np.nan, 1.0, 2.0, np.nan, 4.0, 7.0, 11.0, np.nan])
     >>> s = axis_spacing(None, axis=0, size=6, edge_order=1)
     >>> one_sided_block(f, 0, s, 0, 1)
-    array([1., 1., nan, 3., 3.5, 4.])
+    array([1. , 1. , nan, 3. , 3.5, 4. ])
     """
     xp = array_module(ext)
     work, out_dtype = working_dtypes(host_dtype(ext.dtype if dtype is None else dtype))

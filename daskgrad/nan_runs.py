@@ -24,9 +24,11 @@ How the numbers stay numpy's:
 
 A point's role (inside, start, end, too short) is read from the NaN pattern within
 ``edge_order`` points of it, so a dask block needs a halo of depth ``edge_order`` (the halo
-beyond the array's ends is NaN). Only ufuncs with ``dtype=``, ``where``, ``take``, slicing,
-``concatenate``, ``full``/``empty``, ``astype`` and ``maximum.accumulate`` are used, all of
-which NumPy and CuPy share. Integer, bool and datetime values have no NaN: there
+beyond the array's ends is NaN). The block code uses only functions NumPy and CuPy share:
+the ufuncs ``add``, ``subtract``, ``multiply``, ``divide`` (always with ``dtype=``), ``maximum``
+and ``isnan``; ``where``, ``take``, ``clip``, ``broadcast_to``, ``concatenate``, ``full``,
+``empty``, ``asarray``; slicing, ``copy``, ``astype``, ``.real``/``.imag`` and operators on
+bool and integer arrays. Integer, bool and datetime values have no NaN: there
 ``"one-sided"`` is ``"propagate"``. Periodic axes are refused.
 """
 
@@ -170,7 +172,15 @@ def _uniform_ends(dx: Any, edge_order: int) -> tuple[tuple, tuple]:
     # numpy's uniform end coefficients (the expressions of daskgrad.spacing._edge_rules).
     if edge_order == 1:
         return (dx,), (dx,)
-    return (-1.5 / dx, 2.0 / dx, -0.5 / dx), (0.5 / dx, -2.0 / dx, 1.5 / dx)
+    # Per point, the run's step: numpy's ``python_float / numpy_scalar`` (NEP 50: in the
+    # step's dtype), spelled out for CuPy's casting rules.
+    xp = array_module(dx)
+    dtype = host_dtype(dx.dtype)
+
+    def over(k: float) -> Any:
+        return xp.divide(dtype.type(k), dx, dtype=dtype)
+
+    return (over(-1.5), over(2.0), over(-0.5)), (over(0.5), over(-2.0), over(1.5))
 
 
 def _nonuniform_ends(diffs: np.ndarray, i: np.ndarray, edge_order: int) -> tuple[tuple, tuple]:
@@ -231,29 +241,63 @@ def run_bounds(values: Any, axis: int, offset: Any = 0) -> tuple[Any, Any]:
     n = values.shape[axis]
     idx = xp.asarray(_along(np.arange(n, dtype=np.intp), values.ndim, axis))
     isnan = xp.isnan(values)
-    before = xp.maximum.accumulate(xp.where(isnan, idx, -1), axis=axis)
+    before = _cummax(xp.where(isnan, idx, -1), axis)
     rev = (*[slice(None)] * axis, slice(None, None, -1))
-    after = xp.maximum.accumulate(xp.where(isnan, (n - 1) - idx, -1)[rev], axis=axis)[rev]
+    after = _cummax(xp.where(isnan, (n - 1) - idx, -1)[rev], axis)[rev]
     return before + (1 + offset), (n - 2 + offset) - after
 
 
 def _cummax(a: Any, axis: int, dtype: Any = None) -> Any:
-    return array_module(a).maximum.accumulate(a, axis=axis, dtype=dtype)
+    """Running maximum along ``axis`` by doubling shifts: ufuncs and slices only (CuPy's
+    ``maximum`` has no ``accumulate``). Exact, since the values are integers.
+
+    Examples
+    --------
+    >>> _cummax(np.array([-1, 3, -1, -1, 7, -1]), 0)
+    array([-1,  3,  3,  3,  7,  7])
+    """
+    xp = array_module(a)
+    n = a.shape[axis]
+    shift = 1
+    while shift < n:
+        b = a.copy()
+        xp.maximum(
+            a[_index(a.ndim, axis, shift, None)],
+            a[_index(a.ndim, axis, None, n - shift)],
+            out=b[_index(a.ndim, axis, shift, None)],
+        )
+        a, shift = b, 2 * shift
+    return a
+
+
+def _maximum(a: Any, b: Any) -> Any:
+    return array_module(b).maximum(a, b)
+
+
+def _nan_marks(block: Any, axis: int, offsets: tuple, from_end: bool, block_id=None) -> Any:
+    """Per point: its global index (from the end if ``from_end``) where NaN, else -1."""
+    xp = array_module(block)
+    start = offsets[block_id[axis]]
+    i = np.arange(start, start + block.shape[axis], dtype=np.intp)
+    if from_end:
+        i = (offsets[-1] - 1) - i
+    return xp.where(xp.isnan(block), xp.asarray(_along(i, block.ndim, axis)), -1)
 
 
 def _run_bounds_dask(x: da.Array, axis: int) -> tuple[da.Array, da.Array]:
+    # Two running maxima along the axis (dask's sequential scan: one pass over the blocks).
     n = x.shape[axis]
-    key = [None] * x.ndim
-    key[axis] = slice(None)
-    idx = da.arange(n, chunks=(x.chunks[axis],), dtype=np.intp)[tuple(key)]
-    isnan = da.isnan(x)
+    offsets = tuple(int(v) for v in np.cumsum((0, *x.chunks[axis])))
     rev = (*[slice(None)] * axis, slice(None, None, -1))
 
-    def scan(a: da.Array) -> da.Array:
-        return da.reductions.cumreduction(_cummax, np.maximum, -1, a, axis=axis, dtype=np.intp)
+    def marks(from_end: bool) -> da.Array:
+        return da.map_blocks(_nan_marks, x, axis, offsets, from_end, dtype=np.intp)
 
-    before = scan(da.where(isnan, idx, -1))
-    after = scan(da.where(isnan, (n - 1) - idx, -1)[rev])[rev]
+    def scan(a: da.Array) -> da.Array:
+        return da.reductions.cumreduction(_cummax, _maximum, -1, a, axis=axis, dtype=np.intp)
+
+    before = scan(marks(False))
+    after = scan(marks(True)[rev])[rev]
     return before + 1, (n - 2) - after
 
 
@@ -363,7 +407,8 @@ def _nonuniform_runs(xp, f, central, spacing, bounds, i, edge_order, work, axis)
     dx = xp.take(xp.asarray(diffs), d_first)  # the run's step where it is uniform
 
     dtype = _promoted(work, diffs)
-    uni = xp.divide(xp.subtract(f(1), f(-1), dtype=work), 2.0 * dx, dtype=dtype)
+    twice = xp.add(dx, dx, dtype=host_dtype(dx.dtype))  # numpy's ``2. * dx``, exactly
+    uni = xp.divide(xp.subtract(f(1), f(-1), dtype=work), twice, dtype=dtype)
     central = xp.where(uniform, uni.astype(central.dtype, copy=False), central)
 
     def pick(uni_c: Sequence[Any], non_c: Sequence[np.ndarray]) -> tuple:

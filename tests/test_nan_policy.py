@@ -7,6 +7,8 @@ The oracle, :func:`one_sided_reference`, literally cuts every line into runs and
 
 from __future__ import annotations
 
+import itertools
+
 import dask
 import dask.array as da
 import numpy as np
@@ -301,3 +303,74 @@ def test_periodic_axis_is_refused_for_float_values():
     (g,) = differentiate_axes(np.arange(6), [s], "one-sided")
     (h,) = differentiate_axes(np.arange(6), [s])
     np.testing.assert_array_equal(g, h)
+
+
+# Every function of the block's array module that nan_runs may call; each is a documented
+# CuPy function with the same signature (CuPy cannot run here, so this is the CPU-side proof).
+CUPY_FUNCTIONS = {
+    "add",
+    "subtract",
+    "multiply",
+    "divide",
+    "maximum",
+    "isnan",
+    "where",
+    "take",
+    "clip",
+    "broadcast_to",
+    "concatenate",
+    "full",
+    "empty",
+    "asarray",
+}
+
+
+def test_block_code_uses_only_functions_cupy_has(monkeypatch, rng):
+    import types
+
+    import daskgrad.nan_runs
+
+    used: set[str] = set()
+
+    def explicit(name):
+        func = getattr(np, name)
+
+        def call(*args, **kwargs):  # arithmetic never left to the library's promotion rules
+            assert kwargs.get("dtype") is not None, f"{name} without dtype="
+            assert not any(type(a) in (int, float, complex) for a in args), name
+            return func(*args, **kwargs)
+
+        return call
+
+    funcs = {name: getattr(np, name) for name in CUPY_FUNCTIONS}
+    funcs.update({name: explicit(name) for name in ("add", "subtract", "multiply", "divide")})
+    namespace = types.SimpleNamespace(**funcs)
+
+    class Recorder:
+        def __getattr__(self, name):
+            used.add(name)
+            return getattr(namespace, name)  # AttributeError for anything CuPy lacks
+
+    monkeypatch.setattr(daskgrad.nan_runs, "array_module", lambda a: Recorder())
+    n = 11
+    coords = [
+        None,
+        0.5,
+        np.float32(0.3),
+        np.cumsum(rng.random(n) + 0.1),
+        np.array([0, 1, 2, 3, 3.5, 4, 4.5, 5, 6, 7, 9.0]),
+    ]
+    for dtype in ("float64", "float32", "complex128"):
+        f = rng.standard_normal((3, n)).astype(dtype)
+        f[rng.random(f.shape) < 0.25] = np.nan
+        for spacing, edge_order in itertools.product(coords, (1, 2)):
+            with np.errstate(all="ignore"):
+                expected = one_sided_reference(f, spacing, 1, edge_order)
+            args = [1.0 if spacing is None else spacing]
+            for x in (f, da.from_array(f, chunks=(2, 3))):
+                (g,) = daskgrad.gradient(
+                    x, spacing=args, dim=1, edge_order=edge_order, nan_policy="one-sided"
+                )
+                assert_same(dask.compute(g, scheduler="sync")[0], expected)
+    assert used <= CUPY_FUNCTIONS
+    assert {"isnan", "where", "maximum", "take", "divide"} <= used

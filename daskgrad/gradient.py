@@ -116,8 +116,7 @@ def differentiate_axes(
     TypeError
         A complex step or coordinate with real (non-complex) values.
     ValueError
-        An unknown ``nan_policy``, or ``"one-sided"`` on a periodic axis of float or complex
-        values.
+        An unknown ``nan_policy``.
     """
     nan_policy = check_nan_policy(nan_policy)
     _, out_dtype = working_dtypes(values.dtype)
@@ -190,7 +189,8 @@ def gradient(
         coordinates or step, central inside, one-sided at its ends, uniformity decided for
         the run); runs shorter than ``edge_order + 1`` and NaN points give NaN. Complex values
         are NaN where either part is; integer, bool and datetime values have no NaN, so both
-        policies agree. Not supported on periodic dims (``ValueError``).
+        policies agree. (On a periodic dim, as the xarray accessor builds them, a run may
+        cross the seam and is then one run.)
 
     Returns
     -------

@@ -29,7 +29,8 @@ the ufuncs ``add``, ``subtract``, ``multiply``, ``divide`` (always with ``dtype=
 and ``isnan``; ``where``, ``take``, ``clip``, ``broadcast_to``, ``concatenate``, ``full``,
 ``empty``, ``asarray``; slicing, ``copy``, ``astype``, ``.real``/``.imag`` and operators on
 bool and integer arrays. Integer, bool and datetime values have no NaN: there
-``"one-sided"`` is ``"propagate"``. Periodic axes are refused.
+``"one-sided"`` is ``"propagate"``. On a periodic axis a run may cross the seam: see
+:func:`_one_sided_periodic`.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from daskgrad.spacing import (
     BlockSpacing,
     EdgeRule,
     LazyAxisSpacing,
+    axis_spacing,
     resolve_lazy_spacing,
 )
 
@@ -98,7 +100,9 @@ def _along(a: np.ndarray, ndim: int, axis: int) -> np.ndarray:
 
 
 def _edge_order(spacing: AxisSpacing | LazyAxisSpacing) -> int:
-    return 2 if spacing.three_point_edges else 1
+    if isinstance(spacing, LazyAxisSpacing):
+        return spacing.spec.edge_order
+    return 2 if spacing.three_point_edges else spacing.edge_order
 
 
 def _quiet(xp: Any):
@@ -530,7 +534,7 @@ def gradient_one_sided(
     Raises
     ------
     ValueError
-        For a periodic axis: one-sided runs across the seam are not supported.
+        For a periodic axis with a dask coordinate (not built by daskgrad itself).
 
     Examples
     --------
@@ -540,11 +544,56 @@ def gradient_one_sided(
     (array([1. , 1.5, 2. , nan, nan]),)
     """
     for s in spacings:
-        if s.periodic:
+        if s.periodic and isinstance(s, LazyAxisSpacing):
             raise ValueError(
-                f"nan_policy='one-sided' is not supported on periodic {s.label or f'dim {s.axis}'};"
-                " use nan_policy='propagate' there, or drop the dim from periodic"
+                f"nan_policy='one-sided' on periodic {s.label or f'dim {s.axis}'} needs a numpy "
+                "coordinate, got a dask one; compute the coordinate first"
             )
-    if isinstance(values, da.Array):
-        return tuple(_one_sided_dask(values, s, out_dtype) for s in spacings)
-    return tuple(_one_sided_eager(values, s) for s in spacings)
+    results = []
+    for s in spacings:
+        if s.periodic:
+            results.append(_one_sided_periodic(values, s, out_dtype))
+        elif isinstance(values, da.Array):
+            results.append(_one_sided_dask(values, s, out_dtype))
+        else:
+            results.append(_one_sided_eager(values, s))
+    return tuple(results)
+
+
+def _one_sided_periodic(values: Any, spacing: AxisSpacing, out_dtype: np.dtype) -> Any:
+    """A periodic axis: a run that crosses the seam is one run, its coordinates continued by
+    the period; a line without NaN keeps the periodic (propagate) numbers.
+
+    The line is doubled, ``[f, f]`` with coordinates ``[x, x + period]`` (or the step), and
+    differentiated as a plain axis: a run crossing the seam then lies whole in the doubled
+    line, from its start in the first copy to its end in the second. Each point takes its
+    value from the second copy if it lies after the seam in such a run (no NaN before it on
+    its line), else from the first copy, where every other run lies whole, with its own
+    coordinates.
+    """
+    from daskgrad.gradient import differentiate_axes  # here: gradient imports this module
+
+    axis, n, edge_order = spacing.axis, spacing.size, _edge_order(spacing)
+    (wrapped,) = differentiate_axes(values, [spacing])
+    lazy = isinstance(values, da.Array)
+    xp = da if lazy else array_module(values)
+    isnan = xp.isnan(values)
+    if 2 * n < edge_order + 1:  # every run is too short: NaN wherever a line has a NaN
+        doubled_first = doubled_second = xp.where(isnan, out_dtype.type(np.nan), wrapped)
+    else:
+        if spacing.coord is None:
+            entry = spacing.step
+        else:
+            entry = np.concatenate([spacing.coord, spacing.coord + spacing.period])
+        plain = axis_spacing(
+            entry, axis=axis, size=2 * n, edge_order=edge_order, label=spacing.label
+        )
+        (g,) = gradient_one_sided(xp.concatenate([values, values], axis=axis), [plain], out_dtype)
+        doubled_first = g[_index(values.ndim, axis, 0, n)]
+        doubled_second = g[_index(values.ndim, axis, n, 2 * n)]
+    # After the seam in a run that crosses it: no NaN from the line's start up to the point,
+    # and none at the line's last point (else the run starts at the seam and stays plain).
+    wraps = ~isnan[_index(values.ndim, axis, n - 1, n)]
+    after_seam = (xp.cumsum(isnan, axis=axis) == 0) & wraps
+    has_nan = xp.any(isnan, axis=axis, keepdims=True)
+    return xp.where(has_nan, xp.where(after_seam, doubled_second, doubled_first), wrapped)

@@ -295,11 +295,113 @@ def test_bad_nan_policy_is_refused():
         differentiate_axes(np.ones(3), [axis_spacing(None, axis=0, size=3, edge_order=1)], None)
 
 
-def test_periodic_axis_is_refused_for_float_values():
+def periodic_reference(values, step, coord, period, axis: int, edge_order: int) -> np.ndarray:
+    """One-sided on a periodic axis, line by line: a line without NaN gets numpy.gradient of
+    the wrap-padded line (trimmed); otherwise each cyclic run gets numpy.gradient, a run that
+    crosses the seam with the coordinates after the seam continued by the period."""
+    values = np.asarray(values)
+    out = np.full(values.shape, np.nan, dtype=values.dtype)
+    lines = np.moveaxis(values, axis, -1)
+    result = np.moveaxis(out, axis, -1)
+    n = lines.shape[-1]
+    for idx in np.ndindex(lines.shape[:-1]):
+        line = lines[idx]
+        isnan = np.isnan(line)
+        if not isnan.any():
+            padded = np.concatenate([line[-1:], line, line[:1]])
+            if coord is None:
+                g = np.gradient(padded, step)
+            else:
+                ext = np.concatenate([coord[-1:] - period, coord, coord[:1] + period])
+                g = np.gradient(padded, ext)
+            result[idx][:] = g[1:-1]
+            continue
+        p = int(np.flatnonzero(isnan)[0])
+        u = p + 1
+        while u <= p + n:  # unwrapped positions after the first NaN, once round the circle
+            if isnan[u % n]:
+                u += 1
+                continue
+            v = u
+            while v <= p + n and not isnan[v % n]:
+                v += 1
+            span = np.arange(u, v)  # one run, in unwrapped positions
+            if span[0] >= n:
+                span = span - n
+            if v - u >= edge_order + 1:
+                points = span % n
+                if coord is None:
+                    g = np.gradient(line[points], step, edge_order=edge_order)
+                else:
+                    c = np.where(span >= n, coord[points] + period, coord[points])
+                    if span[-1] < n:
+                        c = coord[points]
+                    g = np.gradient(line[points], c, edge_order=edge_order)
+                result[idx][points] = g
+            u = v
+    return out
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_periodic_runs_cross_the_seam(data):
+    ndim = data.draw(st.integers(1, 2))
+    edge_order = data.draw(st.sampled_from([1, 2]))
+    shape = tuple(data.draw(st.integers(2, 9)) for _ in range(ndim))
+    axis = data.draw(st.integers(0, ndim - 1))
+    n = shape[axis]
+    dtype = data.draw(st.sampled_from(["float64", "float32", "complex128"]))
+    values = data.draw(nan_values(shape, dtype))
+    kind = data.draw(st.sampled_from(["step", "uniform", "nonuniform", "int"]))
+    step = coord = period = None
+    if kind == "step":
+        step = data.draw(st.sampled_from([1.0, 0.5, np.float32(0.3), -2.0]))
+    elif kind == "uniform":  # longitude-like, period inferred
+        coord = np.arange(n) * 0.5 + 10.0
+        period = n * 0.5
+    elif kind == "int":
+        coord = np.arange(n) * 3
+        period = 3.0 * n + data.draw(st.sampled_from([0.0, 2.0]))
+    else:
+        inc = data.draw(st.lists(st.floats(0.5, 10.0), min_size=n - 1, max_size=n - 1))
+        coord = np.concatenate([[0.0], np.cumsum(inc)]) - 5.0
+        period = float(coord[-1] - coord[0]) + data.draw(st.sampled_from([0.5, 3.0, 7.25]))
+    s = axis_spacing(
+        step if coord is None else coord,
+        axis=axis,
+        size=n,
+        edge_order=edge_order,
+        periodic=True,
+        period=None if kind == "uniform" else period,
+    )
+    with np.errstate(all="ignore"):
+        expected = periodic_reference(values, step, coord, period, axis, edge_order)
+        (g,) = differentiate_axes(values, [s], "one-sided")
+        assert_same(g, expected)
+        chunks = data.draw(st.tuples(*(chunking(k) for k in shape)))
+        (lazy,) = differentiate_axes(da.from_array(values, chunks=chunks), [s], "one-sided")
+        assert lazy.chunks == chunks
+        assert_same(lazy.compute(scheduler="sync"), expected)
+
+
+def test_periodic_line_without_nan_keeps_the_periodic_numbers(rng):
+    f = rng.standard_normal((3, 8))
+    f[1, 5] = np.nan
+    s = axis_spacing(np.arange(8) * 45.0, axis=1, size=8, edge_order=2, periodic=True)
+    (g,) = differentiate_axes(f, [s], "one-sided")
+    (h,) = differentiate_axes(f, [s])
+    assert g[[0, 2]].tobytes() == h[[0, 2]].tobytes()
+    # Line 1: one run from 6 round the seam to 4, differentiated as one line.
+    x = np.concatenate([np.arange(6, 8) * 45.0, np.arange(0, 5) * 45.0 + 360.0])
+    run = np.concatenate([f[1, 6:], f[1, :5]])
+    expected = np.gradient(run, x, edge_order=2)
+    np.testing.assert_array_equal(g[1, 6:], expected[:2])
+    np.testing.assert_array_equal(g[1, :5], expected[2:])
+    assert np.isnan(g[1, 5])
+
+
+def test_periodic_integer_values_are_propagate():
     s = axis_spacing(np.arange(6.0) * 60, axis=0, size=6, edge_order=1, periodic=True, period=360.0)
-    with pytest.raises(ValueError, match="not supported on periodic dim 0"):
-        differentiate_axes(np.ones(6), [s], "one-sided")
-    # Integers have no NaN: one-sided is propagate, periodic included.
     (g,) = differentiate_axes(np.arange(6), [s], "one-sided")
     (h,) = differentiate_axes(np.arange(6), [s])
     np.testing.assert_array_equal(g, h)
@@ -322,6 +424,8 @@ CUPY_FUNCTIONS = {
     "full",
     "empty",
     "asarray",
+    "cumsum",
+    "any",
 }
 
 
@@ -372,5 +476,9 @@ def test_block_code_uses_only_functions_cupy_has(monkeypatch, rng):
                     x, spacing=args, dim=1, edge_order=edge_order, nan_policy="one-sided"
                 )
                 assert_same(dask.compute(g, scheduler="sync")[0], expected)
+        s = axis_spacing(np.arange(n) * 2.0, axis=1, size=n, edge_order=2, periodic=True)
+        with np.errstate(all="ignore"):
+            expected = periodic_reference(f, None, np.arange(n) * 2.0, 2.0 * n, 1, 2)
+        assert_same(differentiate_axes(f, [s], "one-sided")[0], expected)
     assert used <= CUPY_FUNCTIONS
-    assert {"isnan", "where", "maximum", "take", "divide"} <= used
+    assert {"isnan", "where", "maximum", "take", "divide", "cumsum", "any"} <= used

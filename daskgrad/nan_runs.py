@@ -549,6 +549,11 @@ def gradient_one_sided(
                 f"nan_policy='one-sided' on periodic {s.label or f'dim {s.axis}'} needs a numpy "
                 "coordinate, got a dask one; compute the coordinate first"
             )
+    if isinstance(values, da.Array) and any(np.isnan(c) for cs in values.chunks for c in cs):
+        raise ValueError(
+            "values is a dask array with unknown chunk sizes; call values.compute_chunk_sizes() "
+            "first"
+        )
     results = []
     for s in spacings:
         if s.periodic:

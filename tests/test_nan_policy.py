@@ -270,6 +270,19 @@ def test_integer_and_bool_values_have_no_nan(rng):
             assert a.tobytes() == b.tobytes()
 
 
+def test_datetime_values_are_propagate():
+    t = np.array(["2020-01-01", "2020-01-03", "NaT", "2020-01-09"], dtype="M8[D]")
+    (one,) = daskgrad.gradient(t, nan_policy="one-sided")
+    (prop,) = daskgrad.gradient(t)
+    np.testing.assert_array_equal(one, prop)
+
+
+def test_unknown_chunk_sizes_are_refused():
+    u = da.ones(6, chunks=3)
+    with pytest.raises(ValueError, match="compute_chunk_sizes"):
+        daskgrad.gradient(u[u > 0], nan_policy="one-sided")
+
+
 def test_complex_nan_in_either_part_cuts_the_run():
     f = np.array([1 + 1j, 2 + 0j, complex(3, np.nan), 4j, 5 + 5j, complex(np.nan, 0), 1, 2, 3])
     (g,) = daskgrad.gradient(f, nan_policy="one-sided")

@@ -125,8 +125,8 @@ def _stretch_ends(diffs: np.ndarray) -> np.ndarray:
 
 
 def _promoted(work: np.dtype, coeff: Any) -> np.dtype:
-    """numpy's dtype for ``array(work) * coeff``: a Python scalar is weak (NEP 50)."""
-    if isinstance(coeff, (int, float, complex)):
+    """numpy's dtype for ``array(work) * coeff`` (NEP 50: a Python scalar is weak)."""
+    if np.ndim(coeff) == 0:  # found by numpy itself, on one element
         return (np.ones(1, work) * coeff).dtype
     return np.result_type(work, host_dtype(coeff.dtype))
 
@@ -148,9 +148,14 @@ def _product(xp: Any, coeff: Any, values: Any, dtype: np.dtype) -> Any:
         return xp.multiply(coeff, values, dtype=dtype)
     v = values.astype(dtype, copy=False)
     c = coeff if np.ndim(coeff) == 0 else xp.broadcast_to(coeff, v.shape)
+    part = np.dtype(dtype.char.lower())  # the real dtype of the parts: F -> f, D -> d
+
+    def times(a: Any, b: Any) -> Any:
+        return xp.multiply(a, b, dtype=part)
+
     out = xp.empty(v.shape, dtype)
-    out.real[...] = c.real * v.real - c.imag * v.imag
-    out.imag[...] = c.real * v.imag + c.imag * v.real
+    xp.subtract(times(c.real, v.real), times(c.imag, v.imag), out=out.real, dtype=part)
+    xp.add(times(c.real, v.imag), times(c.imag, v.real), out=out.imag, dtype=part)
     return out
 
 

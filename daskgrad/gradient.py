@@ -16,7 +16,7 @@ import numpy as np
 from daskgrad._compat import is_cupy_array
 from daskgrad.halo import gradient_dask
 from daskgrad.kernels import gradient_block, working_dtypes
-from daskgrad.nan_runs import check_nan_policy, gradient_one_sided
+from daskgrad.one_sided import check_nan_policy, gradient_one_sided
 from daskgrad.spacing import AxisSpacing, LazyAxisSpacing, normalize_spacing
 
 __all__ = ["differentiate_axes", "gradient", "normalize_dims"]

@@ -24,13 +24,14 @@ How the numbers stay numpy's:
 
 A point's role (inside, start, end, too short) is read from the NaN pattern within
 ``edge_order`` points of it, so a dask block needs a halo of depth ``edge_order`` (the halo
-beyond the array's ends is NaN). The block code uses only functions NumPy and CuPy share:
-the ufuncs ``add``, ``subtract``, ``multiply``, ``divide`` (always with ``dtype=``), ``maximum``
-and ``isnan``; ``where``, ``take``, ``clip``, ``broadcast_to``, ``concatenate``, ``full``,
-``empty``, ``asarray``; slicing, ``copy``, ``astype``, ``.real``/``.imag`` and operators on
-bool and integer arrays. Integer, bool and datetime values have no NaN: there
-``"one-sided"`` is ``"propagate"``. On a periodic axis a run may cross the seam: see
-:func:`_one_sided_periodic`.
+beyond the array's ends is NaN). This module and :mod:`daskgrad.one_sided` call only
+functions NumPy and CuPy share: the ufuncs ``add``, ``subtract``, ``multiply``, ``divide``
+(always with ``dtype=``), ``maximum`` and ``isnan``; ``where``, ``take``, ``clip``,
+``broadcast_to``, ``concatenate``, ``full``, ``empty``, ``asarray``, ``cumsum``, ``any``;
+slicing, ``copy``, ``astype``, ``.real``/``.imag`` and operators on bool and integer arrays
+(``tests/test_nan_policy.py`` checks the list). Integer, bool and datetime values have no NaN: there
+``"one-sided"`` is ``"propagate"``. Routing, the dask graph and periodic axes (a run may cross
+the seam) are in :mod:`daskgrad.one_sided`.
 """
 
 from __future__ import annotations
@@ -39,67 +40,60 @@ import contextlib
 from collections.abc import Sequence
 from typing import Any
 
-import dask.array as da
 import numpy as np
-from dask import delayed
 
 from daskgrad._compat import array_module
 from daskgrad.kernels import gradient_block, host_dtype, working_dtypes
-from daskgrad.spacing import (
-    AxisSpacing,
-    BlockSpacing,
-    EdgeRule,
-    LazyAxisSpacing,
-    axis_spacing,
-    resolve_lazy_spacing,
-)
+from daskgrad.spacing import AxisSpacing, BlockSpacing, EdgeRule, LazyAxisSpacing
 
 __all__ = [
-    "NAN_POLICIES",
-    "check_nan_policy",
-    "gradient_one_sided",
+    "along_axis",
+    "axis_slice",
     "one_sided_block",
     "run_bounds",
+    "running_max",
+    "spacing_edge_order",
 ]
-
-NAN_POLICIES = ("propagate", "one-sided")
 
 # The kernel's edge rule for the padded halo's outermost points, whose results are discarded.
 _UNUSED_EDGE = EdgeRule("two-point", (1.0,))
 
 
-def check_nan_policy(nan_policy: Any) -> str:
-    """``nan_policy`` if it is one of :data:`NAN_POLICIES`, else a ``ValueError``.
+def axis_slice(ndim: int, axis: int, start: int | None, stop: int | None) -> tuple:
+    """The key of ``start:stop`` along ``axis`` (everything along the other axes).
 
     Examples
     --------
-    >>> check_nan_policy("one-sided")
-    'one-sided'
-    >>> check_nan_policy("omit")
-    Traceback (most recent call last):
-    ...
-    ValueError: nan_policy must be one of 'propagate', 'one-sided', got 'omit'
+    >>> axis_slice(3, 1, 2, None)
+    (slice(None, None, None), slice(2, None, None), slice(None, None, None))
     """
-    if not isinstance(nan_policy, str) or nan_policy not in NAN_POLICIES:
-        allowed = ", ".join(repr(p) for p in NAN_POLICIES)
-        raise ValueError(f"nan_policy must be one of {allowed}, got {nan_policy!r}")
-    return nan_policy
-
-
-def _index(ndim: int, axis: int, start: int | None, stop: int | None) -> tuple:
     key = [slice(None)] * ndim
     key[axis] = slice(start, stop)
     return tuple(key)
 
 
-def _along(a: np.ndarray, ndim: int, axis: int) -> np.ndarray:
-    """A 1-D host array shaped to broadcast along ``axis`` of an ``ndim``-d block."""
+def along_axis(a: np.ndarray, ndim: int, axis: int) -> np.ndarray:
+    """A 1-D host array shaped to broadcast along ``axis`` of an ``ndim``-d block.
+
+    Examples
+    --------
+    >>> along_axis(np.arange(3), 3, 1).shape
+    (1, 3, 1)
+    """
     shape = [1] * ndim
     shape[axis] = -1
     return a.reshape(shape)
 
 
-def _edge_order(spacing: AxisSpacing | LazyAxisSpacing) -> int:
+def spacing_edge_order(spacing: AxisSpacing | LazyAxisSpacing) -> int:
+    """The edge order an axis's spacing was built for (the halo depth one-sided needs).
+
+    Examples
+    --------
+    >>> from daskgrad.spacing import axis_spacing
+    >>> spacing_edge_order(axis_spacing(None, axis=0, size=4, edge_order=2))
+    2
+    """
     if isinstance(spacing, LazyAxisSpacing):
         return spacing.spec.edge_order
     return 2 if spacing.three_point_edges else spacing.edge_order
@@ -233,36 +227,34 @@ def _last_coeffs(dx1: Any, dx2: Any) -> tuple:
     )
 
 
-def run_bounds(values: Any, axis: int, offset: Any = 0) -> tuple[Any, Any]:
+def run_bounds(values: Any, axis: int) -> tuple[Any, Any]:
     """First and last index of each point's run of non-NaN values along ``axis``.
 
-    For a NaN point, ``first = index + 1`` and ``last = index - 1``. Indices are counted from
-    ``offset``. numpy or CuPy values (the whole axis); dask values use a scan per axis.
+    For a NaN point, ``first = index + 1`` and ``last = index - 1``. numpy or CuPy values
+    holding the whole axis (:mod:`daskgrad.one_sided` scans dask values block by block).
 
     Examples
     --------
     >>> run_bounds(np.array([1.0, 2.0, np.nan, 4.0]), 0)
     (array([0, 0, 3, 3]), array([1, 1, 1, 3]))
     """
-    if isinstance(values, da.Array):
-        return _run_bounds_dask(values, axis)
     xp = array_module(values)
     n = values.shape[axis]
-    idx = xp.asarray(_along(np.arange(n, dtype=np.intp), values.ndim, axis))
+    idx = xp.asarray(along_axis(np.arange(n, dtype=np.intp), values.ndim, axis))
     isnan = xp.isnan(values)
-    before = _cummax(xp.where(isnan, idx, -1), axis)
+    before = running_max(xp.where(isnan, idx, -1), axis)
     rev = (*[slice(None)] * axis, slice(None, None, -1))
-    after = _cummax(xp.where(isnan, (n - 1) - idx, -1)[rev], axis)[rev]
-    return before + (1 + offset), (n - 2 + offset) - after
+    after = running_max(xp.where(isnan, (n - 1) - idx, -1)[rev], axis)[rev]
+    return before + 1, (n - 2) - after
 
 
-def _cummax(a: Any, axis: int, dtype: Any = None) -> Any:
+def running_max(a: Any, axis: int, dtype: Any = None) -> Any:
     """Running maximum along ``axis`` by doubling shifts: ufuncs and slices only (CuPy's
     ``maximum`` has no ``accumulate``). Exact, since the values are integers.
 
     Examples
     --------
-    >>> _cummax(np.array([-1, 3, -1, -1, 7, -1]), 0)
+    >>> running_max(np.array([-1, 3, -1, -1, 7, -1]), 0)
     array([-1,  3,  3,  3,  7,  7])
     """
     xp = array_module(a)
@@ -271,43 +263,12 @@ def _cummax(a: Any, axis: int, dtype: Any = None) -> Any:
     while shift < n:
         b = a.copy()
         xp.maximum(
-            a[_index(a.ndim, axis, shift, None)],
-            a[_index(a.ndim, axis, None, n - shift)],
-            out=b[_index(a.ndim, axis, shift, None)],
+            a[axis_slice(a.ndim, axis, shift, None)],
+            a[axis_slice(a.ndim, axis, None, n - shift)],
+            out=b[axis_slice(a.ndim, axis, shift, None)],
         )
         a, shift = b, 2 * shift
     return a
-
-
-def _maximum(a: Any, b: Any) -> Any:
-    return array_module(b).maximum(a, b)
-
-
-def _nan_marks(block: Any, axis: int, offsets: tuple, from_end: bool, block_id=None) -> Any:
-    """Per point: its global index (from the end if ``from_end``) where NaN, else -1."""
-    xp = array_module(block)
-    start = offsets[block_id[axis]]
-    i = np.arange(start, start + block.shape[axis], dtype=np.intp)
-    if from_end:
-        i = (offsets[-1] - 1) - i
-    return xp.where(xp.isnan(block), xp.asarray(_along(i, block.ndim, axis)), -1)
-
-
-def _run_bounds_dask(x: da.Array, axis: int) -> tuple[da.Array, da.Array]:
-    # Two running maxima along the axis (dask's sequential scan: one pass over the blocks).
-    n = x.shape[axis]
-    offsets = tuple(int(v) for v in np.cumsum((0, *x.chunks[axis])))
-    rev = (*[slice(None)] * axis, slice(None, None, -1))
-
-    def marks(from_end: bool) -> da.Array:
-        return da.map_blocks(_nan_marks, x, axis, offsets, from_end, dtype=np.intp)
-
-    def scan(a: da.Array) -> da.Array:
-        return da.reductions.cumreduction(_cummax, _maximum, -1, a, axis=axis, dtype=np.intp)
-
-    before = scan(marks(False))
-    after = scan(marks(True)[rev])[rev]
-    return before + 1, (n - 2) - after
 
 
 def one_sided_block(
@@ -355,12 +316,12 @@ def one_sided_block(
     xp = array_module(ext)
     work, out_dtype = working_dtypes(host_dtype(ext.dtype if dtype is None else dtype))
     ndim = ext.ndim
-    edge_order = _edge_order(spacing)
+    edge_order = spacing_edge_order(spacing)
     n = ext.shape[axis] - 2 * depth
 
     def f(k: int) -> Any:
         """The block's points shifted by ``k`` along the axis (a view of ``ext``)."""
-        return ext[_index(ndim, axis, depth + k, depth + k + n)]
+        return ext[axis_slice(ndim, axis, depth + k, depth + k + n)]
 
     with _quiet(xp):
         nan = {k: xp.isnan(f(k)) for k in range(-edge_order, edge_order + 1)}
@@ -382,7 +343,7 @@ def one_sided_block(
             2.0 * spacing.step if spacing.uniform else None, weights, _UNUSED_EDGE, _UNUSED_EDGE
         )
         (central,) = gradient_block(ext, [(None, None)], [axis], [block], dtype)
-        central = central[_index(ndim, axis, depth, depth + n)]
+        central = central[axis_slice(ndim, axis, depth, depth + n)]
 
         i = np.arange(start, start + n)
         if spacing.uniform:
@@ -424,7 +385,8 @@ def _nonuniform_runs(xp, f, central, spacing, bounds, i, edge_order, work, axis)
         return tuple(xp.where(uniform, u, xp.asarray(c)) for u, c in zip(uni_c, non_c))
 
     non_first, non_last = (
-        tuple(_along(c, ndim, axis) for c in cs) for cs in _nonuniform_ends(diffs, i, edge_order)
+        tuple(along_axis(c, ndim, axis) for c in cs)
+        for cs in _nonuniform_ends(diffs, i, edge_order)
     )
     if edge_order == 1:  # numpy's dx_0 / dx_n: the same number whether the run is uniform
         return non_first, non_last, central
@@ -432,178 +394,3 @@ def _nonuniform_runs(xp, f, central, spacing, bounds, i, edge_order, work, axis)
     # end, diffs[first], equal to diffs[i - 1] there).
     uni_first, uni_last = _uniform_ends(dx, edge_order)
     return pick(uni_first, non_first), pick(uni_last, non_last), central
-
-
-def _resolve(spacing: AxisSpacing | LazyAxisSpacing, *coord: Any) -> AxisSpacing:
-    return spacing if not coord else resolve_lazy_spacing(spacing.spec, *coord)
-
-
-def _min_chunks(chunks: tuple[int, ...], depth: int) -> tuple[int, ...]:
-    """Chunks merged with their neighbours until each holds at least ``depth`` points.
-
-    Examples
-    --------
-    >>> _min_chunks((1, 3, 0, 1, 1, 2, 1), 2)
-    (4, 2, 3)
-    """
-    out: list[int] = []
-    acc = 0
-    for c in chunks:
-        acc += c
-        if acc >= depth:
-            out.append(acc)
-            acc = 0
-    if acc:
-        if out:
-            out[-1] += acc
-        else:
-            out.append(acc)
-    return tuple(out)
-
-
-def _block_task(ext, *rest, axis, depth, offsets, spacing, value_dtype, block_id=None):
-    # ``rest``: the run bounds (widened like ``ext``) for non-uniform or dask coordinates, then
-    # the resolved spacing of a dask coordinate.
-    spacing = rest[-1] if isinstance(spacing, LazyAxisSpacing) else spacing
-    start = int(offsets[block_id[axis]])
-    bounds = None
-    if len(rest) >= 2:
-        own = _index(ext.ndim, axis, depth, ext.shape[axis] - depth)
-        bounds = (rest[0][own], rest[1][own])
-    return one_sided_block(ext, axis, spacing, start, depth, bounds, value_dtype)
-
-
-def _one_sided_dask(x: da.Array, spacing: AxisSpacing | LazyAxisSpacing, out_dtype) -> da.Array:
-    axis = spacing.axis
-    depth = _edge_order(spacing)
-    chunks = list(x.chunks)
-    chunks[axis] = _min_chunks(x.chunks[axis], depth)
-    work = x.rechunk(tuple(chunks)) if tuple(chunks) != x.chunks else x
-    depths = {a: (depth if a == axis else 0) for a in range(x.ndim)}
-    boundary = {a: (np.nan if a == axis else "none") for a in range(x.ndim)}
-    args = [da.overlap.overlap(work, depths, boundary)]
-    lazy = isinstance(spacing, LazyAxisSpacing)
-    if lazy or not spacing.uniform:
-        bound = {a: (-1 if a == axis else "none") for a in range(x.ndim)}
-        args += [da.overlap.overlap(b, depths, bound) for b in _run_bounds_dask(work, axis)]
-    if lazy:  # the coordinate is checked and decided inside the graph, as for propagate
-        args.append(delayed(_resolve)(spacing, spacing.coord))
-    offsets = tuple(int(v) for v in np.cumsum((0, *work.chunks[axis])))
-    meta = work._meta.astype(out_dtype) if work._meta.dtype != out_dtype else work._meta
-    out = da.map_blocks(
-        _block_task,
-        *args,
-        axis=axis,
-        depth=depth,
-        offsets=offsets,
-        spacing=spacing,
-        value_dtype=work.dtype,
-        dtype=out_dtype,
-        chunks=work.chunks,
-        meta=meta,
-    )
-    return out.rechunk(x.chunks) if work is not x else out
-
-
-def _one_sided_eager(values: Any, spacing: AxisSpacing) -> Any:
-    xp = array_module(values)
-    axis = spacing.axis
-    depth = _edge_order(spacing)
-    pad_shape = list(values.shape)
-    pad_shape[axis] = depth
-    pad = xp.full(tuple(pad_shape), np.nan, dtype=values.dtype)
-    ext = xp.concatenate([pad, values, pad], axis=axis)
-    bounds = None if spacing.uniform else run_bounds(values, axis)
-    return one_sided_block(ext, axis, spacing, 0, depth, bounds)
-
-
-def gradient_one_sided(
-    values: Any, spacings: Sequence[AxisSpacing | LazyAxisSpacing], out_dtype: np.dtype
-) -> tuple[Any, ...]:
-    """Gradients of float or complex ``values`` with ``nan_policy="one-sided"``.
-
-    Parameters
-    ----------
-    values
-        numpy, CuPy or dask array of a floating or complex dtype.
-    spacings
-        One record per differentiated axis, as for the propagate path (none periodic).
-    out_dtype
-        The results' dtype.
-
-    Returns
-    -------
-    tuple
-        One array per entry of ``spacings``, of the kind of ``values``.
-
-    Raises
-    ------
-    ValueError
-        For a periodic axis with a dask coordinate (not built by daskgrad itself).
-
-    Examples
-    --------
-    >>> from daskgrad.spacing import axis_spacing
-    >>> f = np.array([1.0, 2.0, 4.0, np.nan, 5.0])
-    >>> gradient_one_sided(f, [axis_spacing(None, axis=0, size=5, edge_order=1)], f.dtype)
-    (array([1. , 1.5, 2. , nan, nan]),)
-    """
-    for s in spacings:
-        if s.periodic and isinstance(s, LazyAxisSpacing):
-            raise ValueError(
-                f"nan_policy='one-sided' on periodic {s.label or f'dim {s.axis}'} needs a numpy "
-                "coordinate, got a dask one; compute the coordinate first"
-            )
-    if isinstance(values, da.Array) and any(np.isnan(c) for cs in values.chunks for c in cs):
-        raise ValueError(
-            "values is a dask array with unknown chunk sizes; call values.compute_chunk_sizes() "
-            "first"
-        )
-    results = []
-    for s in spacings:
-        if s.periodic:
-            results.append(_one_sided_periodic(values, s, out_dtype))
-        elif isinstance(values, da.Array):
-            results.append(_one_sided_dask(values, s, out_dtype))
-        else:
-            results.append(_one_sided_eager(values, s))
-    return tuple(results)
-
-
-def _one_sided_periodic(values: Any, spacing: AxisSpacing, out_dtype: np.dtype) -> Any:
-    """A periodic axis: a run that crosses the seam is one run, its coordinates continued by
-    the period; a line without NaN keeps the periodic (propagate) numbers.
-
-    The line is doubled, ``[f, f]`` with coordinates ``[x, x + period]`` (or the step), and
-    differentiated as a plain axis: a run crossing the seam then lies whole in the doubled
-    line, from its start in the first copy to its end in the second. Each point takes its
-    value from the second copy if it lies after the seam in such a run (no NaN before it on
-    its line), else from the first copy, where every other run lies whole, with its own
-    coordinates.
-    """
-    from daskgrad.gradient import differentiate_axes  # here: gradient imports this module
-
-    axis, n, edge_order = spacing.axis, spacing.size, _edge_order(spacing)
-    (wrapped,) = differentiate_axes(values, [spacing])
-    lazy = isinstance(values, da.Array)
-    xp = da if lazy else array_module(values)
-    isnan = xp.isnan(values)
-    if 2 * n < edge_order + 1:  # every run is too short: NaN wherever a line has a NaN
-        doubled_first = doubled_second = xp.where(isnan, out_dtype.type(np.nan), wrapped)
-    else:
-        if spacing.coord is None:
-            entry = spacing.step
-        else:
-            entry = np.concatenate([spacing.coord, spacing.coord + spacing.period])
-        plain = axis_spacing(
-            entry, axis=axis, size=2 * n, edge_order=edge_order, label=spacing.label
-        )
-        (g,) = gradient_one_sided(xp.concatenate([values, values], axis=axis), [plain], out_dtype)
-        doubled_first = g[_index(values.ndim, axis, 0, n)]
-        doubled_second = g[_index(values.ndim, axis, n, 2 * n)]
-    # After the seam in a run that crosses it: no NaN from the line's start up to the point,
-    # and none at the line's last point (else the run starts at the seam and stays plain).
-    wraps = ~isnan[_index(values.ndim, axis, n - 1, n)]
-    after_seam = (xp.cumsum(isnan, axis=axis) == 0) & wraps
-    has_nan = xp.any(isnan, axis=axis, keepdims=True)
-    return xp.where(has_nan, xp.where(after_seam, doubled_second, doubled_first), wrapped)

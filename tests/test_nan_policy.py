@@ -446,6 +446,7 @@ def test_block_code_uses_only_functions_cupy_has(monkeypatch, rng):
     import types
 
     import daskgrad.nan_runs
+    import daskgrad.one_sided
 
     used: set[str] = set()
 
@@ -469,6 +470,7 @@ def test_block_code_uses_only_functions_cupy_has(monkeypatch, rng):
             return getattr(namespace, name)  # AttributeError for anything CuPy lacks
 
     monkeypatch.setattr(daskgrad.nan_runs, "array_module", lambda a: Recorder())
+    monkeypatch.setattr(daskgrad.one_sided, "array_module", lambda a: Recorder())
     n = 11
     coords = [
         None,

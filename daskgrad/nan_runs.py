@@ -335,10 +335,13 @@ def one_sided_block(
 
         # Inside a run: the propagate kernel's central difference, computed on ``ext``.
         weights = None
-        if not spacing.uniform:
+        if spacing.weights is not None:
             # ``ext`` index 0 is global point ``start - depth``, index ``start`` once padded.
-            padded = [np.pad(w, depth, mode="edge") for w in spacing.weights]
-            weights = tuple(w[start : start + n + 2 * depth] for w in padded)
+            a, b, c = (
+                np.pad(w, depth, mode="edge")[start : start + n + 2 * depth]
+                for w in spacing.weights
+            )
+            weights = (a, b, c)
         block = BlockSpacing(
             2.0 * spacing.step if spacing.uniform else None, weights, _UNUSED_EDGE, _UNUSED_EDGE
         )
@@ -347,6 +350,7 @@ def one_sided_block(
 
         i = np.arange(start, start + n)
         if spacing.uniform:
+            assert spacing.first is not None and spacing.last is not None  # never periodic here
             first_c, last_c = spacing.first.coeffs, spacing.last.coeffs
         else:
             first_c, last_c, central = _nonuniform_runs(

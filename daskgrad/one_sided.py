@@ -92,8 +92,8 @@ def _run_bounds_dask(x: da.Array, axis: int) -> tuple[da.Array, da.Array]:
     return before + 1, (n - 2) - after
 
 
-def _resolve(spacing: AxisSpacing | LazyAxisSpacing, *coord: Any) -> AxisSpacing:
-    return spacing if not coord else resolve_lazy_spacing(spacing.spec, *coord)
+def _resolve(spacing: LazyAxisSpacing, *coord: Any) -> AxisSpacing:
+    return resolve_lazy_spacing(spacing.spec, *coord)
 
 
 def _min_chunks(chunks: tuple[int, ...], depth: int) -> tuple[int, ...]:
@@ -141,7 +141,7 @@ def _one_sided_dask(x: da.Array, spacing: AxisSpacing | LazyAxisSpacing, out_dty
     boundary = {a: (np.nan if a == axis else "none") for a in range(x.ndim)}
     args = [da.overlap.overlap(work, depths, boundary)]
     lazy = isinstance(spacing, LazyAxisSpacing)
-    if lazy or not spacing.uniform:
+    if isinstance(spacing, LazyAxisSpacing) or not spacing.uniform:
         bound = {a: (-1 if a == axis else "none") for a in range(x.ndim)}
         args += [da.overlap.overlap(b, depths, bound) for b in _run_bounds_dask(work, axis)]
     if lazy:  # the coordinate is checked and decided inside the graph, as for propagate
@@ -219,10 +219,10 @@ def gradient_one_sided(
         )
     results = []
     for s in spacings:
-        if s.periodic:
-            results.append(_one_sided_periodic(values, s, out_dtype))
-        elif isinstance(values, da.Array):
+        if isinstance(s, LazyAxisSpacing) or (isinstance(values, da.Array) and not s.periodic):
             results.append(_one_sided_dask(values, s, out_dtype))
+        elif s.periodic:
+            results.append(_one_sided_periodic(values, s, out_dtype))
         else:
             results.append(_one_sided_eager(values, s))
     return tuple(results)

@@ -49,6 +49,7 @@ from daskgrad.spacing import AxisSpacing, BlockSpacing, EdgeRule, LazyAxisSpacin
 __all__ = [
     "along_axis",
     "axis_slice",
+    "needs_run_bounds",
     "one_sided_block",
     "run_bounds",
     "running_max",
@@ -297,7 +298,7 @@ def one_sided_block(
         The halo depth: at least the edge order.
     bounds
         ``(first, last)``: each own point's run bounds (global indices, shaped like the
-        block), from :func:`run_bounds`. Needed for a non-uniform coordinate only.
+        block), from :func:`run_bounds`. Needed only where :func:`needs_run_bounds`.
     dtype
         The dtype of the whole array (default: the block's).
 
@@ -369,10 +370,38 @@ def one_sided_block(
         return xp.where(inside, central, out)
 
 
+def needs_run_bounds(spacing: AxisSpacing) -> bool:
+    """Whether some run of this axis may be uniform on a non-uniform axis (then each point
+    needs its run's bounds): only if two adjacent coordinate differences are equal.
+
+    Without that, no run of three or more points is uniform, and a two-point run's ends are
+    the same numbers either way.
+
+    Examples
+    --------
+    >>> from daskgrad.spacing import axis_spacing
+    >>> needs_run_bounds(axis_spacing([0.0, 1.0, 3.0, 6.0], axis=0, size=4, edge_order=1))
+    False
+    >>> needs_run_bounds(axis_spacing([0.0, 1.0, 2.0, 6.0], axis=0, size=4, edge_order=1))
+    True
+    """
+    d = spacing.diffs
+    return d is not None and spacing.weights is not None and bool((d[1:] == d[:-1]).any())
+
+
 def _nonuniform_runs(xp, f, central, spacing, bounds, i, edge_order, work, axis):
-    """A non-uniform coordinate: which runs are uniform, and each point's coefficients."""
+    """A non-uniform coordinate: which runs are uniform, and each point's coefficients.
+
+    ``bounds`` is ``None`` when :func:`needs_run_bounds` says no run can be uniform.
+    """
     diffs = spacing.diffs
     ndim = central.ndim
+    non_first, non_last = (
+        tuple(along_axis(c, ndim, axis) for c in cs)
+        for cs in _nonuniform_ends(diffs, i, edge_order)
+    )
+    if bounds is None:
+        return non_first, non_last, central
     first, last = bounds
     last_diff = diffs.size - 1
     d_first = xp.clip(first, 0, last_diff)
@@ -388,10 +417,6 @@ def _nonuniform_runs(xp, f, central, spacing, bounds, i, edge_order, work, axis)
     def pick(uni_c: Sequence[Any], non_c: Sequence[np.ndarray]) -> tuple:
         return tuple(xp.where(uniform, u, xp.asarray(c)) for u, c in zip(uni_c, non_c))
 
-    non_first, non_last = (
-        tuple(along_axis(c, ndim, axis) for c in cs)
-        for cs in _nonuniform_ends(diffs, i, edge_order)
-    )
     if edge_order == 1:  # numpy's dx_0 / dx_n: the same number whether the run is uniform
         return non_first, non_last, central
     # Uniform runs: numpy's uniform coefficients of the run's step (at a start, diffs[i]; at an

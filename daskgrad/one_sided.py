@@ -8,8 +8,8 @@ policy (the numbers are :mod:`daskgrad.nan_runs`'s):
   neighbour, each block gets a NaN-bounded halo of depth ``edge_order`` along that axis
   (``dask.array.overlap``), and one task per block runs
   :func:`~daskgrad.nan_runs.one_sided_block`; the result is rechunked back to the input's
-  chunks where needed. A non-uniform (or dask) coordinate adds the run bounds: two running
-  maxima along the axis (dask's sequential ``cumreduction``), widened like the values. A dask
+  chunks where needed. A non-uniform coordinate with two equal adjacent differences
+  somewhere (or any dask coordinate) adds the run bounds: two running maxima along the axis (dask's sequential ``cumreduction``), widened like the values. A dask
   coordinate is resolved in one graph task, as for propagate, so nothing is computed when the
   graph is built;
 * periodic axes: :func:`_one_sided_periodic` doubles each line so that a run across the seam
@@ -29,6 +29,7 @@ from daskgrad._compat import array_module
 from daskgrad.nan_runs import (
     along_axis,
     axis_slice,
+    needs_run_bounds,
     one_sided_block,
     run_bounds,
     running_max,
@@ -141,7 +142,7 @@ def _one_sided_dask(x: da.Array, spacing: AxisSpacing | LazyAxisSpacing, out_dty
     boundary = {a: (np.nan if a == axis else "none") for a in range(x.ndim)}
     args = [da.overlap.overlap(work, depths, boundary)]
     lazy = isinstance(spacing, LazyAxisSpacing)
-    if isinstance(spacing, LazyAxisSpacing) or not spacing.uniform:
+    if isinstance(spacing, LazyAxisSpacing) or needs_run_bounds(spacing):
         bound = {a: (-1 if a == axis else "none") for a in range(x.ndim)}
         args += [da.overlap.overlap(b, depths, bound) for b in _run_bounds_dask(work, axis)]
     if lazy:  # the coordinate is checked and decided inside the graph, as for propagate
@@ -171,7 +172,7 @@ def _one_sided_eager(values: Any, spacing: AxisSpacing) -> Any:
     pad_shape[axis] = depth
     pad = xp.full(tuple(pad_shape), np.nan, dtype=values.dtype)
     ext = xp.concatenate([pad, values, pad], axis=axis)
-    bounds = None if spacing.uniform else run_bounds(values, axis)
+    bounds = run_bounds(values, axis) if needs_run_bounds(spacing) else None
     return one_sided_block(ext, axis, spacing, 0, depth, bounds)
 
 

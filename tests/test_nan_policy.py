@@ -2,7 +2,11 @@
 differentiate that run alone, bit for bit, for numpy and dask values (any chunking).
 
 The oracle, :func:`one_sided_reference`, literally cuts every line into runs and calls
-``numpy.gradient`` on each run with the run's coordinate slice (or the step).
+``numpy.gradient`` on each run with the run's coordinate slice (or the step);
+:func:`periodic_reference` does the same round a periodic line, a run across the seam taking
+coordinates continued by the period. Comparisons are ``assert_array_equal`` (NaN == NaN) plus
+equal bytes wherever the result is not NaN. The last test drives the block code through a
+namespace holding only functions CuPy has (CuPy itself cannot run here).
 """
 
 from __future__ import annotations

@@ -135,7 +135,7 @@ def build_gradients(obj: XarrayObject, plan: GradientPlan, numpy_chunks: bool = 
                 data, chunks=da.core.normalize_chunks("auto", data.shape, dtype=data.dtype)
             )
         plain = [f for f in vp.fields if f.role not in _CURVILINEAR_ROLES]
-        results = dict(zip((f.name for f in plain), differentiate_axes(data, vp.axis_spacings)))
+        results = dict(zip((f.name for f in plain), differentiate_axes(data, vp.axis_spacings, plan.nan_policy)))
         if vp.curvilinear is not None:
             results.update(_curvilinear_results(obj, data, vp, plan.radius))
         for field in vp.fields:

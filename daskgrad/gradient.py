@@ -17,7 +17,8 @@ from daskgrad._compat import is_cupy_array
 from daskgrad.halo import gradient_dask
 from daskgrad.kernels import gradient_block, working_dtypes
 from daskgrad.ndcoords import NDAxisSpacing, differentiate_with_nd
-from daskgrad.options import check_edge_order
+from daskgrad.one_sided import gradient_one_sided
+from daskgrad.options import OptionError, check_edge_order, check_nan_policy
 from daskgrad.spacing import AxisSpacing, LazyAxisSpacing, normalize_spacing
 
 __all__ = ["differentiate_axes", "gradient", "normalize_dims"]
@@ -82,7 +83,9 @@ def _check_complex_spacing(dtype: np.dtype, spacings: Sequence[Any]) -> None:
 
 
 def differentiate_axes(
-    values: Any, spacings: Sequence[AxisSpacing | LazyAxisSpacing]
+    values: Any,
+    spacings: Sequence[AxisSpacing | LazyAxisSpacing],
+    nan_policy: str = "propagate",
 ) -> tuple[Any, ...]:
     """Gradients of ``values`` along the axes described by ``spacings`` (already normalized).
 
@@ -96,6 +99,8 @@ def differentiate_axes(
     spacings
         One :class:`~daskgrad.spacing.AxisSpacing` per differentiated axis (or, for dask
         values, a :class:`~daskgrad.spacing.LazyAxisSpacing` for a dask coordinate).
+    nan_policy
+        ``"propagate"`` or ``"one-sided"``, as for :func:`gradient`.
 
     Returns
     -------
@@ -106,13 +111,25 @@ def differentiate_axes(
     ------
     TypeError
         A complex step or coordinate with real (non-complex) values.
+    ValueError
+        An unknown ``nan_policy``.
     """
+    nan_policy = check_nan_policy(nan_policy)
     _, out_dtype = working_dtypes(values.dtype)
     _check_complex_spacing(np.dtype(values.dtype), spacings)
     if not spacings:
         return ()
-    if any(isinstance(s, NDAxisSpacing) for s in spacings):
+    nd = any(isinstance(s, NDAxisSpacing) for s in spacings)
+    if nd and nan_policy != "propagate":
+        raise OptionError(
+            "nan_policy",
+            f"nan_policy={nan_policy!r} is not available with an N-D coordinate yet; use "
+            "nan_policy='propagate' there",
+        )
+    if nd:
         return differentiate_with_nd(values, spacings, differentiate_axes)
+    if nan_policy == "one-sided" and np.dtype(values.dtype).kind in "fc":  # others have no NaN
+        return gradient_one_sided(values, spacings, out_dtype)
     if isinstance(values, da.Array):
         return gradient_dask(values, spacings, out_dtype)
     faces = []
@@ -129,7 +146,14 @@ def differentiate_axes(
     return gradient_block(values, faces, axes, [s.block(0, s.size) for s in spacings])
 
 
-def gradient(values: Any, *, spacing: Any = None, dim: Any = None, edge_order: int = 1) -> tuple:
+def gradient(
+    values: Any,
+    *,
+    spacing: Any = None,
+    dim: Any = None,
+    edge_order: int = 1,
+    nan_policy: str = "propagate",
+) -> tuple:
     """Gradient of an N-d array: ``torch.gradient``'s arguments, ``numpy.gradient``'s numbers.
 
     Interior points use second-order central differences, the ends first- or second-order
@@ -167,6 +191,15 @@ def gradient(values: Any, *, spacing: Any = None, dim: Any = None, edge_order: i
         ``None`` (every dim), an int, or a sequence of ints; negatives count from the end.
     edge_order
         1 or 2. Each differentiated dim needs at least ``edge_order + 1`` points.
+    nan_policy
+        ``"propagate"`` (default): numpy's numbers, NaN spreads to the neighbours.
+        ``"one-sided"``: along each differentiated dim, each maximal run of non-NaN values is
+        differentiated exactly as ``numpy.gradient`` differentiates that run alone (its own
+        coordinates or step, central inside, one-sided at its ends, uniformity decided for
+        the run); runs shorter than ``edge_order + 1`` and NaN points give NaN. Complex values
+        are NaN where either part is; integer, bool and datetime values have no NaN, so both
+        policies agree. (On a periodic dim, as the xarray accessor builds them, a run may
+        cross the seam and is then one run.)
 
     Returns
     -------
@@ -212,14 +245,21 @@ def gradient(values: Any, *, spacing: Any = None, dim: Any = None, edge_order: i
     True
     >>> bool((g.compute() == 9).all())
     True
+
+    With ``nan_policy="one-sided"`` a gap only cuts the line into runs:
+
+    >>> f = np.array([1.0, 2.0, 4.0, np.nan, 5.0, 7.0])
+    >>> daskgrad.gradient(f, nan_policy="one-sided")
+    (array([1. , 1.5, 2. , nan, 2. , 2. ]),)
     """
     values = _as_array(values)
     working_dtypes(values.dtype)  # TypeError for non-numeric values, before anything else
     edge_order = check_edge_order(edge_order)
+    nan_policy = check_nan_policy(nan_policy)
     if values.ndim == 0:
         raise ValueError("values must have at least one dim, got a 0-d array")
     axes = normalize_dims(dim, values.ndim)
     spacings = normalize_spacing(
         spacing, values.shape, axes, edge_order, lazy=isinstance(values, da.Array)
     )
-    return differentiate_axes(values, spacings)
+    return differentiate_axes(values, spacings, nan_policy)

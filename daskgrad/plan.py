@@ -137,6 +137,8 @@ class GradientPlan:
         ``"spherical"`` or ``None``.
     radius
         Sphere radius in metres.
+    nan_policy
+        ``"propagate"`` or ``"one-sided"`` (:class:`~daskgrad.options.GradientOptions`).
     axes
         The latitude/longitude coordinates found for spherical geometry (else ``None``).
     variables
@@ -148,6 +150,7 @@ class GradientPlan:
     radius: float
     axes: SphericalAxes | CurvilinearAxes | None
     variables: tuple[_VariablePlan, ...]
+    nan_policy: str = "propagate"
 
     @property
     def names(self) -> list[Hashable]:
@@ -486,7 +489,12 @@ def plan_gradients(
 
     _check_names(obj, all_fields, options.name)
     return GradientPlan(
-        tuple(all_fields), options.geometry, options.radius, axes, tuple(var_plans)
+        tuple(all_fields),
+        options.geometry,
+        options.radius,
+        axes,
+        tuple(var_plans),
+        options.nan_policy,
     )
 
 

@@ -94,6 +94,15 @@ class AxisSpacing:
         Edge rules of a non-periodic axis (``None`` when periodic).
     label
         How error messages name the axis (``"dim 0"``, ``"dim 'x'"``).
+    diffs, coord, period
+        For a coordinate: its differences exactly as numpy takes them (on a periodic axis,
+        those of the extended coordinate), the coordinate as given, and the period of a
+        periodic axis; ``None`` for a scalar step.
+    edge_order
+        The edge order the axis was built for.
+
+    ``diffs`` to ``edge_order`` serve ``nan_policy="one-sided"`` only: it decides uniformity
+    run by run, and unwraps runs that cross a periodic seam.
     """
 
     axis: int
@@ -104,6 +113,10 @@ class AxisSpacing:
     first: EdgeRule | None
     last: EdgeRule | None
     label: str = ""
+    diffs: np.ndarray | None = None
+    coord: np.ndarray | None = None
+    period: Any = None
+    edge_order: int = 1
 
     @property
     def uniform(self) -> bool:
@@ -270,7 +283,9 @@ def axis_spacing(
     if np.ndim(entry) == 0 and not isinstance(entry, (list, tuple)):
         step = _check_scalar_step(entry, label)
         first, last = (None, None) if periodic else _edge_rules(step, True, edge_order)
-        return AxisSpacing(axis, size, periodic, step, None, first, last, label)
+        return AxisSpacing(
+            axis, size, periodic, step, None, first, last, label, edge_order=edge_order
+        )
     return _coordinate_spacing(
         to_numpy(entry), _SpacingSpec(axis, size, edge_order, label, periodic, period)
     )
@@ -332,6 +347,7 @@ def _coordinate_spacing(coord: np.ndarray, spec: _SpacingSpec) -> AxisSpacing:
     periodic, period = spec.periodic, spec.period
     _check_coordinate_shape(coord.shape, spec)
     _check_coordinate_dtype(coord.dtype, label)
+    given = coord
     if periodic:
         if coord.dtype.kind == "c":
             raise ValueError(
@@ -352,14 +368,18 @@ def _coordinate_spacing(coord: np.ndarray, spec: _SpacingSpec) -> AxisSpacing:
     if (diffs == diffs[0]).all():
         step = diffs[0]
         first, last = (None, None) if periodic else _edge_rules(step, True, edge_order)
-        return AxisSpacing(axis, size, periodic, step, None, first, last, label)
+        return AxisSpacing(
+            axis, size, periodic, step, None, first, last, label, diffs, given, period, edge_order
+        )
 
     a, b, c = _nonuniform_interior_weights(diffs[:-1], diffs[1:])
     if not periodic:
         # Length-``size`` arrays indexed by point; the end entries are never read.
         a, b, c = (np.concatenate([w[:1], w, w[-1:]]) for w in (a, b, c))
     first, last = (None, None) if periodic else _edge_rules(diffs, False, edge_order)
-    return AxisSpacing(axis, size, periodic, None, (a, b, c), first, last, label)
+    return AxisSpacing(
+        axis, size, periodic, None, (a, b, c), first, last, label, diffs, given, period, edge_order
+    )
 
 
 @dataclass(frozen=True)

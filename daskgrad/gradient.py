@@ -52,7 +52,7 @@ def normalize_dims(dim: Any, ndim: int) -> tuple[int, ...]:
     for d in dims:
         if isinstance(d, bool) or not isinstance(d, (numbers.Integral, np.integer)):
             raise TypeError(f"dim must hold ints, got {d!r} in dim={dim!r}")
-        if not -ndim <= d < ndim:
+        if not -ndim <= int(d) < ndim:
             raise np.exceptions.AxisError(int(d), ndim, "dim")
         axes.append(int(d) % ndim)
     if len(set(axes)) != len(axes):
@@ -143,7 +143,8 @@ def differentiate_axes(
         else:
             faces.append((None, None))
     axes = [s.axis for s in spacings]
-    return gradient_block(values, faces, axes, [s.block(0, s.size) for s in spacings])
+    eager = [s for s in spacings if isinstance(s, AxisSpacing)]  # lazy ones come with dask values
+    return gradient_block(values, faces, axes, [s.block(0, s.size) for s in eager])
 
 
 def gradient(

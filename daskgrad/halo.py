@@ -176,7 +176,7 @@ def gradient_dask(
             layers.update(coord.dask.layers)
             dependencies.update(coord.dask.dependencies)
             spacing_ref = ref(spacing_key)
-            plans = [
+            plans: list[_AxisPlan] | list[_LazyAxisPlan] = [
                 _LazyAxisPlan(axis, int(b0), int(b1), work.dtype)
                 for b0, b1 in itertools.pairwise(bounds)
             ]

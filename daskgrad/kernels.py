@@ -119,6 +119,7 @@ def _sum_dtype(coeff_types: tuple[type, ...], work: np.dtype) -> np.dtype | None
     for t in coeff_types:
         term = t(1) * f
         total = term if total is None else total + term
+    assert total is not None  # a formula has at least one coefficient
     return total.dtype
 
 
@@ -176,6 +177,7 @@ class _Ops:
             else:
                 getattr(self.xp, name)(a, b, out=out, dtype=dtype)
             return
+        assert dtype is not None  # timedelta values are numpy-only
         result = getattr(self.xp, name)(self._cast(a, dtype), self._cast(b, dtype))
         out[...] = self._cast(result, host_dtype(out.dtype))
 
@@ -235,7 +237,7 @@ def exact_reciprocal(divisor: Any, work: np.dtype) -> Any:
     True
     """
     work = np.dtype(work)
-    dtype = _scalar_dtype(type(divisor), work)
+    dtype = _scalar_dtype(type(divisor), work)  # type: ignore[arg-type]
     if dtype is None or dtype.kind != "f" or dtype.itemsize not in (4, 8):
         return None
     with np.errstate(all="ignore"):
@@ -253,7 +255,7 @@ def _central_uniform(ops: _Ops, out, prev, nxt, divisor, work: np.dtype) -> None
     # exactly as numpy's temporary does before assignment.
     ops.binary("subtract", nxt, prev, out, None if work.kind == "m" else work)
     reciprocal = exact_reciprocal(divisor, work)
-    dtype = _scalar_dtype(type(divisor), work)
+    dtype = _scalar_dtype(type(divisor), work)  # type: ignore[arg-type]
     if reciprocal is None:
         ops.binary("divide", out, ops.scalar(divisor, dtype), out, dtype)
     else:
@@ -292,7 +294,7 @@ def _one_sided(ops: _Ops, out, points: Sequence[Any], rule: EdgeRule, work: np.d
     if rule.kind == "two-point":
         lower, upper = points
         (divisor,) = rule.coeffs
-        dtype = _scalar_dtype(type(divisor), work)
+        dtype = _scalar_dtype(type(divisor), work)  # type: ignore[arg-type]
         diff = ops.empty(out.shape, work)
         ops.binary("subtract", upper, lower, diff, wdtype)
         ops.binary("divide", diff, ops.scalar(divisor, dtype), out, dtype)

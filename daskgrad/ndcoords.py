@@ -230,7 +230,7 @@ def _line_decision(coord: Any, s: NDAxisSpacing) -> tuple[Any, Any]:
     axis, ndim = s.axis, coord.ndim
     label, lead = s.label, s.lead
     if isinstance(coord, da.Array):
-        coord = coord.map_blocks(_check_finite, dtype=coord.dtype, label=label, lead=lead)
+        coord = da.map_blocks(_check_finite, coord, dtype=coord.dtype, label=label, lead=lead)
         diffs = da.diff(_as_float(coord), axis=axis)
         diffs = diffs.map_blocks(
             _check_distinct, dtype=diffs.dtype, axis=axis, label=label, lead=lead

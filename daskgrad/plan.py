@@ -340,7 +340,7 @@ def _variable(obj: XarrayObject, key: Hashable | None) -> xr.DataArray:
     if key is None:
         assert isinstance(obj, xr.DataArray)
         return obj
-    return obj[key]  # type: ignore[return-value]  # a data variable's name
+    return obj[key]
 
 
 def _dim_spacings(

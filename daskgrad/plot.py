@@ -36,7 +36,7 @@ from typing import Any, Literal
 import numpy as np
 import xarray as xr
 
-from daskgrad.geometry import find_lat_lon
+from daskgrad.geometry import SphericalAxes, find_lat_lon
 from daskgrad.paths import is_url
 from daskgrad.store import read_state
 
@@ -194,7 +194,7 @@ def _plot_dims(da: xr.DataArray) -> tuple[Literal["map", "plain", "line"], tuple
         axes = find_lat_lon(da)
     except ValueError:
         axes = None
-    if axes is not None and axes.lat_dim in da.dims and axes.lon_dim in da.dims:
+    if isinstance(axes, SphericalAxes) and axes.lat_dim in da.dims and axes.lon_dim in da.dims:
         return "map", (axes.lat_dim, axes.lon_dim)
     return "plain", da.dims[-2:]
 

@@ -126,7 +126,7 @@ class AxisSpacing:
     @property
     def complex(self) -> bool:
         """True when the step or the coordinate is complex (numpy then computes in complex)."""
-        return bool(np.iscomplexobj(self.step if self.uniform else self.weights[0]))
+        return bool(np.iscomplexobj(self.step if self.weights is None else self.weights[0]))
 
     @property
     def three_point_edges(self) -> bool:
@@ -138,7 +138,8 @@ class AxisSpacing:
         divisor = 2.0 * self.step if self.uniform else None
         weights = None
         if self.weights is not None:
-            weights = tuple(w[start:stop] for w in self.weights)
+            a, b, c = self.weights
+            weights = (a[start:stop], b[start:stop], c[start:stop])
         return BlockSpacing(
             divisor=divisor,
             weights=weights,

@@ -97,7 +97,7 @@ _CURVILINEAR_ROLES = ("grid", "east", "north")
 
 
 def _curvilinear_results(
-    obj: XarrayObject, data: Any, vp: Any, radius: float
+    obj: XarrayObject, data: Any, vp: Any, plan: GradientPlan
 ) -> dict[Hashable, Any]:
     """The fields of a variable on a curvilinear grid, by output name."""
     part = vp.curvilinear
@@ -105,11 +105,19 @@ def _curvilinear_results(
     lon = obj.coords[part.lon].transpose(*part.grid_dims).data
     if part.components == "geographic":
         east, north = geographic_components(
-            data, lat, lon, part.axes, radius, part.edge_order, periodic=part.periodic
+            data,
+            lat,
+            lon,
+            part.axes,
+            plan.radius,
+            part.edge_order,
+            periodic=part.periodic,
+            nan_policy=plan.nan_policy,
         )
         by_role = {"east": east, "north": north}
         return {f.name: by_role[f.role] for f in vp.fields if f.role in by_role}
-    along = dict(zip(part.grid_dims, grid_components(data, lat, lon, part.axes, radius, part.edge_order)))
+    grid = grid_components(data, lat, lon, part.axes, plan.radius, part.edge_order)
+    along = dict(zip(part.grid_dims, grid))
     return {f.name: along[f.dim] for f in vp.fields if f.role == "grid"}
 
 
@@ -137,7 +145,7 @@ def build_gradients(obj: XarrayObject, plan: GradientPlan, numpy_chunks: bool = 
         plain = [f for f in vp.fields if f.role not in _CURVILINEAR_ROLES]
         results = dict(zip((f.name for f in plain), differentiate_axes(data, vp.axis_spacings, plan.nan_policy)))
         if vp.curvilinear is not None:
-            results.update(_curvilinear_results(obj, data, vp, plan.radius))
+            results.update(_curvilinear_results(obj, data, vp, plan))
         for field in vp.fields:
             values = _apply_metric(results[field.name], field, x, plan)
             out[field.name] = xr.DataArray(

@@ -259,6 +259,7 @@ def geographic_components(
     radius: float = DEFAULT_RADIUS,
     edge_order: int = 1,
     periodic: Iterable[int] | int | None = None,
+    nan_policy: str = "propagate",
 ) -> tuple[Any, Any]:
     """Eastward and northward derivatives per metre on a curvilinear latitude/longitude grid.
 
@@ -277,6 +278,10 @@ def geographic_components(
         1 or 2 (the one-sided rule at non-periodic grid edges).
     periodic
         Grid axes (values' axes, among ``axes``) that wrap around, e.g. the x of a global grid.
+    nan_policy
+        For the values' derivatives along the grid indices, as in :func:`daskgrad.gradient`:
+        ``"one-sided"`` stops the differences at NaN (a coastline) instead of spreading it.
+        The grid's own derivatives have no NaN.
 
     Returns
     -------
@@ -302,6 +307,7 @@ def geographic_components(
     f_i, f_j = differentiate_axes(
         values,
         [_unit_spacing(a, values.shape[a], edge_order, a in wrap, f"dim {a}") for a in (ay, ax)],
+        nan_policy,
     )
     lat64 = lat.astype(np.float64)
     phi = _xp(lat).deg2rad(lat64)

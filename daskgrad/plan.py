@@ -538,11 +538,11 @@ def _with_curvilinear(
                 "periodic",
                 f"periodic grid dim {d!r} is supported with components='geographic' only",
             )
-    if options.nan_policy != "propagate":
+    if options.nan_policy != "propagate" and options.components == "grid":
         raise OptionError(
             "nan_policy",
-            f"nan_policy={options.nan_policy!r} is not available on a curvilinear grid yet; "
-            "use nan_policy='propagate' there",
+            f"nan_policy={options.nan_policy!r} on a curvilinear grid needs "
+            "components='geographic' (grid components use N-D coordinates, not yet NaN-aware)",
         )
     part = CurvilinearPart(
         axes.lat,

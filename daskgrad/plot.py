@@ -36,7 +36,7 @@ from typing import Any, Literal
 import numpy as np
 import xarray as xr
 
-from daskgrad.geometry import SphericalAxes, find_lat_lon
+from daskgrad.geometry import CurvilinearAxes, SphericalAxes, find_lat_lon
 from daskgrad.paths import is_url
 from daskgrad.store import read_state
 
@@ -187,16 +187,21 @@ def _coord_text(da: xr.DataArray, dim: Hashable, index: int) -> str:
     return str(value)
 
 
-def _plot_dims(da: xr.DataArray) -> tuple[Literal["map", "plain", "line"], tuple[Hashable, ...]]:
+def _plot_dims(
+    da: xr.DataArray,
+) -> tuple[Literal["map", "plain", "line"], tuple[Hashable, ...], tuple[Hashable, Hashable] | None]:
+    """The kind of plot, its (y, x) dims, and the 2-D (lat, lon) coordinates of a curvilinear map."""
     if da.ndim == 1:
-        return "line", da.dims
+        return "line", da.dims, None
     try:
         axes = find_lat_lon(da)
     except ValueError:
         axes = None
     if isinstance(axes, SphericalAxes) and axes.lat_dim in da.dims and axes.lon_dim in da.dims:
-        return "map", (axes.lat_dim, axes.lon_dim)
-    return "plain", da.dims[-2:]
+        return "map", (axes.lat_dim, axes.lon_dim), None
+    if isinstance(axes, CurvilinearAxes) and all(d in da.dims for d in axes.dims):
+        return "map", axes.dims, (axes.lat, axes.lon)
+    return "plain", da.dims[-2:], None
 
 
 def _is_derivative(da: xr.DataArray) -> bool:
@@ -291,7 +296,7 @@ def plot_store(
         raise PlotError(
             f"--sel/--isel fix every dim of {variable!r}; leave one or two dims to plot"
         )
-    kind, dims = _plot_dims(da)
+    kind, dims, grid = _plot_dims(da)
     rest = {d: da.sizes[d] // 2 for d in da.dims if d not in dims}
     for d, i in rest.items():
         notes.append(f"{d}={_coord_text(da, d, i)} (middle: index {i} of {da.sizes[d]})")
@@ -323,8 +328,12 @@ def plot_store(
             ax.axhline(0.0, color="0.5", linewidth=0.8)
     else:
         ydim, xdim = dims
-        y = da[ydim].values if ydim in da.coords else np.arange(values.shape[0])
-        x = da[xdim].values if xdim in da.coords else np.arange(values.shape[1])
+        if grid is not None:  # a curvilinear grid: each point at its own longitude, latitude
+            y = np.asarray(da[grid[0]].transpose(*dims).values)
+            x = np.asarray(da[grid[1]].transpose(*dims).values)
+        else:
+            y = da[ydim].values if ydim in da.coords else np.arange(values.shape[0])
+            x = da[xdim].values if xdim in da.coords else np.arange(values.shape[1])
         diverging = _is_derivative(da) or (finite.size and finite.min() < 0 < finite.max())
         cmap, limit = ("RdBu_r", _colour_limit(finite)) if diverging else ("viridis", None)
         mesh = ax.pcolormesh(
@@ -337,8 +346,8 @@ def plot_store(
             vmax=limit,
         )
         fig.colorbar(mesh, ax=ax, label=units or "", extend="both" if diverging else "neither")
-        ax.set_xlabel(_axis_label(da, xdim))
-        ax.set_ylabel(_axis_label(da, ydim))
+        ax.set_xlabel(_axis_label(da, xdim if grid is None else grid[1]))
+        ax.set_ylabel(_axis_label(da, ydim if grid is None else grid[0]))
     ax.set_title(title, fontsize=10)
     path = Path(out if out is not None else f"{variable}.png").expanduser()
     try:

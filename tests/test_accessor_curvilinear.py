@@ -100,7 +100,7 @@ def test_a_regular_grid_given_in_2d_matches_the_1d_spherical_result():
         ({"components": "polar"}, "components", "components must be 'grid' or 'geographic'"),
         ({"periodic": {"x": 360.0}, "components": "geographic"}, "periodic", "wraps by its index"),
         ({"periodic": "x"}, "periodic", "components='geographic' only"),
-        ({"nan_policy": "one-sided"}, "nan_policy", "not available on a curvilinear grid"),
+        ({"nan_policy": "one-sided"}, "nan_policy", "needs components='geographic'"),
     ],
 )
 def test_bad_curvilinear_arguments_name_the_argument(kwargs, argument, message):
@@ -139,3 +139,27 @@ def test_batch_run_with_components_geographic(tmp_path):
     assert sorted(got.data_vars) == ["dT_deast", "dT_dnorth"]
     for v in want.data_vars:
         np.testing.assert_array_equal(got[v].values, want[v].values)
+
+
+def test_geographic_components_stop_at_the_coast_with_nan_policy_one_sided():
+    ds = _curvilinear_dataset(nt=1)
+    t = ds["T"].values.copy()
+    t[:, 8:13, 10:20] = np.nan  # land
+    ds["T"] = ds["T"].copy(data=t)
+    kw = {"dim": ["y", "x"], "geometry": "spherical", "components": "geographic", "edge_order": 2}
+    spread = ds.grad.compute(**kw)
+    coast = ds.chunk({"y": 6, "x": 11}).grad.compute(nan_policy="one-sided", **kw)
+    # One-sided: only land is NaN; numpy's propagation also loses the coastal ring.
+    assert np.isnan(coast["dT_deast"].values).sum() == np.isnan(t).sum()
+    assert np.isnan(spread["dT_deast"].values).sum() > np.isnan(t).sum()
+    # Away from the land the two agree exactly; next to it the one-sided values are accurate.
+    lat, lon = ds["nav_lat"].values, ds["nav_lon"].values
+    _, east, north = field(lat, lon)
+    far = np.ones(lat.shape, bool)
+    far[6:15, 8:22] = False
+    for v in ("dT_deast", "dT_dnorth"):
+        np.testing.assert_array_equal(coast[v].values[:, far], spread[v].values[:, far])
+    near = ~far & ~np.isnan(t[0])
+    scale = np.abs(east).max()
+    assert np.abs(coast["dT_deast"].values[0][near] - east[near]).max() < 0.05 * scale
+    assert np.abs(coast["dT_dnorth"].values[0][near] - north[near]).max() < 0.05 * scale

@@ -72,3 +72,21 @@ def test_no_reference_to_contract_files_outside_the_repository(page):
     for name in ("SPEC", "RELIABILITY"):
         if not (ROOT / f"{name}.md").exists():
             assert not re.search(rf"\b{name}\b", page.read_text()), f"{page.name} cites {name}"
+
+
+def test_curvilinear_coast_example_runs(tmp_path):
+    """The README's curvilinear picture comes from examples/curvilinear_coast.py; it still runs."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "examples" / "curvilinear_coast.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--out", str(tmp_path)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert "['dsst_deast', 'dsst_dnorth']" in done.stdout
+    lost = int(done.stdout.split("NaN beyond the land mask: ")[1].split()[0])
+    assert lost < 10  # isolated wet points only (shorter than edge_order + 1)
+    assert (tmp_path / "curvilinear_coast.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Warning" not in done.stderr

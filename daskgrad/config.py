@@ -46,6 +46,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from daskgrad.encoding import Encoding
 from daskgrad.paths import missing_package, normalize, overlap, resolve_input
 
 __all__ = [
@@ -478,6 +479,9 @@ class OutputConfig(BaseModel):
     verify: bool = Field(default=False, description="on resume, re-read every present chunk")
     lease_seconds: Annotated[float, Field(ge=1, le=86400, allow_inf_nan=False)] = Field(
         default=60.0, description="one run per store: how long its lease lasts unrenewed"
+    )
+    encoding: Encoding = Field(
+        default_factory=Encoding, description="codec, level, dtype, shards, zarr_format"
     )
 
     @field_validator("path")

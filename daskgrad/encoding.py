@@ -39,7 +39,15 @@ from dask.utils import parse_bytes
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-__all__ = ["DTYPES", "Encoding", "Layout", "VariableEncoding", "resolve", "shard_blocks"]
+__all__ = [
+    "DTYPES",
+    "Encoding",
+    "Layout",
+    "VariableEncoding",
+    "resolve",
+    "resolve_all",
+    "shard_blocks",
+]
 
 #: Output dtypes one may ask for (gradients are inexact numbers; integers would truncate).
 DTYPES = ("float16", "float32", "float64", "complex64", "complex128")
@@ -372,3 +380,30 @@ def resolve(
         blocks = shard_blocks(s.shards, dims, chunk_shape, grid, dtype.itemsize)
         enc["shards"] = tuple(b * c for b, c in zip(blocks, chunk_shape))
     return Layout(dtype=dtype, zarr_encoding=enc, shard_blocks=blocks)
+
+
+def resolve_all(
+    encoding: Encoding, result: Any, chunk_shapes: Mapping[str, Sequence[int]]
+) -> dict[str, Layout]:
+    """The :class:`Layout` of every output variable of ``result`` (an ``xarray.Dataset``).
+
+    Raises
+    ------
+    ValueError
+        As :func:`resolve`, or ``variables: ...`` for an override naming no output variable.
+    """
+    names = [str(v) for v in result.data_vars]
+    unknown = sorted(set(encoding.variables) - set(names))
+    if unknown:
+        raise ValueError(
+            f"variables: {unknown[0]!r} is not an output variable; the outputs are "
+            f"{', '.join(names)}"
+        )
+    layouts = {}
+    for v in names:
+        x = result[v]
+        grid = tuple(-(-n // c) if n else 0 for n, c in zip(x.shape, chunk_shapes[v]))
+        layouts[v] = resolve(
+            encoding, v, [str(d) for d in x.dims], x.dtype, chunk_shapes[v], grid
+        )
+    return layouts

@@ -13,6 +13,7 @@ The rules (see docs/reliability.md):
 
 from __future__ import annotations
 
+import itertools
 import os
 import warnings
 from collections.abc import Iterable
@@ -32,7 +33,12 @@ __all__ = [
     "read_state",
     "regular_chunks",
     "set_state",
+    "blocks_of_shard",
+    "remove_chunk",
+    "shard_blocks_of",
+    "whole_shards",
     "write_block",
+    "write_shard",
     "write_token",
 ]
 
@@ -85,16 +91,81 @@ def _local_path(store: str) -> Path | None:
     return None if "://" in store else Path(store)
 
 
+def storage_index_of(name: str, zarr_format: int) -> tuple[int, ...] | None:
+    """Index of a chunk (or shard) from its key relative to the array, else None.
+
+    zarr v3 keys are ``c/1/0/3``; zarr v2 keys (dimension separator ``.``) are ``1.0.3``.
+
+    Examples
+    --------
+    >>> storage_index_of("c/1/0", 3), storage_index_of("1.0", 2), storage_index_of(".zarray", 2)
+    ((1, 0), (1, 0), None)
+    """
+    if zarr_format == 3:
+        return block_index_of(name)
+    try:
+        return tuple(int(p) for p in name.split("."))
+    except ValueError:
+        return None
+
+
+def shard_blocks_of(array: zarr.Array) -> tuple[int, ...] | None:
+    """Blocks (inner chunks) per shard along each dim of an array; None if it has no shards."""
+    if array.shards is None:
+        return None
+    return tuple(s // c for s, c in zip(array.shards, array.chunks))
+
+
+def blocks_of_shard(
+    shard: tuple[int, ...], per: tuple[int, ...], grid: tuple[int, ...]
+) -> list[tuple[int, ...]]:
+    """The block indices a shard holds (fewer at the array's far edges), in C order.
+
+    Examples
+    --------
+    >>> blocks_of_shard((1, 0), (2, 2), (3, 4))
+    [(2, 0), (2, 1)]
+    """
+    ranges = [range(i * p, min(n, (i + 1) * p)) for i, p, n in zip(shard, per, grid)]
+    return list(itertools.product(*ranges))
+
+
+def whole_shards(store: str, variable: str, blocks: Iterable[tuple[int, ...]]) -> set[tuple[int, ...]]:
+    """``blocks`` and every other block of the shards they are in (a shard is written whole)."""
+    blocks = set(blocks)
+    if not blocks:
+        return blocks
+    array = _open_read(store, variable)
+    per = shard_blocks_of(array)
+    if per is None:
+        return blocks
+    grid = chunk_grid(array.shape, array.chunks)
+    shards = {tuple(i // p for i, p in zip(idx, per)) for idx in blocks}
+    return {b for sh in shards for b in blocks_of_shard(sh, per, grid)}
+
+
+def _open_read(store: str, variable: str) -> zarr.Array:
+    return zarr.open_array(store, path=variable, mode="r")
+
+
 def present_blocks(store: str, variable: str, *, remove_partial: bool = True) -> set[tuple[int, ...]]:
     """Block indices whose chunk exists in the output store.
 
-    Temporary ``*.partial`` files left by a killed writer are not blocks; they are deleted.
-    Zero-length chunk files (a torn write on a non-atomic file system) are deleted too.
+    With shards, a shard's key stands for all its blocks (shards are written whole, in one
+    atomic write). Temporary ``*.partial`` files left by a killed writer are not blocks; they
+    are deleted. Zero-length chunk files (a torn write on a non-atomic file system) are
+    deleted too.
     """
     local = _local_path(store)
+    if local is not None and not (local / variable).exists():
+        return set()
+    array = _open_read(store, variable)
+    fmt = array.metadata.zarr_format
+    per = shard_blocks_of(array)
+    grid = chunk_grid(array.shape, array.chunks)
     found: set[tuple[int, ...]] = set()
     if local is not None:
-        root = local / variable / "c"
+        root = local / variable / "c" if fmt == 3 else local / variable
         if not root.exists():
             return found
         for dirpath, _dirs, files in os.walk(root):
@@ -104,23 +175,25 @@ def present_blocks(store: str, variable: str, *, remove_partial: bool = True) ->
                     if remove_partial:
                         path.unlink(missing_ok=True)
                     continue
+                if fmt == 2 and name.startswith("."):  # .zarray, .zattrs
+                    continue
                 if path.stat().st_size == 0:
                     if remove_partial:
                         path.unlink(missing_ok=True)
                     continue
                 rel = path.relative_to(local / variable).as_posix()
-                idx = block_index_of(rel)
+                idx = storage_index_of(rel, fmt)
                 if idx is not None:
                     found.add(idx)
+    else:
+        # Remote stores: ask zarr which keys exist, one at a time through the public API.
+        keys = chunk_grid(array.shape, array.shards) if per is not None else grid
+        for idx in np.ndindex(*keys):
+            if _remote_exists(array, array.metadata.encode_chunk_key(idx)):
+                found.add(idx)
+    if per is None:
         return found
-    group = zarr.open_group(store, mode="r", use_consolidated=False)
-    array = group[variable]
-    # Remote stores: ask zarr which chunks exist, one key at a time through the public API.
-    for idx in np.ndindex(*array.cdata_shape):
-        key = "c/" + "/".join(map(str, idx))
-        if _remote_exists(array, key):
-            found.add(idx)
-    return found
+    return {b for sh in found for b in blocks_of_shard(sh, per, grid)}
 
 
 def _remote_exists(array: zarr.Array, key: str) -> bool:
@@ -149,21 +222,24 @@ def _open_for_write_cached(store: str, variable: str, token: str) -> zarr.Array:
 def write_block(
     block: Any, store: str, variable: str, region: tuple[slice, ...], token: str | None = None
 ) -> int:
-    """Write one block into its zarr chunk; returns the bytes written (uncompressed).
+    """Write one block into its zarr chunk; returns the bytes written (uncompressed, as stored).
 
     ``token`` identifies the store's layout and the writer: the runner passes
     ``"<fingerprint>:<run id>"`` (see :func:`write_token`); the opened array is reused by the
     writes of the same token. With a run id, the store's lease must name that run, and stays
     locked (shared) until the chunk is written, so a stalled run that another run took the store
     from never writes into it (:mod:`daskgrad.lease`). Without a token the array is opened anew and not checked.
+    The block is cast to the array's dtype here (``output.encoding.dtype``), so the graph
+    carries results at full precision and no extra task is needed.
     """
-    if hasattr(block, "get") and type(block).__module__.startswith("cupy"):
-        block = block.get()
+    block = _host(block)
     array = (
         _open_for_write(store, variable)
         if token is None
         else _open_for_write_cached(store, variable, token)
     )
+    if block.dtype != array.dtype:
+        block = block.astype(array.dtype)  # numpy's rounding: the nearest representable value
     run_id = _run_id(token)
     if run_id is None or _local_path(store) is None:
         array[region] = block
@@ -173,6 +249,51 @@ def write_block(
         with writing(store, run_id):  # the lease is this run's until the chunk is written
             array[region] = block
     return int(block.nbytes)
+
+
+def write_shard(
+    store: str,
+    variable: str,
+    region: tuple[slice, ...],
+    token: str | None,
+    layout: tuple[int, ...],
+    *blocks: Any,
+) -> int:
+    """Write a whole shard at once from its blocks (``layout``: blocks along each dim, the
+    blocks in C order); returns the bytes written.
+
+    A shard is one object in the store: written whole by one task, it is never read, changed
+    and written back by two tasks at once, and its key, once present, stands for all its
+    blocks (:func:`present_blocks`).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = tempfile.mkdtemp() + "/s.zarr"
+    >>> g = zarr.open_group(path, mode="w")
+    >>> _ = g.create_array("y", shape=(6,), chunks=(2,), shards=(4,), dtype="f4")
+    >>> write_shard(path, "y", (slice(0, 4),), None, (2,), np.arange(2.0), np.arange(2.0, 4.0))
+    16
+    >>> sorted(present_blocks(path, "y"))
+    [(0,), (1,)]
+    """
+    parts = [_host(b) for b in blocks]
+    whole = np.block(_nest(parts, layout)) if len(parts) > 1 else parts[0]
+    return write_block(whole, store, variable, region, token)
+
+
+def _nest(flat: list, layout: tuple[int, ...]) -> list:
+    """A flat C-ordered list as the nested lists ``np.block`` takes."""
+    if len(layout) <= 1:
+        return list(flat)
+    step = len(flat) // layout[0]
+    return [_nest(flat[i * step : (i + 1) * step], layout[1:]) for i in range(layout[0])]
+
+
+def _host(block: Any) -> np.ndarray:
+    if hasattr(block, "get") and type(block).__module__.startswith("cupy"):
+        block = block.get()
+    return np.asarray(block)
 
 
 def write_token(fingerprint: str, run_id: str | None) -> str:
@@ -202,15 +323,20 @@ def chunk_is_readable(store: str, variable: str, region: tuple[slice, ...]) -> b
 
 
 def remove_chunk(store: str, variable: str, index: tuple[int, ...]) -> None:
-    """Delete one chunk so that it is written again."""
+    """Delete one block's chunk (with shards: its whole shard) so that it is written again."""
+    array = _open_read(store, variable)
+    per = shard_blocks_of(array)
+    if per is not None:
+        index = tuple(i // p for i, p in zip(index, per))
+    key = array.metadata.encode_chunk_key(index)
     local = _local_path(store)
     if local is not None:
-        (local / variable / "c" / Path(*map(str, index))).unlink(missing_ok=True)
+        (local / variable / key).unlink(missing_ok=True)
         return
     import asyncio
 
     array = zarr.open_array(store, path=variable, mode="r+")
-    asyncio.run(array.store.delete(f"{array.path}/c/" + "/".join(map(str, index))))
+    asyncio.run(array.store.delete(f"{array.path}/{key}"))
 
 
 def read_state(store: str) -> dict[str, Any] | None:

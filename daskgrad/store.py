@@ -26,15 +26,15 @@ import zarr
 
 __all__ = [
     "block_index_of",
+    "blocks_of_shard",
     "chunk_grid",
     "expected_blocks",
     "finalize",
     "present_blocks",
     "read_state",
     "regular_chunks",
-    "set_state",
-    "blocks_of_shard",
     "remove_chunk",
+    "set_state",
     "shard_blocks_of",
     "whole_shards",
     "write_block",

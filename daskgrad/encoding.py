@@ -74,7 +74,7 @@ def _check_dtype(value: str | None) -> str | None:
         return value
     try:
         kind = np.dtype(value).kind
-    except TypeError:
+    except Exception:  # numpy raises TypeError, ValueError or SyntaxError for odd strings
         kind = ""
     why = (
         "an integer or boolean dtype would truncate the gradients"
@@ -403,7 +403,5 @@ def resolve_all(
     for v in names:
         x = result[v]
         grid = tuple(-(-n // c) if n else 0 for n, c in zip(x.shape, chunk_shapes[v]))
-        layouts[v] = resolve(
-            encoding, v, [str(d) for d in x.dims], x.dtype, chunk_shapes[v], grid
-        )
+        layouts[v] = resolve(encoding, v, [str(d) for d in x.dims], x.dtype, chunk_shapes[v], grid)
     return layouts

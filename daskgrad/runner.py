@@ -599,7 +599,8 @@ def run(
         if lease is not None and lease.held:
             lease.start_renewing()
         # A shard is written whole: a block to write brings the rest of its shard along.
-        missing = {v: zstore.whole_shards(cfg.output.path, v, b) for v, b in missing.items()}
+        if any(lay.shard_blocks for lay in p.layouts.values()):
+            missing = {v: zstore.whole_shards(cfg.output.path, v, b) for v, b in missing.items()}
         total = sum(len(b) for b in p.expected().values())
         todo = sum(len(b) for b in missing.values())
         if complete:

@@ -5,6 +5,8 @@ The rules (see docs/reliability.md):
 * one dask block is exactly one zarr chunk, so no two tasks ever write the same chunk, and the
   presence of a chunk key means that block is done (LocalStore writes are atomic: a temporary
   ``.partial`` file, then a rename);
+* with shards (``output.encoding.shards``), a shard is written whole by one task
+  (:func:`write_shard`), so the presence of a shard key means all its blocks are done;
 * every block is written, all-NaN blocks included (``write_empty_chunks``), otherwise resume
   would treat them as missing forever;
 * the root attribute ``daskgrad.complete`` turns true last, after every chunk key is listed and
@@ -159,10 +161,14 @@ def present_blocks(store: str, variable: str, *, remove_partial: bool = True) ->
     local = _local_path(store)
     if local is not None and not (local / variable).exists():
         return set()
-    array = _open_read(store, variable)
-    fmt = array.metadata.zarr_format
-    per = shard_blocks_of(array)
-    grid = chunk_grid(array.shape, array.chunks)
+    try:
+        array = _open_read(store, variable)
+    except Exception:
+        if local is None:
+            raise
+        array = None  # a store whose creation was killed: its chunk files, taken as zarr v3
+    fmt = 3 if array is None else array.metadata.zarr_format
+    per = None if array is None else shard_blocks_of(array)
     found: set[tuple[int, ...]] = set()
     if local is not None:
         root = local / variable / "c" if fmt == 3 else local / variable
@@ -187,12 +193,15 @@ def present_blocks(store: str, variable: str, *, remove_partial: bool = True) ->
                     found.add(idx)
     else:
         # Remote stores: ask zarr which keys exist, one at a time through the public API.
-        keys = chunk_grid(array.shape, array.shards) if per is not None else grid
+        assert array is not None
+        grid = chunk_grid(array.shape, array.chunks)
+        keys = chunk_grid(array.shape, array.shards) if array.shards is not None else grid
         for idx in np.ndindex(*keys):
             if _remote_exists(array, array.metadata.encode_chunk_key(idx)):
                 found.add(idx)
-    if per is None:
+    if array is None or per is None:
         return found
+    grid = chunk_grid(array.shape, array.chunks)
     return {b for sh in found for b in blocks_of_shard(sh, per, grid)}
 
 

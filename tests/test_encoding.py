@@ -182,8 +182,31 @@ def test_tiles_hold_whole_shards():
     tp = tile_plans([g], worker, 1)["a"]
     assert tp.count() > 1
     for tile in tp.tiles():
-        for (start, stop), per, n in zip(tile, (2, 2), (7, 9)):
-            assert start % per == 0 and (stop % per == 0 or stop == n)
+        for (first, stop), per, n in zip(tile, (2, 2), (7, 9)):
+            assert first % per == 0 and (stop % per == 0 or stop == n)
+
+
+@pytest.mark.cluster
+def test_sharded_run_on_a_local_cluster(grid, tmp_path):
+    """Two worker processes (the planner asks for two tiles per worker: here one shard each),
+    whole-shard tasks on the workers; equal bits, progress counted in blocks."""
+    inp, values = grid
+    out = tmp_path / "out.zarr"
+    config = grid_config(
+        tmp_path / "c.yaml",
+        inp,
+        out,
+        output={"encoding": {"shards": {"y": 2, "x": 2}, "codec": "blosc"}},
+        cluster={"kind": "local", "n_workers": 2},
+    )
+    lines: list[str] = []
+    summary = run(load_config(config), progress=True, echo=lines.append)
+    assert summary.blocks_written == summary.blocks_total == 32
+    assert any("4 tile(s)" in line for line in lines), lines
+    assert any("written 32 of 32 blocks (100%)" in line for line in lines), lines
+    for name, expected in grid_reference(values).items():
+        np.testing.assert_array_equal(_read(out, name), expected)
+    assert _files(out, "da_dx") == 1 + 4
 
 
 def test_a_tile_splitting_a_shard_is_refused(tmp_path):

@@ -65,7 +65,8 @@ def _files(out: Path, name: str) -> int:
 @pytest.mark.parametrize(
     ("encoding", "codec_type"),
     [
-        ({}, "ZstdCodec"),
+        ({}, "BloscCodec"),
+        ({"codec": "zstd"}, "ZstdCodec"),
         ({"codec": "zstd", "level": 9}, "ZstdCodec"),
         ({"codec": "blosc"}, "BloscCodec"),
         ({"codec": "blosc", "shuffle": "bit", "level": 9, "cname": "zstd"}, "BloscCodec"),
@@ -91,13 +92,20 @@ def test_every_codec_round_trips_bit_exact(grid, tmp_path, encoding, codec_type)
         assert compressors[0].shuffle.value == want_shuffle
 
 
-def test_default_is_zarrs_default_codec(grid, tmp_path):
+def test_default_is_blosc_lz4_bit_shuffle_and_zstd_is_zarrs_default(grid, tmp_path):
     inp, _ = grid
-    out = _run(tmp_path, inp)
-    ours = zarr.open_array(str(out), path="da_dx", mode="r")
+    default = zarr.open_array(str(_run(tmp_path, inp, "default")), path="da_dx", mode="r")
+    (codec,) = default.compressors
+    assert (type(codec).__name__, codec.cname.value, codec.clevel, codec.shuffle.value) == (
+        "BloscCodec",
+        "lz4",
+        5,
+        "bitshuffle",
+    )
+    assert default.shards is None and default.metadata.zarr_format == 3
+    zstd = zarr.open_array(str(_run(tmp_path, inp, "zstd", codec="zstd")), path="da_dx", mode="r")
     plain = zarr.create_array(str(tmp_path / "plain.zarr"), shape=(4,), dtype="f8")
-    assert ours.compressors == plain.compressors and ours.shards is None
-    assert ours.metadata.zarr_format == 3
+    assert zstd.compressors == plain.compressors
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
@@ -188,8 +196,8 @@ def test_tiles_hold_whole_shards():
 
 @pytest.mark.cluster
 def test_sharded_run_on_a_local_cluster(grid, tmp_path):
-    """Two worker processes (the planner asks for two tiles per worker: here one shard each),
-    whole-shard tasks on the workers; equal bits, progress counted in blocks."""
+    """Two worker processes, two tiles of two shards each, whole-shard tasks on the workers;
+    equal bits, progress counted in blocks."""
     inp, values = grid
     out = tmp_path / "out.zarr"
     config = grid_config(
@@ -202,7 +210,7 @@ def test_sharded_run_on_a_local_cluster(grid, tmp_path):
     lines: list[str] = []
     summary = run(load_config(config), progress=True, echo=lines.append)
     assert summary.blocks_written == summary.blocks_total == 32
-    assert any("4 tile(s)" in line for line in lines), lines
+    assert any("tiles of 4 x 2 blocks; 2 tile(s)" in line for line in lines), lines
     assert any("written 32 of 32 blocks (100%)" in line for line in lines), lines
     for name, expected in grid_reference(values).items():
         np.testing.assert_array_equal(_read(out, name), expected)
@@ -344,13 +352,19 @@ def test_open_zarr_is_warning_free(grid, tmp_path, encoding):
             {"codec": "lz4"},
             "output.encoding.codec: Input should be 'zstd', 'blosc' or 'none', got 'lz4'",
         ),
-        ({"level": 23}, "output.encoding.level: 23 is out of range for zstd (-131072 to 22)"),
+        (
+            {"codec": "zstd", "level": 23},
+            "output.encoding.level: 23 is out of range for zstd (-131072 to 22)",
+        ),
         (
             {"codec": "blosc", "level": 10},
             "output.encoding.level: 10 is out of range for blosc (0 to 9)",
         ),
         ({"codec": "none", "level": 1}, "output.encoding.level: 1 is given, but codec 'none'"),
-        ({"shuffle": "bit"}, "output.encoding.shuffle: 'bit' needs codec 'blosc'"),
+        (
+            {"codec": "zstd", "shuffle": "bit"},
+            "output.encoding.shuffle: 'bit' needs codec 'blosc' (the codec is 'zstd')",
+        ),
         (
             {"dtype": "int16"},
             "output.encoding.dtype: 'int16': an integer or boolean dtype would truncate",
@@ -443,11 +457,7 @@ def test_default_encoding_keeps_the_fingerprint_of_earlier_runs(grid, tmp_path):
     inp, _ = grid
     out = tmp_path / "o.zarr"
     base = plan(load_config(grid_config(tmp_path / "a.yaml", inp, out)))
-    same = plan(
-        load_config(
-            grid_config(tmp_path / "b.yaml", inp, out, output={"encoding": {"codec": "zstd"}})
-        )
-    )
+    same = plan(load_config(grid_config(tmp_path / "b.yaml", inp, out, output={"encoding": {}})))
     other = plan(
         load_config(grid_config(tmp_path / "c.yaml", inp, out, output={"encoding": {"level": 3}}))
     )

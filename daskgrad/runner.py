@@ -53,6 +53,7 @@ from daskgrad.schedule import (
     tiles_to_write,
     worker_for_run,
 )
+from daskgrad.shards import whole_shards
 from daskgrad.writer import Progress, Tile, TileWriter, worker_infos
 
 __all__ = ["Plan", "RunError", "RunSummary", "check_memory", "plan", "prepare_store", "run"]
@@ -600,7 +601,7 @@ def run(
             lease.start_renewing()
         # A shard is written whole: a block to write brings the rest of its shard along.
         if any(lay.shard_blocks for lay in p.layouts.values()):
-            missing = {v: zstore.whole_shards(cfg.output.path, v, b) for v, b in missing.items()}
+            missing = {v: whole_shards(cfg.output.path, v, b) for v, b in missing.items()}
         total = sum(len(b) for b in p.expected().values())
         todo = sum(len(b) for b in missing.values())
         if complete:

@@ -6,7 +6,8 @@ The rules (see docs/reliability.md):
   presence of a chunk key means that block is done (LocalStore writes are atomic: a temporary
   ``.partial`` file, then a rename);
 * with shards (``output.encoding.shards``), a shard is written whole by one task
-  (:func:`write_shard`), so the presence of a shard key means all its blocks are done;
+  (:func:`daskgrad.shards.write_shard`), so the presence of a shard key means all its blocks
+  are done;
 * every block is written, all-NaN blocks included (``write_empty_chunks``), otherwise resume
   would treat them as missing forever;
 * the root attribute ``daskgrad.complete`` turns true last, after every chunk key is listed and
@@ -15,7 +16,6 @@ The rules (see docs/reliability.md):
 
 from __future__ import annotations
 
-import itertools
 import os
 import warnings
 from collections.abc import Iterable
@@ -28,7 +28,6 @@ import zarr
 
 __all__ = [
     "block_index_of",
-    "blocks_of_shard",
     "chunk_grid",
     "expected_blocks",
     "finalize",
@@ -37,10 +36,7 @@ __all__ = [
     "regular_chunks",
     "remove_chunk",
     "set_state",
-    "shard_blocks_of",
-    "whole_shards",
     "write_block",
-    "write_shard",
     "write_token",
 ]
 
@@ -111,41 +107,6 @@ def storage_index_of(name: str, zarr_format: int) -> tuple[int, ...] | None:
         return None
 
 
-def shard_blocks_of(array: zarr.Array) -> tuple[int, ...] | None:
-    """Blocks (inner chunks) per shard along each dim of an array; None if it has no shards."""
-    if array.shards is None:
-        return None
-    return tuple(s // c for s, c in zip(array.shards, array.chunks))
-
-
-def blocks_of_shard(
-    shard: tuple[int, ...], per: tuple[int, ...], grid: tuple[int, ...]
-) -> list[tuple[int, ...]]:
-    """The block indices a shard holds (fewer at the array's far edges), in C order.
-
-    Examples
-    --------
-    >>> blocks_of_shard((1, 0), (2, 2), (3, 4))
-    [(2, 0), (2, 1)]
-    """
-    ranges = [range(i * p, min(n, (i + 1) * p)) for i, p, n in zip(shard, per, grid)]
-    return list(itertools.product(*ranges))
-
-
-def whole_shards(store: str, variable: str, blocks: Iterable[tuple[int, ...]]) -> set[tuple[int, ...]]:
-    """``blocks`` and every other block of the shards they are in (a shard is written whole)."""
-    blocks = set(blocks)
-    if not blocks:
-        return blocks
-    array = _open_read(store, variable)
-    per = shard_blocks_of(array)
-    if per is None:
-        return blocks
-    grid = chunk_grid(array.shape, array.chunks)
-    shards = {tuple(i // p for i, p in zip(idx, per)) for idx in blocks}
-    return {b for sh in shards for b in blocks_of_shard(sh, per, grid)}
-
-
 def _open_read(store: str, variable: str) -> zarr.Array:
     return zarr.open_array(store, path=variable, mode="r")
 
@@ -158,6 +119,8 @@ def present_blocks(store: str, variable: str, *, remove_partial: bool = True) ->
     are deleted. Zero-length chunk files (a torn write on a non-atomic file system) are
     deleted too.
     """
+    from daskgrad.shards import blocks_of_shard, shard_blocks_of
+
     local = _local_path(store)
     if local is not None and not (local / variable).exists():
         return set()
@@ -260,45 +223,6 @@ def write_block(
     return int(block.nbytes)
 
 
-def write_shard(
-    store: str,
-    variable: str,
-    region: tuple[slice, ...],
-    token: str | None,
-    layout: tuple[int, ...],
-    *blocks: Any,
-) -> int:
-    """Write a whole shard at once from its blocks (``layout``: blocks along each dim, the
-    blocks in C order); returns the bytes written.
-
-    A shard is one object in the store: written whole by one task, it is never read, changed
-    and written back by two tasks at once, and its key, once present, stands for all its
-    blocks (:func:`present_blocks`).
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> path = tempfile.mkdtemp() + "/s.zarr"
-    >>> g = zarr.open_group(path, mode="w")
-    >>> _ = g.create_array("y", shape=(6,), chunks=(2,), shards=(4,), dtype="f4")
-    >>> write_shard(path, "y", (slice(0, 4),), None, (2,), np.arange(2.0), np.arange(2.0, 4.0))
-    16
-    >>> sorted(present_blocks(path, "y"))
-    [(0,), (1,)]
-    """
-    parts = [_host(b) for b in blocks]
-    whole = np.block(_nest(parts, layout)) if len(parts) > 1 else parts[0]
-    return write_block(whole, store, variable, region, token)
-
-
-def _nest(flat: list, layout: tuple[int, ...]) -> list:
-    """A flat C-ordered list as the nested lists ``np.block`` takes."""
-    if len(layout) <= 1:
-        return list(flat)
-    step = len(flat) // layout[0]
-    return [_nest(flat[i * step : (i + 1) * step], layout[1:]) for i in range(layout[0])]
-
-
 def _host(block: Any) -> np.ndarray:
     if hasattr(block, "get") and type(block).__module__.startswith("cupy"):
         block = block.get()
@@ -333,6 +257,8 @@ def chunk_is_readable(store: str, variable: str, region: tuple[slice, ...]) -> b
 
 def remove_chunk(store: str, variable: str, index: tuple[int, ...]) -> None:
     """Delete one block's chunk (with shards: its whole shard) so that it is written again."""
+    from daskgrad.shards import shard_blocks_of
+
     array = _open_read(store, variable)
     per = shard_blocks_of(array)
     if per is not None:

@@ -201,6 +201,8 @@ class TileWriter:
 
     def _shard_writes(self, v: str, blocks: Sequence[Index], per: Index) -> dict:
         """One task per shard, taking all the shard's blocks; a tile must hold whole shards."""
+        from daskgrad import shards
+
         arr = self.arrays[v]
         grid = tuple(len(c) for c in arr.chunks)
         by_shard: dict[Index, set[Index]] = {}
@@ -208,7 +210,7 @@ class TileWriter:
             by_shard.setdefault(tuple(i // p for i, p in zip(idx, per)), set()).add(idx)
         writes = {}
         for shard, have in sorted(by_shard.items()):
-            members = zstore.blocks_of_shard(shard, per, grid)
+            members = shards.blocks_of_shard(shard, per, grid)
             if have != set(members):
                 # Two tasks writing parts of one shard would each rewrite the whole shard file.
                 raise ValueError(
@@ -223,7 +225,7 @@ class TileWriter:
             layout = tuple(b - a + 1 for a, b in zip(first, last))
             key = (self._name, v, "shard", *shard)
             writes[key] = make_task(
-                key, zstore.write_shard, self.path, v, region, self.token, layout,
+                key, shards.write_shard, self.path, v, region, self.token, layout,
                 *(ref((arr.name, *m)) for m in members),
             )
             self._sizes[key] = len(members)
@@ -348,7 +350,9 @@ def _shards_in(path: Any, variable: str) -> Index | None:
     """Blocks per shard of an output array in the store, or None if it has no shards."""
     import zarr
 
-    return zstore.shard_blocks_of(zarr.open_array(path, path=variable, mode="r"))
+    from daskgrad.shards import shard_blocks_of
+
+    return shard_blocks_of(zarr.open_array(path, path=variable, mode="r"))
 
 
 def _deps(writes: Mapping) -> list:

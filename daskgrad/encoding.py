@@ -31,6 +31,7 @@ the presence of a shard's key means all its blocks are written (see docs/reliabi
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -74,10 +75,10 @@ def _fail(reason: str, field: str | None = None) -> Any:
 def _check_dtype(value: str | None) -> str | None:
     if value is None or value in DTYPES:
         return value
-    try:
+    kind: str = ""
+    # numpy raises TypeError, ValueError or SyntaxError for odd strings
+    with contextlib.suppress(Exception):
         kind = np.dtype(value).kind
-    except Exception:  # numpy raises TypeError, ValueError or SyntaxError for odd strings
-        kind = ""
     why = (
         "an integer or boolean dtype would truncate the gradients"
         if kind in "biu" and kind
@@ -307,24 +308,24 @@ def _compressors(s: Settings, itemsize: int, zarr_format: int) -> Any:
     if s.codec == "none":
         return None
     if zarr_format == 2:
-        import numcodecs
+        import numcodecs  # type: ignore[import-untyped]
 
         if s.codec == "zstd":
             return numcodecs.Zstd(level=0 if s.level is None else s.level)
-        shuffle = {"byte": numcodecs.Blosc.SHUFFLE, "bit": numcodecs.Blosc.BITSHUFFLE}
+        v2_shuffle = {"byte": numcodecs.Blosc.SHUFFLE, "bit": numcodecs.Blosc.BITSHUFFLE}
         return numcodecs.Blosc(
             cname=s.cname,
             clevel=5 if s.level is None else s.level,
-            shuffle=shuffle.get(s.shuffle or "bit", numcodecs.Blosc.NOSHUFFLE),
+            shuffle=v2_shuffle.get(s.shuffle or "bit", numcodecs.Blosc.NOSHUFFLE),
         )
     from zarr.codecs import BloscCodec, ZstdCodec
 
     if s.codec == "zstd":
         return (ZstdCodec(level=0 if s.level is None else s.level),)
-    shuffle = {"byte": "shuffle", "bit": "bitshuffle", "none": "noshuffle"}[s.shuffle or "bit"]
+    shuffle: Any = {"byte": "shuffle", "bit": "bitshuffle", "none": "noshuffle"}[s.shuffle or "bit"]
     return (
         BloscCodec(
-            cname=s.cname,
+            cname=s.cname,  # type: ignore[arg-type]  (one of BLOSC_CNAMES, checked by the model)
             clevel=5 if s.level is None else s.level,
             shuffle=shuffle,
             typesize=itemsize,

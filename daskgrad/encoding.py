@@ -325,7 +325,7 @@ def _compressors(s: Settings, itemsize: int, zarr_format: int) -> Any:
     shuffle: Any = {"byte": "shuffle", "bit": "bitshuffle", "none": "noshuffle"}[s.shuffle or "bit"]
     return (
         BloscCodec(
-            cname=s.cname,  # type: ignore[arg-type]  (one of BLOSC_CNAMES, checked by the model)
+            cname=s.cname,  # type: ignore[arg-type]
             clevel=5 if s.level is None else s.level,
             shuffle=shuffle,
             typesize=itemsize,

@@ -15,8 +15,8 @@ variable; ``variables`` overrides them for single outputs, by output name::
           dT_dx: {codec: zstd, level: 9, dtype: float64}
 
 The default is blosc with lz4 at level 5 and bit shuffle, no shards, zarr format 3: on the
-out-of-core benchmark it wrote 11% fewer bytes than zarr's default (zstd level 0) with about
-40% less CPU (docs/benchmarks.md, "Output codecs"); ``codec: zstd`` gives zarr's default.
+out-of-core benchmarks it wrote 4-11% fewer bytes than zarr's default (zstd level 0) with
+35-45% less CPU (docs/benchmarks.md, "Output codecs"); ``codec: zstd`` gives zarr's default.
 :func:`resolve` turns the settings of one variable into a
 :class:`Layout`: the keyword arguments zarr-python 3 (through xarray's ``encoding``) needs to
 create the array, the dtype to store and the shard shape in blocks. Mistakes are refused when

@@ -11,6 +11,11 @@ It also runs ``daskgrad run`` on a second input 4x smaller (or 4x larger with
 ``--memory-larger``), to show how peak memory depends on the array's length. Run::
 
     python benchmarks/bench_out_of_core.py [--size-gib 1.0] [--workdir /tmp/daskgrad-bench]
+
+``--codecs`` instead times ``daskgrad run`` (in-process) once per ``output.encoding`` of
+:data:`CODECS` and prints time and output bytes for each (docs/benchmarks.md)::
+
+    python benchmarks/bench_out_of_core.py --codecs --size-gib 0.25 --repeat 2
 """
 
 from __future__ import annotations
@@ -58,7 +63,8 @@ def run_daskgrad(inp: Path, out: Path, workdir: Path) -> tuple[float, int]:
     config = {
         "input": {"path": str(inp)},
         "gradient": {"dims": ["z", "y", "x"]},
-        "output": {"path": str(out), "mode": "overwrite"},
+        # zarr's default codec, as the other contenders write
+        "output": {"path": str(out), "mode": "overwrite", "encoding": {"codec": "zstd"}},
         "cluster": {"kind": "threads", "n_workers": psutil.cpu_count()},
     }
     cfg_path = workdir / f"{out.stem}.yaml"
@@ -91,15 +97,16 @@ def _reported_peak(output: str) -> int:
     return int(sum(float(value) * _UNITS[unit] for value, unit in found))
 
 
-def run_daskgrad_in_process(inp: Path, out: Path) -> float:
+def run_daskgrad_in_process(inp: Path, out: Path, encoding: dict | None = None) -> float:
     """The same run through ``daskgrad.runner.run`` in this process: no interpreter start-up."""
     from daskgrad.config import load_config_text
     from daskgrad.runner import run
 
     cfg = load_config_text(yaml.safe_dump({
         "input": {"path": str(inp)},
-        "gradient": {"dims": ["z", "y", "x"]},
-        "output": {"path": str(out), "mode": "overwrite"},
+        "gradient": {"dims": None if "demo" in inp.name else ["z", "y", "x"]},
+        "output": {"path": str(out), "mode": "overwrite",
+                   "encoding": {"codec": "zstd"} if encoding is None else encoding},
         "cluster": {"kind": "threads", "n_workers": psutil.cpu_count()},
     }))
     t0 = time.perf_counter()
@@ -154,6 +161,74 @@ def check_equal(out: Path, inp: Path) -> None:
         assert np.array_equal(got[name].values[:, 1:299, 1:299], want), name
 
 
+#: The encodings of the codec table: label -> output.encoding.
+CODECS = {
+    "zstd level 0 (zarr's default)": {"codec": "zstd"},
+    "zstd level 3": {"codec": "zstd", "level": 3},
+    "zstd level -3": {"codec": "zstd", "level": -3},
+    "blosc lz4, byte shuffle": {"codec": "blosc", "shuffle": "byte"},
+    "blosc lz4, bit shuffle": {"codec": "blosc", "shuffle": "bit"},
+    "blosc zstd 3, bit shuffle": {"codec": "blosc", "cname": "zstd", "level": 3, "shuffle": "bit"},
+    "none": {"codec": "none"},
+    "zstd level 0, float32": {"codec": "zstd", "dtype": "float32"},
+    "blosc lz4, bit shuffle, float32": {"codec": "blosc", "shuffle": "bit", "dtype": "float32"},
+}
+
+
+def store_bytes(path: Path) -> int:
+    """Bytes of every file of a store."""
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def raw_bytes(path: Path) -> int:
+    """Uncompressed bytes of the data variables of an output store (coordinates left out)."""
+    import xarray as xr
+
+    ds = xr.open_zarr(path)
+    return int(sum(ds[v].nbytes for v in ds.data_vars))
+
+
+def make_demo_input(path: Path, nt: int) -> int:
+    """The demo dataset (float32 t2m and u: smooth fields, small noise) at 0.25 degrees."""
+    if not path.exists():
+        from daskgrad.demo import make_demo_dataset
+
+        ds = make_demo_dataset(nt=nt, nlat=721, nlon=1440, nlevel=5)
+        ds.chunk({"time": 6, "level": 5, "lat": 361, "lon": 720}).to_zarr(
+            path, zarr_format=3, consolidated=False
+        )
+    import xarray as xr
+
+    ds = xr.open_zarr(path, consolidated=False)
+    return int(sum(ds[v].nbytes for v in ds.data_vars))
+
+
+def codec_table(inp: Path, workdir: Path, repeat: int, size: int, demo: bool = False) -> None:
+    """Time and output bytes of ``daskgrad run`` per encoding; lossless ones checked equal."""
+    import resource
+
+    out = workdir / "daskgrad.zarr"
+    print("| output.encoding | time (s) | CPU (s) | output | ratio | input GiB/s |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for label, encoding in CODECS.items():
+        best, cpu = float("inf"), float("inf")
+        for _ in range(repeat):
+            settle(workdir)
+            # CPU seconds of this process (all its threads): robust to other load on the machine
+            before = resource.getrusage(resource.RUSAGE_SELF)
+            best = min(best, run_daskgrad_in_process(inp, out, encoding))
+            after = resource.getrusage(resource.RUSAGE_SELF)
+            used = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+            cpu = min(cpu, used)
+        written = store_bytes(out)
+        raw = raw_bytes(out)
+        if "dtype" not in encoding and not demo:
+            check_equal(out, inp)
+        print(f"| {label} | {best:.1f} | {cpu:.1f} | {written / 2**20:.0f} MiB | "
+              f"{raw / written:.2f} | {size / 2**30 / best:.3f} |", flush=True)
+    settle(workdir)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-gib", type=float, default=1.0)
@@ -163,21 +238,37 @@ def main() -> None:
                         help="compare peak memory with an input 4x larger (default: 4x smaller)")
     parser.add_argument("--system-malloc", action="store_true",
                         help="keep glibc's default malloc thresholds for every contender")
+    parser.add_argument("--codecs", action="store_true",
+                        help="only the codec table: time and bytes per output.encoding")
+    parser.add_argument("--codecs-demo", action="store_true",
+                        help="the codec table on the demo dataset (float32, smooth) instead")
     args = parser.parse_args()
     same_allocator_for_everyone(sys.argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
     dask.config.set(num_workers=psutil.cpu_count())
 
+    if args.codecs_demo:
+        nt = 24
+        demo = args.workdir / f"demo-{nt}.zarr"
+        demo_size = make_demo_input(demo, nt)
+        print(f"demo input: float32 t2m (time, lat, lon) and u (time, level, lat, lon), 0.25 deg, "
+              f"{nt} h = {demo_size / 2**30:.2f} GiB; gradient along every dim\n")
+        codec_table(demo, args.workdir, args.repeat, demo_size, demo=True)
+        return
     nz = max(64, round(args.size_gib * 2**30 / (1024 * 512 * 8) / 64) * 64)
     big = args.workdir / f"input-{nz}.zarr"
     other_nz = nz * 4 if args.memory_larger else max(16, nz // 4)
     other = args.workdir / f"input-{other_nz}.zarr"
     make_input(big, nz)
-    make_input(other, other_nz)
+    if not args.codecs:
+        make_input(other, other_nz)
     size = nz * 1024 * 512 * 8
     print(f"input (z={nz}, y=1024, x=512) float64 = {size / 2**30:.2f} GiB, chunks {CHUNKS}, "
           f"zstd (zarr default), {psutil.cpu_count()} cores, threads scheduler\n")
 
+    if args.codecs:
+        codec_table(big, args.workdir, args.repeat, size)
+        return
     contenders = {
         "daskgrad run": lambda: run_daskgrad(big, args.workdir / "daskgrad.zarr", args.workdir),
         "daskgrad runner in-process (no start-up)": lambda: (

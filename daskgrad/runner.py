@@ -40,6 +40,7 @@ from daskgrad.budget import (
 )
 from daskgrad.chunking import as_regular
 from daskgrad.config import OPTION_KEYS, ConfigError, RunConfig
+from daskgrad.encoding import Layout, resolve_all
 from daskgrad.inputs import absent_chunks, open_input
 from daskgrad.lease import Lease, LeaseHeld, LeaseLost
 from daskgrad.options import OptionError
@@ -55,6 +56,7 @@ from daskgrad.schedule import (
     tiles_to_write,
     worker_for_run,
 )
+from daskgrad.shards import whole_shards
 from daskgrad.writer import Progress, Tile, TileWriter, worker_infos
 
 __all__ = ["Plan", "RunError", "RunSummary", "check_memory", "plan", "prepare_store", "run"]
@@ -96,6 +98,8 @@ class Plan:
     store_id: str | None = None
     #: Damaged chunks of a complete store found by ``--verify`` and written again.
     repaired: int = 0
+    #: How each output variable is stored (``output.encoding``, :mod:`daskgrad.encoding`).
+    layouts: dict[str, Layout] = field(default_factory=dict)
 
     @property
     def token(self) -> str:
@@ -238,6 +242,11 @@ def plan(cfg: RunConfig, source: str = "<config>") -> Plan:
         arr, chunk_shape = as_regular(arr)
         result[v] = result[v].copy(data=arr)
         chunk_shapes[str(v)] = chunk_shape
+    try:
+        layouts = resolve_all(cfg.output.encoding, result, chunk_shapes)
+    except ValueError as err:  # the message starts with the key: "dtype: ...", "shards: ..."
+        key, reason = str(err).split(": ", 1)
+        raise _refuse(source, f"output.encoding.{key}", reason) from err
     identity = {
         "daskgrad": daskgrad.__version__,
         "input": cfg.input.path,
@@ -247,15 +256,18 @@ def plan(cfg: RunConfig, source: str = "<config>") -> Plan:
         "name": cfg.output.name,
         "chunks": {k: list(v) for k, v in chunk_shapes.items()},
     }
+    if not cfg.output.encoding.is_default():  # another layout: never resumed as this one
+        identity["encoding"] = cfg.output.encoding.model_dump(mode="json")
     fingerprint = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
     bytes_in = int(sum(ds[v].nbytes for v in variables))
     digest = input_digest(
         cfg.input.path, cfg.input.resolved_engine, [*variables, *map(str, ds.coords)]
     )
-    groups = [group_of(ds, result, vp, chunk_shapes) for vp in gplan.variables]
+    shards = {v: lay.shard_blocks for v, lay in layouts.items()}
+    groups = [group_of(ds, result, vp, chunk_shapes, shards) for vp in gplan.variables]
     p = Plan(
         cfg, source, ds, result, chunk_shapes, fingerprint, bytes_in, groups=groups,
-        input_digest=digest,
+        input_digest=digest, layouts=layouts,
     )
     check_memory(p, configured_worker(cfg.cluster))
     return p
@@ -280,10 +292,19 @@ def _create_store(p: Plan, *, replace: bool = False) -> None:
     template = p.result.copy().drop_encoding()
     for name, coord in template.coords.items():  # coordinates are small: write them now
         template = template.assign_coords({name: coord.load()})
-    encoding = {
-        v: {"chunks": p.chunk_shapes[v], "fill_value": _fill_value(template[v].dtype)}
-        for v in p.variables
-    }
+    zarr_format = p.config.output.encoding.zarr_format
+    encoding = {}
+    for v in p.variables:
+        layout = p.layouts.get(v)
+        if layout is not None and layout.dtype != template[v].dtype:
+            template[v] = template[v].astype(layout.dtype)  # metadata only: cast when written
+        fill = _fill_value(template[v].dtype)
+        encoding[v] = {
+            "chunks": p.chunk_shapes[v],
+            # zarr v2 takes the fill value from xarray's _FillValue (NaN for floats)
+            **({"fill_value": fill} if zarr_format == 3 else {}),
+            **(layout.zarr_encoding if layout is not None else {}),
+        }
     template.attrs = dict(template.attrs)
     # compute=False writes metadata and coordinates only; consolidation happens at the end.
     template.to_zarr(
@@ -291,8 +312,11 @@ def _create_store(p: Plan, *, replace: bool = False) -> None:
         mode="w" if replace else "w-",
         compute=False,
         consolidated=False,
-        zarr_format=3,
+        zarr_format=zarr_format,
         encoding=encoding,
+        # xarray refuses dask blocks smaller than a shard; daskgrad writes each shard whole
+        # from all its blocks in one task (daskgrad.writer), which is what the check guards.
+        safe_chunks=not any(lay.shard_blocks for lay in p.layouts.values()),
     )
     zstore.set_state(
         path,
@@ -543,6 +567,9 @@ def run(
             raise RunError(_explain(err)) from err
         if lease is not None and lease.held:
             lease.start_renewing()
+        # A shard is written whole: a block to write brings the rest of its shard along.
+        if any(lay.shard_blocks for lay in p.layouts.values()):
+            missing = {v: whole_shards(cfg.output.path, v, b) for v, b in missing.items()}
         total = sum(len(b) for b in p.expected().values())
         todo = sum(len(b) for b in missing.values())
         if complete:

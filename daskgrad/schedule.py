@@ -12,6 +12,7 @@ ask this module which blocks each tile writes (:func:`tiles_to_write`), sized by
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -65,6 +66,9 @@ class Group:
         The memory of one block position.
     block_text
         The block shape by dim, for messages.
+    shard
+        Blocks per shard along each dim (a multiple of every output's shards), or None: tiles
+        then hold whole shards, so that one task writes each shard.
     """
 
     source: str
@@ -74,12 +78,22 @@ class Group:
     periodic: tuple[int, ...]
     cost: BlockCost
     block_text: str
+    shard: tuple[int, ...] | None = None
 
 
 
 
-def group_of(ds: xr.Dataset, result: xr.Dataset, vp: Any, chunk_shapes: Mapping) -> Group:
-    """The :class:`Group` of one input variable's plan (``vp``, from the accessor's plan)."""
+def group_of(
+    ds: xr.Dataset,
+    result: xr.Dataset,
+    vp: Any,
+    chunk_shapes: Mapping,
+    shards: Mapping[str, tuple[int, ...] | None] | None = None,
+) -> Group:
+    """The :class:`Group` of one input variable's plan (``vp``, from the accessor's plan).
+
+    ``shards``: blocks per shard of each output variable that has shards.
+    """
     outputs = tuple(str(f.name) for f in vp.fields)
     first = result[outputs[0]]
     chunk_shape = chunk_shapes[outputs[0]]
@@ -97,7 +111,22 @@ def group_of(ds: xr.Dataset, result: xr.Dataset, vp: Any, chunk_shapes: Mapping)
         periodic=vp.periodic_axes,
         cost=cost,
         block_text=", ".join(f"{d}: {c}" for d, c in zip(map(str, first.dims), chunk_shape)),
+        shard=_common_shard([(shards or {}).get(o) for o in outputs]),
     )
+
+
+def _common_shard(shards: Sequence[tuple[int, ...] | None]) -> tuple[int, ...] | None:
+    """The smallest box of blocks that every output's shards tile exactly (per dim lcm).
+
+    Examples
+    --------
+    >>> _common_shard([(2, 1), None, (3, 1)]), _common_shard([None])
+    ((6, 1), None)
+    """
+    given = [s for s in shards if s is not None]
+    if not given:
+        return None
+    return tuple(math.lcm(*column) for column in zip(*given))
 
 
 
@@ -123,10 +152,23 @@ def tile_plans(groups: Sequence[Group], worker: WorkerMemory, workers: int) -> d
     """
     plans = {}
     for g in groups:
-        plans[g.source] = choose_plan(
-            g.grid, g.axes, worker.capacity(g.cost), periodic=g.periodic,
-            min_columns=2 * workers if workers > 1 else 1,
+        min_columns = 2 * workers if workers > 1 else 1
+        if g.shard is None:
+            plans[g.source] = choose_plan(
+                g.grid, g.axes, worker.capacity(g.cost), periodic=g.periodic,
+                min_columns=min_columns,
+            )
+            continue
+        # Plan on the grid of shards, then scale the tiles back to blocks: every tile holds
+        # whole shards (clipped at the edges), so one task writes each shard.
+        per = g.shard
+        coarse = tuple(-(-n // p) for n, p in zip(g.grid, per))
+        tp = choose_plan(
+            coarse, g.axes, worker.capacity(g.cost) // math.prod(per),
+            periodic=g.periodic, min_columns=min_columns,
         )
+        box = tuple(min(n, b * p) for n, b, p in zip(g.grid, tp.box, per))
+        plans[g.source] = TilePlan(g.grid, box, tp.axes, g.periodic, tp.stream)
     return plans
 
 
@@ -181,6 +223,14 @@ def check_memory(p: Any, worker: WorkerMemory | None, *, key: str | None = None)
         return
     key = key or _memory_key(p.config)
     for g in p.groups:
+        if g.shard is not None and worker.capacity(g.cost) < math.prod(g.shard):
+            raise ConfigError(
+                p.source, "output.encoding.shards", None,
+                f"a shard of {' x '.join(map(str, g.shard))} blocks of {g.source!r} "
+                f"({g.block_text}) is written by one task, but {size_text(worker.limit)} per "
+                f"worker holds the work of {worker.capacity(g.cost)} block(s) at once; set "
+                "smaller shards or give workers more memory",
+            )
         if worker.capacity(g.cost) >= 1:
             continue
         least = worker.least(g.cost)

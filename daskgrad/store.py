@@ -5,6 +5,9 @@ The rules (see docs/reliability.md):
 * one dask block is exactly one zarr chunk, so no two tasks ever write the same chunk, and the
   presence of a chunk key means that block is done (LocalStore writes are atomic: a temporary
   ``.partial`` file, then a rename);
+* with shards (``output.encoding.shards``), a shard is written whole by one task
+  (:func:`daskgrad.shards.write_shard`), so the presence of a shard key means all its blocks
+  are done;
 * every block is written, all-NaN blocks included (``write_empty_chunks``), otherwise resume
   would treat them as missing forever;
 * the root attribute ``daskgrad.complete`` turns true last, after every chunk key is listed and
@@ -30,6 +33,7 @@ __all__ = [
     "finalize",
     "present_blocks",
     "read_state",
+    "remove_chunk",
     "set_state",
     "write_block",
     "write_token",
@@ -63,16 +67,52 @@ def _local_path(store: str) -> Path | None:
     return None if "://" in store else Path(store)
 
 
+def storage_index_of(name: str, zarr_format: int) -> tuple[int, ...] | None:
+    """Index of a chunk (or shard) from its key relative to the array, else None.
+
+    zarr v3 keys are ``c/1/0/3``; zarr v2 keys (dimension separator ``.``) are ``1.0.3``.
+
+    Examples
+    --------
+    >>> storage_index_of("c/1/0", 3), storage_index_of("1.0", 2), storage_index_of(".zarray", 2)
+    ((1, 0), (1, 0), None)
+    """
+    if zarr_format == 3:
+        return block_index_of(name)
+    try:
+        return tuple(int(p) for p in name.split("."))
+    except ValueError:
+        return None
+
+
+def _open_read(store: str, variable: str) -> zarr.Array:
+    return zarr.open_array(store, path=variable, mode="r")
+
+
 def present_blocks(store: str, variable: str, *, remove_partial: bool = True) -> set[tuple[int, ...]]:
     """Block indices whose chunk exists in the output store.
 
-    Temporary ``*.partial`` files left by a killed writer are not blocks; they are deleted.
-    Zero-length chunk files (a torn write on a non-atomic file system) are deleted too.
+    With shards, a shard's key stands for all its blocks (shards are written whole, in one
+    atomic write). Temporary ``*.partial`` files left by a killed writer are not blocks; they
+    are deleted. Zero-length chunk files (a torn write on a non-atomic file system) are
+    deleted too.
     """
+    from daskgrad.shards import blocks_of_shard, shard_blocks_of
+
     local = _local_path(store)
+    if local is not None and not (local / variable).exists():
+        return set()
+    try:
+        array = _open_read(store, variable)
+    except Exception:
+        if local is None:
+            raise
+        array = None  # a store whose creation was killed: its chunk files, taken as zarr v3
+    fmt = 3 if array is None else array.metadata.zarr_format
+    per = None if array is None else shard_blocks_of(array)
     found: set[tuple[int, ...]] = set()
     if local is not None:
-        root = local / variable / "c"
+        root = local / variable / "c" if fmt == 3 else local / variable
         if not root.exists():
             return found
         for dirpath, _dirs, files in os.walk(root):
@@ -82,23 +122,28 @@ def present_blocks(store: str, variable: str, *, remove_partial: bool = True) ->
                     if remove_partial:
                         path.unlink(missing_ok=True)
                     continue
+                if fmt == 2 and name.startswith("."):  # .zarray, .zattrs
+                    continue
                 if path.stat().st_size == 0:
                     if remove_partial:
                         path.unlink(missing_ok=True)
                     continue
                 rel = path.relative_to(local / variable).as_posix()
-                idx = block_index_of(rel)
+                idx = storage_index_of(rel, fmt)
                 if idx is not None:
                     found.add(idx)
+    else:
+        # Remote stores: ask zarr which keys exist, one at a time through the public API.
+        assert array is not None
+        grid = chunk_grid(array.shape, array.chunks)
+        keys = chunk_grid(array.shape, array.shards) if array.shards is not None else grid
+        for idx in np.ndindex(*keys):
+            if _remote_exists(array, array.metadata.encode_chunk_key(idx)):
+                found.add(idx)
+    if array is None or per is None:
         return found
-    group = zarr.open_group(store, mode="r", use_consolidated=False)
-    array = group[variable]
-    # Remote stores: ask zarr which chunks exist, one key at a time through the public API.
-    for idx in np.ndindex(*array.cdata_shape):
-        key = "c/" + "/".join(map(str, idx))
-        if _remote_exists(array, key):
-            found.add(idx)
-    return found
+    grid = chunk_grid(array.shape, array.chunks)
+    return {b for sh in found for b in blocks_of_shard(sh, per, grid)}
 
 
 def _remote_exists(array: zarr.Array, key: str) -> bool:
@@ -127,21 +172,24 @@ def _open_for_write_cached(store: str, variable: str, token: str) -> zarr.Array:
 def write_block(
     block: Any, store: str, variable: str, region: tuple[slice, ...], token: str | None = None
 ) -> int:
-    """Write one block into its zarr chunk; returns the bytes written (uncompressed).
+    """Write one block into its zarr chunk; returns the bytes written (uncompressed, as stored).
 
     ``token`` identifies the store's layout and the writer: the runner passes
     ``"<fingerprint>:<run id>"`` (see :func:`write_token`); the opened array is reused by the
     writes of the same token. With a run id, the store's lease must name that run, and stays
     locked (shared) until the chunk is written, so a stalled run that another run took the store
     from never writes into it (:mod:`daskgrad.lease`). Without a token the array is opened anew and not checked.
+    The block is cast to the array's dtype here (``output.encoding.dtype``), so the graph
+    carries results at full precision and no extra task is needed.
     """
-    if hasattr(block, "get") and type(block).__module__.startswith("cupy"):
-        block = block.get()
+    block = _host(block)
     array = (
         _open_for_write(store, variable)
         if token is None
         else _open_for_write_cached(store, variable, token)
     )
+    if block.dtype != array.dtype:
+        block = block.astype(array.dtype)  # numpy's rounding: the nearest representable value
     run_id = _run_id(token)
     if run_id is None or _local_path(store) is None:
         array[region] = block
@@ -151,6 +199,12 @@ def write_block(
         with writing(store, run_id):  # the lease is this run's until the chunk is written
             array[region] = block
     return int(block.nbytes)
+
+
+def _host(block: Any) -> np.ndarray:
+    if hasattr(block, "get") and type(block).__module__.startswith("cupy"):
+        block = block.get()
+    return np.asarray(block)
 
 
 def write_token(fingerprint: str, run_id: str | None) -> str:
@@ -180,15 +234,22 @@ def chunk_is_readable(store: str, variable: str, region: tuple[slice, ...]) -> b
 
 
 def remove_chunk(store: str, variable: str, index: tuple[int, ...]) -> None:
-    """Delete one chunk so that it is written again."""
+    """Delete one block's chunk (with shards: its whole shard) so that it is written again."""
+    from daskgrad.shards import shard_blocks_of
+
+    array = _open_read(store, variable)
+    per = shard_blocks_of(array)
+    if per is not None:
+        index = tuple(i // p for i, p in zip(index, per))
+    key = array.metadata.encode_chunk_key(index)
     local = _local_path(store)
     if local is not None:
-        (local / variable / "c" / Path(*map(str, index))).unlink(missing_ok=True)
+        (local / variable / key).unlink(missing_ok=True)
         return
     import asyncio
 
     array = zarr.open_array(store, path=variable, mode="r+")
-    asyncio.run(array.store.delete(f"{array.path}/c/" + "/".join(map(str, index))))
+    asyncio.run(array.store.delete(f"{array.path}/{key}"))
 
 
 def read_state(store: str) -> dict[str, Any] | None:
@@ -208,7 +269,7 @@ def set_state(store: str, *, consolidated: bool = False, **changes: Any) -> None
     root attributes keeps it (root attributes stay valid after consolidation; child ones not).
     """
     group = zarr.open_group(store, mode="r+", use_consolidated=consolidated)
-    state = dict(group.attrs.get(STATE_KEY, {}))
+    state = dict(group.attrs.get(STATE_KEY, {}))  # type: ignore[arg-type]  # our own mapping
     state.update(changes)
     group.attrs[STATE_KEY] = state
 

@@ -179,11 +179,18 @@ class TileWriter:
         # Unique per writer: a long-lived cluster never confuses two runs' write tasks.
         self._name = f"daskgrad-write-{uuid.uuid4().hex}"
         self._chunks = {v: tuple(c[0] if c else 1 for c in a.chunks) for v, a in arrays.items()}
+        # Sharded arrays (output.encoding.shards) are written a whole shard per task.
+        self._shards = {v: _shards_in(path, v) for v in arrays}
+        self._sizes: dict[Hashable, int] = {}
 
     def _writes(self, tile: Tile) -> dict:
         writes = {}
         for v, blocks in tile.blocks.items():
             arr = self.arrays[v]
+            per = self._shards[v]
+            if per is not None:
+                writes.update(self._shard_writes(v, blocks, per))
+                continue
             for idx in blocks:
                 key = (self._name, v, *idx)
                 region = _region(idx, self._chunks[v], arr.shape)
@@ -191,6 +198,42 @@ class TileWriter:
                     key, zstore.write_block, ref((arr.name, *idx)), self.path, v, region, self.token
                 )
         return writes
+
+    def _shard_writes(self, v: str, blocks: Sequence[Index], per: Index) -> dict:
+        """One task per shard, taking all the shard's blocks; a tile must hold whole shards."""
+        from daskgrad import shards
+
+        arr = self.arrays[v]
+        grid = tuple(len(c) for c in arr.chunks)
+        by_shard: dict[Index, set[Index]] = {}
+        for idx in blocks:
+            by_shard.setdefault(tuple(i // p for i, p in zip(idx, per)), set()).add(idx)
+        writes = {}
+        for shard, have in sorted(by_shard.items()):
+            members = shards.blocks_of_shard(shard, per, grid)
+            if have != set(members):
+                # Two tasks writing parts of one shard would each rewrite the whole shard file.
+                raise ValueError(
+                    f"a tile holds {len(have)} of the {len(members)} blocks of shard {shard} of "
+                    f"{v!r}; shards must be written whole (round tiles to shards)"
+                )
+            first, last = members[0], members[-1]
+            region = tuple(
+                slice(a * c, min(n, (b + 1) * c))
+                for a, b, c, n in zip(first, last, self._chunks[v], arr.shape)
+            )
+            layout = tuple(b - a + 1 for a, b in zip(first, last))
+            key = (self._name, v, "shard", *shard)
+            writes[key] = make_task(
+                key, shards.write_shard, self.path, v, region, self.token, layout,
+                *(ref((arr.name, *m)) for m in members),
+            )
+            self._sizes[key] = len(members)
+        return writes
+
+    def blocks_in(self, key: Hashable) -> int:
+        """Blocks a write task writes: one, or all of its shard's."""
+        return self._sizes.get(key, 1)
 
     def tile_graph(
         self, tile: Tile, known: Collection[Hashable] = (), following: Tile | None = None
@@ -246,7 +289,7 @@ class TileWriter:
             results = dask.threaded.get(dsk, writes + handover)
             written += int(sum(results[: len(writes)]))
             held = dict(zip(handover, results[len(writes) :]))
-            progress.add(len(writes))
+            progress.add(sum(self.blocks_in(k) for k in writes))
         return written
 
     def _run_on_cluster(
@@ -303,6 +346,15 @@ class TileWriter:
         return written
 
 
+def _shards_in(path: Any, variable: str) -> Index | None:
+    """Blocks per shard of an output array in the store, or None if it has no shards."""
+    import zarr
+
+    from daskgrad.shards import shard_blocks_of
+
+    return shard_blocks_of(zarr.open_array(path, path=variable, mode="r"))
+
+
 def _deps(writes: Mapping) -> list:
     return [key for task in writes.values() for key in task.dependencies]
 
@@ -333,6 +385,7 @@ class _Lane:
     writes: list = field(default_factory=list)
     held: dict = field(default_factory=dict)
     incoming: dict = field(default_factory=dict)
+    sizes: dict = field(default_factory=dict)  # blocks each write future writes
     orphaned: bool = False
 
     @property
@@ -347,6 +400,7 @@ class _Lane:
             dsk, writes + handover, sync=False, workers=[address], allow_other_workers=True
         )
         self.writes = list(futures[: len(writes)])
+        self.sizes = {f.key: writer.blocks_in(k) for f, k in zip(self.writes, writes)}
         # The graph just sent refers to what was held; the scheduler keeps it for that graph.
         self.held = {}
         self.incoming = dict(zip(handover, futures[len(writes) :]))
@@ -357,7 +411,7 @@ class _Lane:
         for f in self.writes:
             if f.done():
                 written += int(f.result())
-                count += 1
+                count += self.sizes.get(f.key, 1)
             else:
                 pending.append(f)
         self.writes = pending

@@ -585,7 +585,7 @@ def test_bad_coordinates_are_one_line_errors(tmp_path, kind, problem, figures):
         result = invoke(command, config)
         assert result.exit_code == 2, result.output
         (line,) = stderr_lines(result.stderr)
-        assert line.startswith(f"{config}: gradient: ") and problem in line, line
+        assert line.startswith(f"{config}: gradient.dims: ") and problem in line, line
     assert not out.exists()
     figures(line.split(": ", 1)[1][:90])
 

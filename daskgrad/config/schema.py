@@ -32,6 +32,7 @@ from pydantic import (
 
 from daskgrad.config.cluster import ClusterConfig
 from daskgrad.config.errors import _describe, _fail, _show
+from daskgrad.encoding import Encoding
 from daskgrad.options import (
     DEFAULT_NAME,
     DEFAULT_RADIUS,
@@ -357,6 +358,9 @@ class OutputConfig(BaseModel):
     verify: bool = Field(default=False, description="on resume, re-read every present chunk")
     lease_seconds: Annotated[float, Field(ge=1, le=86400, allow_inf_nan=False)] = Field(
         default=60.0, description="one run per store: how long its lease lasts unrenewed"
+    )
+    encoding: Encoding = Field(
+        default_factory=Encoding, description="codec, level, dtype, shards, zarr_format"
     )
 
     @field_validator("path")

@@ -194,11 +194,15 @@ def test_a_threads_run_keeps_to_its_memory_limit(big_input, tmp_path):
 
 @pytest.mark.cluster
 def test_workers_without_spilling_finish_within_their_limit_and_are_never_paused(big_input, tmp_path):
-    """Two workers of 300 MiB, spilling off: the read-once working set would not fit."""
+    """Two workers of 320 MiB, spilling off: the read-once working set would not fit.
+
+    A worker rests at about 230 MiB here once it has imported what a block task imports, so
+    the limit leaves room for a few blocks in flight; 300 MiB left a fraction of a MiB.
+    """
     cfg = write_config(
         tmp_path / "run.yaml", big_input, tmp_path / "out.zarr",
         gradient={"dims": None, "periodic": {}, "edge_order": 1},
-        cluster={"kind": "local", "n_workers": 2, "memory_limit": "300MiB", "stall_timeout": 60},
+        cluster={"kind": "local", "n_workers": 2, "memory_limit": "320MiB", "stall_timeout": 60},
     )
     env = dict(
         os.environ,
@@ -210,7 +214,7 @@ def test_workers_without_spilling_finish_within_their_limit_and_are_never_paused
     assert "Pausing worker" not in proc.stdout + proc.stderr
     peaks = _peaks(proc.stdout)
     workers = [v for k, v in peaks.items() if k != "driver"]
-    assert len(workers) == 2 and max(workers) < 0.8 * 300 * MiB, proc.stdout + proc.stderr
+    assert len(workers) == 2 and max(workers) < 0.8 * 320 * MiB, proc.stdout + proc.stderr
     _check_against_numpy(tmp_path / "out.zarr", big_input)
 
 
@@ -260,11 +264,11 @@ def test_accessor_to_zarr_keeps_to_the_budget_too(big_input, tmp_path):
     out = tmp_path / "out.zarr"
     script = (
         "import dask, xarray as xr, daskgrad\n"
-        "with dask.config.set({'daskgrad.memory-limit': '220MiB'}):\n"
+        "with dask.config.set({'daskgrad.memory-limit': '240MiB'}):\n"
         f"    xr.open_zarr({str(big_input)!r}, consolidated=False).grad.to_zarr({str(out)!r})\n"
         "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])\n"
     )
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert int(proc.stdout.split()[-1]) * 1024 <= 220 * MiB
+    assert int(proc.stdout.split()[-1]) * 1024 <= 240 * MiB
     _check_against_numpy(out, big_input)

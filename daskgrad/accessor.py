@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import re
-from collections.abc import Callable, Hashable, MutableMapping
+from collections.abc import Callable, Hashable, Mapping, MutableMapping
 from os import PathLike
 from typing import Any, Literal, TypeVar
 
@@ -33,9 +33,10 @@ import xarray as xr
 from daskgrad._compat import array_module
 from daskgrad.chunking import as_regular
 from daskgrad.curvilinear import geographic_components, grid_components
+from daskgrad.encoding import Encoding
 from daskgrad.geometry import SphericalAxes, lon_metric
 from daskgrad.gradient import differentiate_axes
-from daskgrad.options import Dims, GradientOptions
+from daskgrad.options import Dims, GradientOptions, OptionError
 from daskgrad.paths import check_zarr_target
 from daskgrad.plan import (
     GradientField,
@@ -192,6 +193,7 @@ def gradients_to_zarr(
     store: str | PathLike | MutableMapping | Any,
     options: GradientOptions,
     mode: Literal["w-", "w"] = "w-",
+    encoding: Encoding | Mapping[str, Any] | None = None,
 ) -> None:
     """Write the gradient fields of ``obj`` to a zarr store, block by block, in bounded memory.
 
@@ -199,6 +201,9 @@ def gradients_to_zarr(
     memory of the workers (or of ``dask.config`` ``daskgrad.memory-limit`` on threads; see
     :mod:`daskgrad.stream`). Irregular dask chunks are first rechunked to a regular grid
     (values unchanged); a numpy-backed input is cut into dask's ``"auto"`` chunks.
+    ``encoding`` is the batch config's ``output.encoding`` (codec, level, shuffle, dtype,
+    shards, zarr_format, per-variable overrides), as a mapping or an
+    :class:`~daskgrad.encoding.Encoding`.
 
     Examples
     --------
@@ -216,12 +221,31 @@ def gradients_to_zarr(
         )
     from daskgrad.stream import write_gradients
 
+    layout = _encoding(encoding)
     plan = plan_gradients(obj, options)
     check_storable(plan)
     result = build_gradients(obj, plan, numpy_chunks=True).drop_encoding()
     for v in list(result.data_vars):
         result[v] = result[v].copy(data=as_regular(result[v].data)[0])
-    write_gradients(obj, plan, result, store, mode)
+    write_gradients(obj, plan, result, store, mode, layout)
+
+
+def _encoding(encoding: Encoding | Mapping[str, Any] | None) -> Encoding:
+    """``encoding`` as the batch config reads ``output.encoding``; errors name the key."""
+    if isinstance(encoding, Encoding):
+        return encoding
+    try:
+        return Encoding.model_validate(dict(encoding or {}))
+    except (TypeError, ValueError) as err:  # pydantic's ValidationError is a ValueError
+        errors = getattr(err, "errors", lambda: [])()
+        if errors:
+            where = ".".join(map(str, errors[0]["loc"]))
+            reason = str(errors[0]["msg"]).removeprefix("Value error, ")
+            reason += f", got {errors[0].get('input')!r}" if "got" not in reason else ""
+            message = f"encoding.{where}: {reason}" if where else f"encoding: {reason}"
+        else:
+            message = f"encoding must be a mapping of output.encoding's keys; got {encoding!r}"
+        raise OptionError("encoding", message) from None
 
 
 # -- the accessor -----------------------------------------------------------------------------
@@ -341,6 +365,7 @@ class GradAccessor:
         dim: Dims = None,
         *,
         mode: Literal["w-", "w"] = "w-",
+        encoding: Encoding | Mapping[str, Any] | None = None,
         **options: Any,
     ) -> None:
         """Stream the gradient fields to a zarr store, one dask block per zarr chunk.
@@ -356,6 +381,11 @@ class GradAccessor:
         {options}
         mode
             ``"w-"`` refuses an existing store, ``"w"`` overwrites it.
+        encoding
+            How the outputs are stored, with the keys of the batch config's ``output.encoding``:
+            ``{"codec": "zstd", "level": 3}``, ``{"dtype": "float32"}``,
+            ``{"shards": "256MiB"}``, ``{"zarr_format": 2}``, ``{"variables": {name: {...}}}``.
+            Default: blosc lz4 with bit shuffle, the input's float dtype, no shards, zarr v3.
 
         Examples
         --------
@@ -367,4 +397,6 @@ class GradAccessor:
         >>> xr.open_zarr(path)["df_dx"].encoding["chunks"]
         (2,)
         """
-        gradients_to_zarr(self._obj, store, GradientOptions.from_call(dim, options), mode)
+        gradients_to_zarr(
+            self._obj, store, GradientOptions.from_call(dim, options), mode, encoding
+        )

@@ -42,6 +42,8 @@ from dask.utils import parse_bytes
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from daskgrad.options import OptionError
+
 __all__ = [
     "DTYPES",
     "Encoding",
@@ -345,10 +347,10 @@ def resolve(
 
     Raises
     ------
-    ValueError
+    daskgrad.options.OptionError
         A stored dtype that would drop the imaginary part of a complex result, or any dtype
-        for a non-float result; shards naming a dim the variable lacks. The message starts with
-        the key (``dtype: ...``, ``shards: ...``).
+        for a non-float result; shards naming a dim the variable lacks. ``argument`` is the
+        key under ``encoding`` (``"encoding.dtype"``, ``"encoding.shards"``).
 
     Examples
     --------
@@ -363,13 +365,15 @@ def resolve(
     if s.dtype is not None:
         dtype = np.dtype(s.dtype)
         if result_dtype.kind not in "fc":
-            raise ValueError(
-                f"dtype: {s.dtype!r} cannot store {variable!r}, whose values are "
+            raise OptionError(
+                "encoding.dtype",
+                f"{s.dtype!r} cannot store {variable!r}, whose values are "
                 f"{result_dtype} (only float and complex results are cast)"
             )
         if result_dtype.kind == "c" and dtype.kind != "c":
-            raise ValueError(
-                f"dtype: {s.dtype!r} would drop the imaginary part of {variable!r} "
+            raise OptionError(
+                "encoding.dtype",
+                f"{s.dtype!r} would drop the imaginary part of {variable!r} "
                 f"({result_dtype}); use complex64 or complex128"
             )
     enc: dict[str, Any] = {"compressors": _compressors(s, dtype.itemsize, encoding.zarr_format)}
@@ -378,8 +382,9 @@ def resolve(
         if isinstance(s.shards, Mapping):
             unknown = sorted(set(s.shards) - set(dims))
             if unknown:
-                raise ValueError(
-                    f"shards: dim {unknown[0]!r} is not a dim of {variable!r} ({', '.join(dims)})"
+                raise OptionError(
+                    "encoding.shards",
+                    f"dim {unknown[0]!r} is not a dim of {variable!r} ({', '.join(dims)})"
                 )
         blocks = shard_blocks(s.shards, dims, chunk_shape, grid, dtype.itemsize)
         enc["shards"] = tuple(b * c for b, c in zip(blocks, chunk_shape))
@@ -393,14 +398,15 @@ def resolve_all(
 
     Raises
     ------
-    ValueError
-        As :func:`resolve`, or ``variables: ...`` for an override naming no output variable.
+    daskgrad.options.OptionError
+        As :func:`resolve`, or ``encoding.variables`` for an override naming no output variable.
     """
     names = [str(v) for v in result.data_vars]
     unknown = sorted(set(encoding.variables) - set(names))
     if unknown:
-        raise ValueError(
-            f"variables: {unknown[0]!r} is not an output variable; the outputs are "
+        raise OptionError(
+            "encoding.variables",
+            f"{unknown[0]!r} is not an output variable; the outputs are "
             f"{', '.join(names)}"
         )
     layouts = {}
@@ -409,3 +415,53 @@ def resolve_all(
         grid = tuple(-(-n // c) if n else 0 for n, c in zip(x.shape, chunk_shapes[v]))
         layouts[v] = resolve(encoding, v, [str(d) for d in x.dims], x.dtype, chunk_shapes[v], grid)
     return layouts
+
+
+def fill_value(dtype: np.dtype) -> Any:
+    """The fill value of an output array: NaN for floats, NaT for timedeltas, else 0.
+
+    Examples
+    --------
+    >>> fill_value(np.dtype("float32")), fill_value(np.dtype("int64"))
+    (nan, 0)
+    """
+    if dtype.kind in "fc":
+        return np.nan
+    if dtype.kind == "m":
+        return np.timedelta64("NaT")
+    return 0
+
+
+def xarray_encoding(
+    template: Any,
+    layouts: Mapping[str, Layout],
+    chunk_shapes: Mapping[str, Sequence[int]],
+    zarr_format: int,
+) -> tuple[Any, dict[str, dict[str, Any]]]:
+    """``template`` (the lazy outputs) with each variable in its stored dtype, and the
+    ``encoding`` argument of ``xarray.Dataset.to_zarr`` that creates the arrays: one zarr chunk
+    per block, the fill value, the codecs and shards of each :class:`Layout`.
+
+    The cast is metadata only here; each block is cast when it is written.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> ds = xr.Dataset({"g": ("x", np.zeros(4))})
+    >>> lay = resolve(Encoding(dtype="float32"), "g", ["x"], ds["g"].dtype, (2,), (2,))
+    >>> t, enc = xarray_encoding(ds, {"g": lay}, {"g": (2,)}, 3)
+    >>> t["g"].dtype, enc["g"]["chunks"]
+    (dtype('float32'), (2,))
+    """
+    template = template.copy()
+    encoding = {}
+    for v, layout in layouts.items():
+        if layout.dtype != template[v].dtype:
+            template[v] = template[v].astype(layout.dtype)
+        encoding[v] = {
+            "chunks": tuple(chunk_shapes[v]),
+            # zarr v2 takes the fill value from xarray's _FillValue (NaN for floats)
+            **({"fill_value": fill_value(template[v].dtype)} if zarr_format == 3 else {}),
+            **layout.zarr_encoding,
+        }
+    return template, encoding

@@ -40,7 +40,7 @@ from daskgrad.budget import (
 )
 from daskgrad.chunking import as_regular
 from daskgrad.config import OPTION_KEYS, ConfigError, RunConfig
-from daskgrad.encoding import Layout, resolve_all
+from daskgrad.encoding import Layout, resolve_all, xarray_encoding
 from daskgrad.inputs import absent_chunks, open_input
 from daskgrad.lease import Lease, LeaseHeld, LeaseLost
 from daskgrad.options import OptionError
@@ -244,9 +244,8 @@ def plan(cfg: RunConfig, source: str = "<config>") -> Plan:
         chunk_shapes[str(v)] = chunk_shape
     try:
         layouts = resolve_all(cfg.output.encoding, result, chunk_shapes)
-    except ValueError as err:  # the message starts with the key: "dtype: ...", "shards: ..."
-        key, reason = str(err).split(": ", 1)
-        raise _refuse(source, f"output.encoding.{key}", reason) from err
+    except OptionError as err:  # err.argument is "encoding.<key>"
+        raise _refuse(source, f"output.{err.argument}", str(err)) from err
     identity = {
         "daskgrad": daskgrad.__version__,
         "input": cfg.input.path,
@@ -276,14 +275,6 @@ def plan(cfg: RunConfig, source: str = "<config>") -> Plan:
 # -- 2. the store -----------------------------------------------------------------------------
 
 
-def _fill_value(dtype: np.dtype) -> Any:
-    if dtype.kind in "fc":
-        return np.nan
-    if dtype.kind == "m":
-        return np.timedelta64("NaT")
-    return 0
-
-
 def _create_store(p: Plan, *, replace: bool = False) -> None:
     """Write metadata, coordinates and attributes (``replace``: delete what the path held)."""
     path = p.config.output.path
@@ -293,18 +284,7 @@ def _create_store(p: Plan, *, replace: bool = False) -> None:
     for name, coord in template.coords.items():  # coordinates are small: write them now
         template = template.assign_coords({name: coord.load()})
     zarr_format = p.config.output.encoding.zarr_format
-    encoding = {}
-    for v in p.variables:
-        layout = p.layouts.get(v)
-        if layout is not None and layout.dtype != template[v].dtype:
-            template[v] = template[v].astype(layout.dtype)  # metadata only: cast when written
-        fill = _fill_value(template[v].dtype)
-        encoding[v] = {
-            "chunks": p.chunk_shapes[v],
-            # zarr v2 takes the fill value from xarray's _FillValue (NaN for floats)
-            **({"fill_value": fill} if zarr_format == 3 else {}),
-            **(layout.zarr_encoding if layout is not None else {}),
-        }
+    template, encoding = xarray_encoding(template, p.layouts, p.chunk_shapes, zarr_format)
     template.attrs = dict(template.attrs)
     # compute=False writes metadata and coordinates only; consolidation happens at the end.
     template.to_zarr(

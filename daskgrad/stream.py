@@ -29,6 +29,7 @@ import zarr
 
 from daskgrad.budget import THREADS_FRACTION, WorkerMemory, measured_worker
 from daskgrad.chunking import regular_chunks
+from daskgrad.encoding import Encoding, resolve_all, xarray_encoding
 from daskgrad.schedule import group_of, tile_plans, tiles_to_write
 from daskgrad.store import expected_blocks
 from daskgrad.writer import TileWriter, worker_infos
@@ -82,8 +83,11 @@ def _warm(client: Any) -> dict[str, int] | None:
         return None
 
 
-def write_gradients(obj: Any, plan: Any, result: xr.Dataset, store: Any, mode: str) -> None:
-    """Write ``result`` (the lazy gradients of ``obj`` by ``plan``) to ``store`` tile by tile."""
+def write_gradients(
+    obj: Any, plan: Any, result: xr.Dataset, store: Any, mode: str, encoding: Encoding
+) -> None:
+    """Write ``result`` (the lazy gradients of ``obj`` by ``plan``) to ``store`` tile by tile,
+    stored as ``encoding`` says (the batch config's ``output.encoding``)."""
     template = result.copy()
     for name, coord in template.coords.items():  # coordinates are small: written with metadata
         template = template.assign_coords({name: coord.load()})
@@ -96,11 +100,22 @@ def write_gradients(obj: Any, plan: Any, result: xr.Dataset, store: Any, mode: s
         shape = regular_chunks(data.chunks)
         assert shape is not None  # the accessor regularized the chunks
         chunk_shapes[str(v)] = shape
-    template.to_zarr(store, mode=mode, compute=False, consolidated=False)  # type: ignore[call-overload]
+    layouts = resolve_all(encoding, template, chunk_shapes)
+    stored, zarr_encoding = xarray_encoding(template, layouts, chunk_shapes, encoding.zarr_format)
+    shards = {v: lay.shard_blocks for v, lay in layouts.items()}
+    stored.to_zarr(  # type: ignore[call-overload]
+        store,
+        mode=mode,
+        compute=False,
+        consolidated=False,
+        zarr_format=encoding.zarr_format,
+        encoding=zarr_encoding,
+        safe_chunks=not any(shards.values()),  # a shard is written whole by one task
+    )
 
     source = obj if isinstance(obj, xr.Dataset) else obj.to_dataset(name="__values__")
     named = [_with_key(vp, source) for vp in plan.variables]
-    groups = [group_of(source, template, vp, chunk_shapes) for vp in named]
+    groups = [group_of(source, template, vp, chunk_shapes, shards) for vp in named]
     client = active_client()
     worker, workers = library_worker(client)
     for g in groups:

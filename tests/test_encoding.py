@@ -483,3 +483,22 @@ def test_default_encoding_keeps_the_fingerprint_of_earlier_runs(grid, tmp_path):
     )
     assert base.fingerprint == same.fingerprint != other.fingerprint
     assert Encoding().is_default()
+
+
+def test_accessor_to_zarr_takes_the_same_encoding(tmp_path):
+    """``ds.grad.to_zarr(encoding=...)`` speaks output.encoding's vocabulary, shards included."""
+    a = xr.DataArray(np.arange(256.0).reshape(16, 16) ** 2, dims=("y", "x"), name="f").chunk(4)
+    path = tmp_path / "g.zarr"
+    a.grad.to_zarr(path, encoding={"dtype": "float32", "shards": {"x": 2}, "codec": "zstd"})
+    group = zarr.open_group(str(path), mode="r")
+    assert group["df_dx"].dtype == np.float32 and group["df_dx"].shards == (4, 8)
+    want = np.gradient(a.values, axis=1).astype(np.float32)
+    np.testing.assert_array_equal(xr.open_zarr(path)["df_dx"].values, want)
+    default = tmp_path / "d.zarr"
+    a.grad.to_zarr(default)
+    codecs = str(zarr.open_group(str(default), mode="r")["df_dx"].metadata.codecs)
+    assert "blosc" in codecs.lower()  # the batch run's default too
+    with pytest.raises(ValueError, match=r"^encoding.codec: Input should be .*got 'lzma'") as info:
+        a.grad.to_zarr(tmp_path / "bad.zarr", encoding={"codec": "lzma"})
+    assert info.value.argument == "encoding"
+    assert not (tmp_path / "bad.zarr").exists()

@@ -115,14 +115,14 @@ def print_table(rows: list[Measurement], reference: str, title: str, memory: str
 def same_allocator_for_everyone(argv: list[str]) -> None:
     """Re-run this script once with daskgrad's batch malloc settings in the environment.
 
-    ``daskgrad run`` keeps block buffers in the heap (``daskgrad._malloc``); every contender of
+    ``daskgrad run`` keeps block buffers in the heap (``daskgrad.batch._malloc``); every contender of
     a benchmark runs under the same settings so the comparison is about the computation.
     ``--system-malloc`` skips this.
     """
     import os
     import sys
 
-    from daskgrad._malloc import MALLOC_ENV
+    from daskgrad.batch._malloc import MALLOC_ENV
 
     if "--system-malloc" in argv or all(os.environ.get(k) == v for k, v in MALLOC_ENV.items()):
         return

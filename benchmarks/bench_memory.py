@@ -114,7 +114,7 @@ def run_contender(contender: str, inp: Path, out: Path, budget: int, workdir: Pa
                         "memory_limit": f"{budget // 2**20}MiB"},
         }))
         t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "daskgrad.cli", "run", str(cfg), "--no-progress"],
+        proc = subprocess.run([sys.executable, "-m", "daskgrad.batch.cli", "run", str(cfg), "--no-progress"],
                               capture_output=True, text=True)
         seconds = time.perf_counter() - t0
         if proc.returncode:
@@ -159,7 +159,7 @@ def cluster_case(workdir: Path) -> str:
     env = dict(os.environ, DASK_DISTRIBUTED__WORKER__MEMORY__SPILL="false",
                DASK_DISTRIBUTED__WORKER__MEMORY__TARGET="false")
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "daskgrad.cli", "run", str(cfg), "--no-progress"],
+    proc = subprocess.run([sys.executable, "-m", "daskgrad.batch.cli", "run", str(cfg), "--no-progress"],
                           capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - t0
     text = proc.stdout + proc.stderr

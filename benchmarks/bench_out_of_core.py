@@ -71,7 +71,7 @@ def run_daskgrad(inp: Path, out: Path, workdir: Path) -> tuple[float, int]:
     cfg_path.write_text(yaml.safe_dump(config))
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "daskgrad.cli", "run", str(cfg_path), "--no-progress"],
+    proc = subprocess.Popen([sys.executable, "-m", "daskgrad.batch.cli", "run", str(cfg_path), "--no-progress"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output = proc.communicate()[0]
     elapsed = time.perf_counter() - t0
@@ -98,9 +98,9 @@ def _reported_peak(output: str) -> int:
 
 
 def run_daskgrad_in_process(inp: Path, out: Path, encoding: dict | None = None) -> float:
-    """The same run through ``daskgrad.runner.run`` in this process: no interpreter start-up."""
-    from daskgrad.config import load_config_text
-    from daskgrad.runner import run
+    """The same run through ``daskgrad.batch.runner.run`` in this process: no interpreter start-up."""
+    from daskgrad.batch.config import load_config_text
+    from daskgrad.batch.runner import run
 
     cfg = load_config_text(yaml.safe_dump({
         "input": {"path": str(inp)},
@@ -191,7 +191,7 @@ def raw_bytes(path: Path) -> int:
 def make_demo_input(path: Path, nt: int) -> int:
     """The demo dataset (float32 t2m and u: smooth fields, small noise) at 0.25 degrees."""
     if not path.exists():
-        from daskgrad.demo import make_demo_dataset
+        from daskgrad.batch.demo import make_demo_dataset
 
         ds = make_demo_dataset(nt=nt, nlat=721, nlon=1440, nlevel=5)
         ds.chunk({"time": 6, "level": 5, "lat": 361, "lon": 720}).to_zarr(

@@ -19,9 +19,9 @@ import numpy as np
 import xarray as xr
 import yaml
 
-from daskgrad import runner
-from daskgrad.cluster import open_client
-from daskgrad.config import load_config_text
+from daskgrad.batch import runner
+from daskgrad.batch.cluster import open_client
+from daskgrad.batch.config import load_config_text
 
 SHAPE = (128, 512, 512)
 CHUNKS = (32, 128, 128)

@@ -1,7 +1,7 @@
 """A run at scale, on paper: tiles, memory, tasks and time from daskgrad's own planner.
 
-Uses the same functions a run uses (:func:`daskgrad.tiles.choose_box`,
-:class:`daskgrad.budget.WorkerMemory`) on an array too large to make here, with a per-block
+Uses the same functions a run uses (:func:`daskgrad.batch.tiles.choose_box`,
+:class:`daskgrad.batch.budget.WorkerMemory`) on an array too large to make here, with a per-block
 cost measured on this machine (``--block-seconds``: core-seconds to read, differentiate along
 three dims and write one block; see docs/scale.md for where the default comes from). Run::
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 import math
 
-from daskgrad.budget import PROCESS_BASELINE, WORKER_FRACTION, BlockCost, WorkerMemory
-from daskgrad.tiles import choose_plan
+from daskgrad.batch.budget import PROCESS_BASELINE, WORKER_FRACTION, BlockCost, WorkerMemory
+from daskgrad.batch.tiles import choose_plan
 
 # Tasks per block: one read, one face task per differentiated dim, one kernel and one write per
 # output; a tile adds one read and one face task for each bordering block it reads.

@@ -8,7 +8,7 @@ numbers for numpy, CuPy and dask arrays. Importing daskgrad registers the ``grad
 from importlib.metadata import PackageNotFoundError, version
 
 from daskgrad import accessor as _accessor  # noqa: F401  (registers the ``grad`` accessor)
-from daskgrad.gradient import gradient
+from daskgrad.core.gradient import gradient
 
 try:
     __version__ = version("daskgrad")

@@ -5,11 +5,11 @@ every call to the module functions below, which do three things in order:
 
 1. :func:`daskgrad.plan.plan_gradients` checks every option against the object, before any data
    is touched, and decides each output;
-2. :func:`build_gradients` runs the engine (:func:`daskgrad.gradient.differentiate_axes`) once
+2. :func:`build_gradients` runs the engine (:func:`daskgrad.core.gradient.differentiate_axes`) once
    per variable for all its requested dims, so a dask input is read once;
 3. :func:`compute_gradients` loads the result; :func:`gradients_to_zarr` streams it to a store.
 
-The options are the fields of :class:`daskgrad.options.GradientOptions`; the methods' keyword
+The options are the fields of :class:`daskgrad.core.options.GradientOptions`; the methods' keyword
 arguments are generated from it, so they are written once.
 
 For numeric coordinates every field is bit for bit ``obj[var].differentiate(dim,
@@ -24,20 +24,18 @@ import inspect
 import re
 from collections.abc import Callable, Hashable, Mapping, MutableMapping
 from os import PathLike
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import dask.array as da
 import numpy as np
 import xarray as xr
 
-from daskgrad._compat import array_module
-from daskgrad.chunking import as_regular
-from daskgrad.curvilinear import geographic_components, grid_components
-from daskgrad.encoding import Encoding
+from daskgrad.core._compat import array_module
+from daskgrad.core.chunking import as_regular
+from daskgrad.core.curvilinear import geographic_components, grid_components
+from daskgrad.core.gradient import differentiate_axes
+from daskgrad.core.options import Dims, GradientOptions, OptionError
 from daskgrad.geometry import SphericalAxes, lon_metric
-from daskgrad.gradient import differentiate_axes
-from daskgrad.options import Dims, GradientOptions, OptionError
-from daskgrad.paths import check_zarr_target
 from daskgrad.plan import (
     GradientField,
     GradientPlan,
@@ -46,6 +44,9 @@ from daskgrad.plan import (
     check_storable,
     plan_gradients,
 )
+
+if TYPE_CHECKING:  # the batch layer is imported where to_zarr runs, not with the accessor
+    from daskgrad.batch.encoding import Encoding
 
 __all__ = [
     "GradAccessor",
@@ -199,11 +200,11 @@ def gradients_to_zarr(
 
     Each zarr chunk is one dask block and is written by one task, tile by tile within the
     memory of the workers (or of ``dask.config`` ``daskgrad.memory-limit`` on threads; see
-    :mod:`daskgrad.stream`). Irregular dask chunks are first rechunked to a regular grid
+    :mod:`daskgrad.batch.stream`). Irregular dask chunks are first rechunked to a regular grid
     (values unchanged); a numpy-backed input is cut into dask's ``"auto"`` chunks.
     ``encoding`` is the batch config's ``output.encoding`` (codec, level, shuffle, dtype,
     shards, zarr_format, per-variable overrides), as a mapping or an
-    :class:`~daskgrad.encoding.Encoding`.
+    :class:`~daskgrad.batch.encoding.Encoding`.
 
     Examples
     --------
@@ -214,13 +215,14 @@ def gradients_to_zarr(
     >>> xr.open_zarr(path)["df_dx"].values
     array([1., 2., 4., 6., 8., 9.])
     """
+    from daskgrad.batch.paths import check_zarr_target
+    from daskgrad.batch.stream import write_gradients
+
     check_zarr_target(obj, store)
     if mode not in _ZARR_MODES:
         raise ValueError(
             f"mode must be 'w-' (refuse an existing store) or 'w' (overwrite it); got {mode!r}"
         )
-    from daskgrad.stream import write_gradients
-
     layout = _encoding(encoding)
     plan = plan_gradients(obj, options)
     check_storable(plan)
@@ -232,6 +234,8 @@ def gradients_to_zarr(
 
 def _encoding(encoding: Encoding | Mapping[str, Any] | None) -> Encoding:
     """``encoding`` as the batch config reads ``output.encoding``; errors name the key."""
+    from daskgrad.batch.encoding import Encoding
+
     if isinstance(encoding, Encoding):
         return encoding
     try:
@@ -288,7 +292,7 @@ class GradAccessor:
 
     Holds only the wrapped object; every method delegates to a module function of
     :mod:`daskgrad.accessor`. The keyword arguments of every method are the fields of
-    :class:`daskgrad.options.GradientOptions`.
+    :class:`daskgrad.core.options.GradientOptions`.
 
     Examples
     --------
@@ -323,7 +327,7 @@ class GradAccessor:
 
         Raises
         ------
-        daskgrad.options.OptionError
+        daskgrad.core.options.OptionError
             A ``ValueError`` for any bad argument, before any data is read; its ``argument``
             names the keyword.
         TypeError

@@ -2,7 +2,7 @@
 
 Pure logic, no dask and no data: everything here looks at 1-D coordinates only, so it is cheap
 and runs before any graph is built. The accessor (:mod:`daskgrad.accessor`) turns the
-:class:`DimSpacing` records into :class:`~daskgrad.spacing.AxisSpacing` records for the engine.
+:class:`DimSpacing` records into :class:`~daskgrad.core.spacing.AxisSpacing` records for the engine.
 
 Rules
 -----
@@ -37,12 +37,12 @@ from typing import Any, Literal
 import numpy as np
 import xarray as xr
 
-from daskgrad.options import OptionError, check_datetime_unit
-from daskgrad.spacing import inferred_period
+from daskgrad.core.options import OptionError, check_datetime_unit
+from daskgrad.core.spacing import inferred_period
 
 
 def _unit(datetime_unit: str) -> np.timedelta64:
-    """One ``datetime_unit`` as a timedelta64 (the unit is checked by :mod:`daskgrad.options`)."""
+    """One ``datetime_unit`` as a timedelta64 (the unit is checked by :mod:`daskgrad.core.options`)."""
     return np.timedelta64(1, datetime_unit)  # type: ignore[call-overload]
 
 __all__ = [
@@ -72,7 +72,7 @@ CoordKind = Literal["numeric", "datetime", "cftime", "none"]
 
 @dataclass(frozen=True)
 class DimSpacing:
-    """The spacing of one dim, ready for :func:`daskgrad.spacing.axis_spacing`.
+    """The spacing of one dim, ready for :func:`daskgrad.core.spacing.axis_spacing`.
 
     Attributes
     ----------

@@ -10,7 +10,7 @@ The latitude and longitude coordinates are found by their CF attributes first
 ``degrees_east``), then by their names (``lat``/``latitude``, ``lon``/``longitude``, any case).
 They are 1-D coordinates in degrees (:class:`SphericalAxes`), or both 2-D over the same two grid
 dims, a curvilinear grid (:class:`CurvilinearAxes`, differentiated by
-:mod:`daskgrad.curvilinear`). Angles are converted with ``numpy.deg2rad``, the period of a
+:mod:`daskgrad.core.curvilinear`). Angles are converted with ``numpy.deg2rad``, the period of a
 periodic longitude too (360 degrees becomes 2 pi).
 
 Pure logic on coordinates only: no dask, no data.

@@ -1,10 +1,10 @@
 """Planning a ``grad`` call: every argument checked and every output decided, before any data.
 
-:func:`plan_gradients` turns an xarray object and a :class:`~daskgrad.options.GradientOptions`
+:func:`plan_gradients` turns an xarray object and a :class:`~daskgrad.core.options.GradientOptions`
 into a :class:`GradientPlan`: the chosen variables and dims, each dim's spacing (from the
 coordinates, via :mod:`daskgrad.coords` and :mod:`daskgrad.geometry`), each output's name and
 attributes, and the engine's per-axis spacing records. Coordinates are read (they are small);
-data variables are not. Every error is an :class:`~daskgrad.options.OptionError` naming the
+data variables are not. Every error is an :class:`~daskgrad.core.options.OptionError` naming the
 argument it is about.
 """
 
@@ -17,25 +17,20 @@ from typing import Any, Literal
 
 import xarray as xr
 
+from daskgrad.arguments import choose_variables, kind_of, periodic_map, requested_dims
 from daskgrad.cf import DerivativeKind, derivative_attrs
 from daskgrad.coords import DimSpacing, dim_spacing
+from daskgrad.core.options import Geometry, GradientOptions, OptionError, check_name_template
+from daskgrad.core.spacing import AxisSpacing, axis_spacing
 from daskgrad.geometry import CurvilinearAxes, SphericalAxes, find_lat_lon, to_radians
-from daskgrad.options import Geometry, GradientOptions, OptionError, check_name_template
-from daskgrad.spacing import AxisSpacing, axis_spacing
 
 __all__ = [
-    "NUMERIC_KINDS",
-    "UNNAMED",
     "GradientField",
     "GradientPlan",
     "check_storable",
     "plan_gradients",
 ]
 
-#: dtype kinds the accessor differentiates: integers, floats, complex.
-NUMERIC_KINDS = "iufc"
-#: The name of an unnamed DataArray in the output names.
-UNNAMED = "var"
 
 XarrayObject = xr.DataArray | xr.Dataset
 Role = Literal["lat", "lon"]
@@ -76,7 +71,7 @@ class GradientField:
 
 @dataclass(frozen=True)
 class CurvilinearPart:
-    """The fields of one variable on a curvilinear grid (:mod:`daskgrad.curvilinear`).
+    """The fields of one variable on a curvilinear grid (:mod:`daskgrad.core.curvilinear`).
 
     Attributes
     ----------
@@ -138,7 +133,7 @@ class GradientPlan:
     radius
         Sphere radius in metres.
     nan_policy
-        ``"propagate"`` or ``"one-sided"`` (:class:`~daskgrad.options.GradientOptions`).
+        ``"propagate"`` or ``"one-sided"`` (:class:`~daskgrad.core.options.GradientOptions`).
     axes
         The latitude/longitude coordinates found for spherical geometry (else ``None``).
     variables
@@ -156,148 +151,6 @@ class GradientPlan:
     def names(self) -> list[Hashable]:
         """The output variable names, in order."""
         return [f.name for f in self.fields]
-
-
-def _is_member(value: Any, container: Any) -> bool:
-    try:
-        return value in container
-    except TypeError:  # unhashable
-        return False
-
-
-def _kind(obj: XarrayObject) -> str:
-    return "Dataset" if isinstance(obj, xr.Dataset) else "DataArray"
-
-
-def _is_numeric(x: xr.DataArray) -> bool:
-    return x.dtype.kind in NUMERIC_KINDS
-
-
-def _choose_variables(
-    obj: XarrayObject, variables: Any
-) -> list[tuple[Hashable | None, Hashable, bool]]:
-    """``(key, label, named)`` per chosen variable: key for ``obj[key]`` (None: the DataArray)."""
-    if isinstance(obj, xr.DataArray):
-        if variables is not None:
-            raise OptionError(
-                "variables",
-                f"variables is for Datasets; a DataArray is differentiated itself, so leave "
-                f"variables=None (got {variables!r})"
-            )
-        label = obj.name if obj.name is not None else UNNAMED
-        if not _is_numeric(obj):
-            raise OptionError(
-                "variables",
-                f"the DataArray {label!r} has dtype {obj.dtype}; the accessor differentiates "
-                "integer, float and complex data"
-            )
-        return [(None, label, True)]
-    available = list(obj.data_vars)
-    if variables is None:
-        chosen = [(k, k, False) for k in available if _is_numeric(obj[k])]
-        if not chosen:
-            raise OptionError(
-                "variables",
-                f"the Dataset has no numeric data variable to differentiate (data variables: "
-                f"{available}); integer, float and complex variables are differentiated"
-            )
-        return chosen
-    if isinstance(variables, str) or (
-        not isinstance(variables, (list, tuple)) and _is_member(variables, obj.data_vars)
-    ):
-        names = [variables]
-    else:
-        names = variables
-    if not isinstance(names, (list, tuple)) or not names:
-        raise OptionError(
-            "variables",
-            f"variables must be None, a variable name or a non-empty list of names; got "
-            f"{variables!r}"
-        )
-    if len(set(names)) != len(names):
-        raise OptionError("variables", f"variables={variables!r} names a variable more than once")
-    for v in names:
-        if v not in obj.data_vars:
-            where = " (it is a coordinate)" if v in obj.coords else ""
-            raise OptionError(
-                "variables",
-                f"variables: {v!r} is not a data variable of the Dataset{where}; the data "
-                f"variables are {available}"
-            )
-        if not _is_numeric(obj[v]):
-            raise OptionError(
-                "variables",
-                f"variables: {v!r} has dtype {obj[v].dtype}; the accessor differentiates "
-                "integer, float and complex variables"
-            )
-    return [(v, v, True) for v in names]
-
-
-def _requested_dims(obj: XarrayObject, dim: Any, chosen: Sequence[xr.DataArray]) -> list[Hashable]:
-    all_dims = list(obj.dims)
-    if dim is None:
-        seen: dict[Hashable, None] = {}
-        for x in chosen:
-            seen.update(dict.fromkeys(x.dims))
-        return list(seen)
-    if isinstance(dim, str) or (not isinstance(dim, (list, tuple)) and _is_member(dim, obj.dims)):
-        dims = [dim]
-    elif isinstance(dim, (list, tuple)):
-        dims = list(dim)
-    else:
-        raise OptionError("dim", f"dim must be None, a dim name or a list of dim names; got {dim!r}")
-    if not dims:
-        raise OptionError("dim", "dim is an empty list; give dim names, or None for every dim")
-    for d in dims:
-        if d not in obj.dims:
-            raise OptionError("dim", f"dim {d!r} is not a dim of the {_kind(obj)}; its dims are {all_dims}")
-    if len(set(dims)) != len(dims):
-        raise OptionError("dim", f"dim={dim!r} names a dim more than once")
-    have = {d for x in chosen for d in x.dims}
-    for d in dims:
-        if d not in have:
-            raise OptionError(
-                "dim",
-                f"dim {d!r} is in none of the chosen variables "
-                f"{[x.name for x in chosen]}; their dims are {sorted(have, key=str)}"
-            )
-    return dims
-
-
-def _periodic_map(
-    obj: XarrayObject, periodic: Any, dims: Sequence[Hashable]
-) -> dict[Hashable, Any]:
-    if periodic is None:
-        return {}
-    if isinstance(periodic, Mapping):
-        mapping = dict(periodic)
-    elif isinstance(periodic, str) or (
-        not isinstance(periodic, (list, tuple, set, frozenset)) and _is_member(periodic, obj.dims)
-    ):
-        mapping = {periodic: None}
-    elif isinstance(periodic, (list, tuple, set, frozenset)):
-        mapping = dict.fromkeys(periodic)
-    else:
-        raise OptionError(
-            "periodic",
-            "periodic must be None, a dim name, a list of dim names or a dict {dim: period}; "
-            f"got {periodic!r}"
-        )
-    for d in mapping:
-        if d not in obj.dims:
-            raise OptionError(
-                "periodic",
-                f"periodic dim {d!r} is not a dim of the {_kind(obj)}; its dims are {list(obj.dims)}"
-            )
-        if d not in dims:
-            raise OptionError(
-                "periodic",
-                f"periodic dim {d!r} is not among the differentiated dims {list(dims)}; add it "
-                "to dim or drop it from periodic"
-            )
-    return mapping
-
-
 
 
 # -- the plan ---------------------------------------------------------------------------------
@@ -348,7 +201,7 @@ def _dim_spacings(
     dims: Sequence[Hashable],
     options: GradientOptions,
     axes: SphericalAxes | None,
-    periodic_map: Mapping[Hashable, Any],
+    periods: Mapping[Hashable, Any],
 ) -> tuple[dict[Hashable, DimSpacing], dict[Hashable, Role | None]]:
     """Each requested dim's coordinate numbers (radians for spherical lat/lon) and its role."""
     spacings: dict[Hashable, DimSpacing] = {}
@@ -361,8 +214,8 @@ def _dim_spacings(
                 obj,
                 d,
                 datetime_unit=options.datetime_unit,
-                periodic=d in periodic_map,
-                period=periodic_map.get(d),
+                periodic=d in periods,
+                period=periods.get(d),
                 coord_name=coord_name,
             )
         except OptionError:
@@ -458,15 +311,15 @@ def plan_gradients(
     """
     options = options or GradientOptions()
     now = now or datetime.datetime.now(datetime.timezone.utc)
-    chosen = _choose_variables(obj, options.variables)
+    chosen = choose_variables(obj, options.variables)
     arrays: list[xr.DataArray] = [_variable(obj, key) for key, _, _ in chosen]
-    dims = _requested_dims(obj, options.dim, arrays)
+    dims = requested_dims(obj, options.dim, arrays)
     axes = find_lat_lon_or_fail(obj) if options.geometry == "spherical" else None
     grid_dims = axes.dims if isinstance(axes, CurvilinearAxes) else ()
     plain_dims = [d for d in dims if d not in grid_dims]
     spherical_axes = axes if isinstance(axes, SphericalAxes) else None
-    periodic_map = _periodic_map(obj, options.periodic, dims)
-    spacings, roles = _dim_spacings(obj, plain_dims, options, spherical_axes, periodic_map)
+    periods = periodic_map(obj, options.periodic, dims)
+    spacings, roles = _dim_spacings(obj, plain_dims, options, spherical_axes, periods)
 
     var_plans = []
     all_fields: list[GradientField] = []
@@ -525,7 +378,7 @@ def _with_curvilinear(
             f"components='geographic' needs both grid dims {list(axes.dims)} in dim (got "
             f"{requested}); eastward and northward each mix the two",
         )
-    periodic = _periodic_map(obj, options.periodic, own)
+    periodic = periodic_map(obj, options.periodic, own)
     for d in requested:
         if d in periodic and periodic[d] is not None:
             raise OptionError(
@@ -611,7 +464,7 @@ def _check_names(obj: XarrayObject, fields: Sequence[GradientField], name: str) 
             raise OptionError(
                 "name",
                 f"name={name!r} gives the output name {f.name!r}, which is already a "
-                f"coordinate or dim of the {_kind(obj)}; choose another template",
+                f"coordinate or dim of the {kind_of(obj)}; choose another template",
             )
         seen[f.name] = f
 
@@ -619,7 +472,7 @@ def _check_names(obj: XarrayObject, fields: Sequence[GradientField], name: str) 
 def check_storable(plan: GradientPlan) -> None:
     """Refuse output names that zarr would read as nested groups (``/`` or ``\\`` in them).
 
-    The template itself cannot hold them (:func:`daskgrad.options.check_name_template`), so
+    The template itself cannot hold them (:func:`daskgrad.core.options.check_name_template`), so
     such a name comes from a variable's name.
 
     Examples
@@ -629,7 +482,7 @@ def check_storable(plan: GradientPlan) -> None:
     >>> check_storable(plan_gradients(ds))
     Traceback (most recent call last):
     ...
-    daskgrad.options.OptionError: variables: 'a/b' contains '/', which zarr reads as a group separator in the output name 'da/b_dx'; rename it or leave it out
+    daskgrad.core.options.OptionError: variables: 'a/b' contains '/', which zarr reads as a group separator in the output name 'da/b_dx'; rename it or leave it out
     """
     for f in plan.fields:
         for sep in ("/", "\\"):

@@ -19,7 +19,7 @@ import numpy as np
 import xarray as xr
 
 import daskgrad  # noqa: F401  (registers the accessor)
-from daskgrad.plot import plot_store
+from daskgrad.batch.plot import plot_store
 
 
 def rotated_pole_grid(ny: int, nx: int, pole_lat: float = 50.0, centre_lon: float = -30.0):

@@ -2,7 +2,7 @@
 
 Sections
 --------
-* ``daskgrad`` / ``start``: the command line as a real subprocess (``python -m daskgrad.cli``).
+* ``daskgrad`` / ``start``: the command line as a real subprocess (``python -m daskgrad.batch.cli``).
 * ``invoke``: the same command in-process through ``click.testing.CliRunner`` (no start-up cost).
 * ``write_grid``: a 2-D float64 zarr input ``a(y, x)`` with many small chunks and a non-uniform
   ``x``, plus ``grid_config`` and the numpy oracle ``grid_reference``.
@@ -26,9 +26,9 @@ import yaml
 import zarr
 from click.testing import CliRunner, Result
 
-from daskgrad.cli import main
+from daskgrad.batch.cli import main
 
-COMMAND = [sys.executable, "-m", "daskgrad.cli"]
+COMMAND = [sys.executable, "-m", "daskgrad.batch.cli"]
 
 
 # --------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@
 
 ``plan`` runs first (it only reads); then an audit hook counts every directory made, every
 ``.partial`` temporary opened and every rename (zarr's LocalStore writes a file as a temporary,
-then renames it) while :func:`daskgrad.runner.prepare_store` creates the output, and at the K-th
+then renames it) while :func:`daskgrad.batch.runner.prepare_store` creates the output, and at the K-th
 one the process SIGKILLs itself: a real kill at a known point of the real creation code, leaving
 exactly what a kill there leaves. If creation ends first, it prints the number of events.
 """
@@ -15,8 +15,8 @@ import os
 import signal
 import sys
 
-from daskgrad.config import load_config
-from daskgrad.runner import plan, prepare_store
+from daskgrad.batch.config import load_config
+from daskgrad.batch.runner import plan, prepare_store
 
 
 def main(config: str, k: int) -> None:

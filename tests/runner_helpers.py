@@ -9,8 +9,8 @@ import xarray as xr
 import yaml
 
 from daskgrad.accessor import compute_gradients
-from daskgrad.config import RunConfig, load_config_text
-from daskgrad.demo import make_demo_dataset
+from daskgrad.batch.config import RunConfig, load_config_text
+from daskgrad.batch.demo import make_demo_dataset
 
 
 def write_input(path: Path, *, nt=8, nlat=19, nlon=24, nlevel=3, chunks=None) -> xr.Dataset:

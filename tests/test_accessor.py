@@ -26,7 +26,7 @@ from conftest import assert_bitwise_equal
 
 import daskgrad
 from daskgrad.accessor import GradAccessor
-from daskgrad.options import GradientOptions
+from daskgrad.core.options import GradientOptions
 from daskgrad.plan import plan_gradients
 
 R = 6371008.8

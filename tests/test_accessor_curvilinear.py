@@ -1,6 +1,6 @@
 """The accessor and a batch run on curvilinear grids: 2-D latitude/longitude over two grid dims.
 
-The numbers of :mod:`daskgrad.curvilinear` are checked in test_curvilinear.py; here the
+The numbers of :mod:`daskgrad.core.curvilinear` are checked in test_curvilinear.py; here the
 accessor finds the grid, names and describes the outputs, keeps other dims plain, and is lazy.
 """
 
@@ -14,9 +14,9 @@ from click.testing import CliRunner
 from test_curvilinear import field, rotated_pole_grid
 
 import daskgrad  # noqa: F401  (registers the accessor)
-from daskgrad.cli import main
-from daskgrad.curvilinear import geographic_components, grid_components
-from daskgrad.options import DEFAULT_RADIUS, OptionError
+from daskgrad.batch.cli import main
+from daskgrad.core.curvilinear import geographic_components, grid_components
+from daskgrad.core.options import DEFAULT_RADIUS, OptionError
 
 R = DEFAULT_RADIUS
 

@@ -26,11 +26,11 @@ import xarray as xr
 from conftest import assert_bitwise_equal, numpy_reference
 
 import daskgrad
-import daskgrad.halo
-import daskgrad.kernels
-from daskgrad._compat import array_module
+import daskgrad.core.halo
+import daskgrad.core.kernels
+from daskgrad.core._compat import array_module
 
-gradient_module = importlib.import_module("daskgrad.gradient")  # the attribute is the function
+gradient_module = importlib.import_module("daskgrad.core.gradient")  # the attribute is the function
 
 xps = pytest.importorskip("array_api_strict", reason="array-api-strict is in the [test] extra")
 StrictArray = type(xps.asarray(0.0))
@@ -71,16 +71,16 @@ def strict_kernel(monkeypatch):
     """Every kernel call runs on array_api_strict arrays; returns the set of operations used."""
     used: set[str] = set()
     namespace = _no_promotion_namespace(used)
-    real_block = daskgrad.kernels.gradient_block
+    real_block = daskgrad.core.kernels.gradient_block
 
     def on_strict(block, faces, axes, spacings, dtype=None):
         faces = [(_to_strict(lo), _to_strict(up)) for lo, up in faces]
         results = real_block(_to_strict(block), faces, axes, spacings, dtype)
         return tuple(_to_numpy(r) for r in results)
 
-    monkeypatch.setattr(daskgrad.kernels, "array_module", lambda block: namespace)
+    monkeypatch.setattr(daskgrad.core.kernels, "array_module", lambda block: namespace)
     monkeypatch.setattr(gradient_module, "gradient_block", on_strict)
-    monkeypatch.setattr(daskgrad.halo, "gradient_block", on_strict)
+    monkeypatch.setattr(daskgrad.core.halo, "gradient_block", on_strict)
     return used
 
 

@@ -24,12 +24,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from runner_helpers import assert_store_equals, make_config, reference, write_config, write_input
 
-from daskgrad import store as zstore
-from daskgrad.budget import BlockCost, WorkerMemory
-from daskgrad.runner import plan
-from daskgrad.schedule import tile_plans, tiles_to_write
-from daskgrad.tiles import TilePlan, choose_box, extra_reads
-from daskgrad.writer import TileWriter, subgraph
+from daskgrad.batch import store as zstore
+from daskgrad.batch.budget import BlockCost, WorkerMemory
+from daskgrad.batch.runner import plan
+from daskgrad.batch.schedule import tile_plans, tiles_to_write
+from daskgrad.batch.tiles import TilePlan, choose_box, extra_reads
+from daskgrad.batch.writer import TileWriter, subgraph
 
 # -- the tiling, exactly ---------------------------------------------------------------------
 
@@ -100,7 +100,7 @@ def test_tiny_tiles_write_the_same_bits_as_one_graph(tmp_path):
     write_input(inp, chunks={"time": 2, "level": 3, "lat": 5, "lon": 6})
     cfg = make_config(inp, tmp_path / "out.zarr")
     p = plan(cfg)
-    from daskgrad.runner import _create_store
+    from daskgrad.batch.runner import _create_store
 
     _create_store(p)
     cost = max((g.cost for g in p.groups), key=lambda c: c.in_bytes)
@@ -143,7 +143,7 @@ def _big_input(path, shape=(64, 512, 512), chunks=(16, 128, 128)):
 
 def _cli(args, env=None, timeout=300):
     return subprocess.run(
-        [sys.executable, "-m", "daskgrad.cli", *args],
+        [sys.executable, "-m", "daskgrad.batch.cli", *args],
         capture_output=True, text=True, timeout=timeout, env=env,
     )
 

@@ -314,7 +314,7 @@ def test_a_variable_without_units_gives_no_units(var_units):
 
 
 def test_demo_outputs_read_by_pint_xarray_and_metpy():
-    from daskgrad.demo import make_demo_dataset
+    from daskgrad.batch.demo import make_demo_dataset
 
     ds = make_demo_dataset(nt=3, nlat=5, nlon=8, nlevel=2)
     kw = {"geometry": "spherical", "periodic": {"lon": 360.0}, "datetime_unit": "h"}

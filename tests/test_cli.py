@@ -1,6 +1,6 @@
 """The ``daskgrad`` command line (README, "Batch runs"): version, validate, run, demo, ``--set``, exit status.
 
-Most tests start the real command as a process (``python -m daskgrad.cli``, about 1.5 s each); the
+Most tests start the real command as a process (``python -m daskgrad.batch.cli``, about 1.5 s each); the
 loops over many bad configs run the same click command in-process with ``CliRunner`` instead.
 Exit status: 0 done; 2 a bad config (exactly one line on stderr naming the file, the key and the
 problem, nothing written); 1 a failure while running.
@@ -26,10 +26,10 @@ from cli_helpers import (
 from runner_helpers import assert_store_equals, make_config, reference, write_config, write_input
 
 import daskgrad as package
-from daskgrad import store as zstore
-from daskgrad.config import load_config
-from daskgrad.demo import demo_config_path
-from daskgrad.runner import plan, prepare_store, write_blocks
+from daskgrad.batch import store as zstore
+from daskgrad.batch.config import load_config
+from daskgrad.batch.demo import demo_config_path
+from daskgrad.batch.runner import plan, prepare_store, write_blocks
 
 CORPUS = sorted((Path(__file__).parent / "bad_configs").glob("*.yaml"))
 

@@ -1,4 +1,4 @@
-"""Tests for daskgrad.cluster: job scripts, key validation, and real clusters on 127.0.0.1.
+"""Tests for daskgrad.batch.cluster: job scripts, key validation, and real clusters on 127.0.0.1.
 
 Nothing is mocked except the batch system, which does not exist here: job scripts come from
 dask-jobqueue's own Job classes (which submit nothing), and the one job-queue cluster test starts
@@ -22,15 +22,15 @@ from typing import Any
 import dask
 import pytest
 
-from daskgrad.cluster import dashboard_link, describe, open_client
-from daskgrad.config import ClusterConfig, JobqueueConfig, TLSConfig
-from daskgrad.jobqueue import JOB_NAME, SCHEDULER_PLACEHOLDER, job_script, jobqueue_kwargs
+from daskgrad.batch.cluster import dashboard_link, describe, open_client
+from daskgrad.batch.config import ClusterConfig, JobqueueConfig, TLSConfig
+from daskgrad.batch.jobqueue import JOB_NAME, SCHEDULER_PLACEHOLDER, job_script, jobqueue_kwargs
 
 ZARR_ENV = "ZARR_ARRAY__WRITE_EMPTY_CHUNKS"
 
 
 # --------------------------------------------------------------------------------------------
-# Config objects: the real daskgrad.config models
+# Config objects: the real daskgrad.batch.config models
 # --------------------------------------------------------------------------------------------
 
 
@@ -408,7 +408,7 @@ def test_local_cluster_binds_loopback_and_passes_the_worker_env(
         # Worker processes inherited the environment, and zarr in them picked it up.
         assert set(client.run(os.environ.get, ZARR_ENV).values()) == {"True"}
         assert set(client.run(os.environ.get, "DASKGRAD_TEST_MARK").values()) == {"yes"}
-        # Block buffers stay in the workers' heaps for reuse (daskgrad._malloc), up to a
+        # Block buffers stay in the workers' heaps for reuse (daskgrad.batch._malloc), up to a
         # sixteenth of the 1 GiB limit: a tight worker must not keep freed memory resident.
         assert set(client.run(os.environ.get, "MALLOC_MMAP_THRESHOLD_").values()) == {str(1 << 26)}
         assert set(client.run(os.environ.get, "MALLOC_ARENA_MAX").values()) == {"1"}

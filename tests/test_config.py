@@ -19,7 +19,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from daskgrad.config import (
+from daskgrad.batch.config import (
     MAX_CONFIG_BYTES,
     ClusterConfig,
     ConfigError,
@@ -34,7 +34,7 @@ from daskgrad.config import (
     load_config_text,
     load_yaml,
 )
-from daskgrad.preflight import check_paths
+from daskgrad.batch.preflight import check_paths
 
 CORPUS = Path(__file__).parent / "bad_configs"
 PWNED = Path("/tmp/daskgrad-pwned")
@@ -857,7 +857,7 @@ def test_shipped_configs_are_valid(name):
     cfg = load_config(path)
     assert cfg.output.name == "d{var}_d{dim}"
     if name == "slurm.yaml":
-        from daskgrad.jobqueue import job_script
+        from daskgrad.batch.jobqueue import job_script
 
         script = job_script(cfg.cluster)
         assert "#SBATCH -p normal" in script and "-t 02:00:00" in script

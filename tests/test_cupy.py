@@ -22,7 +22,7 @@ import xarray as xr
 from conftest import assert_bitwise_equal, numpy_reference
 
 import daskgrad
-import daskgrad.kernels
+import daskgrad.core.kernels
 
 # Every module-level function the kernel may call; each exists in CuPy with the same signature
 # (ufuncs with ``out=``, array creation and conversion).
@@ -81,7 +81,7 @@ def test_kernel_uses_only_functions_cupy_has(monkeypatch, rng):
             used.add(name)
             return getattr(namespace, name)  # AttributeError for anything CuPy-less
 
-    monkeypatch.setattr(daskgrad.kernels, "array_module", lambda block: Recorder())
+    monkeypatch.setattr(daskgrad.core.kernels, "array_module", lambda block: Recorder())
     dtypes = ("float32", "float64", "float16", "complex64", "complex128", "int32", "bool")
     for x, spacing, edge_order in _cases(rng, dtypes):
         expected = numpy_reference(x.astype(np.int64) if x.dtype == bool else x, spacing, None, edge_order)

@@ -14,8 +14,8 @@ from conftest import assert_bitwise_equal
 from test_ndcoords import line_reference
 
 import daskgrad  # noqa: F401  (registers the accessor)
-from daskgrad.curvilinear import geographic_components, grid_components, grid_distance
-from daskgrad.options import DEFAULT_RADIUS
+from daskgrad.core.curvilinear import geographic_components, grid_components, grid_distance
+from daskgrad.core.options import DEFAULT_RADIUS
 
 R = DEFAULT_RADIUS
 

@@ -1,5 +1,5 @@
 """output.encoding: codecs, stored dtype, shards, zarr v2, per-variable overrides, and a
-sharded run killed mid-way then resumed (daskgrad/encoding.py, docs/reliability.md).
+sharded run killed mid-way then resumed (daskgrad/batch/encoding.py, docs/reliability.md).
 
 The reference is ``numpy.gradient`` on the same float64 input, compared bit for bit; a float32
 or float16 output must equal that result cast with numpy's ``astype``. Warnings are errors
@@ -21,13 +21,13 @@ import xarray as xr
 import zarr
 from cli_helpers import daskgrad, grid_config, grid_reference, start, write_grid
 
-from daskgrad import store as zstore
-from daskgrad.budget import BlockCost, WorkerMemory
-from daskgrad.config import ConfigError, load_config
-from daskgrad.encoding import Encoding
-from daskgrad.runner import plan, run
-from daskgrad.schedule import Group, tile_plans
-from daskgrad.writer import Tile, TileWriter
+from daskgrad.batch import store as zstore
+from daskgrad.batch.budget import BlockCost, WorkerMemory
+from daskgrad.batch.config import ConfigError, load_config
+from daskgrad.batch.encoding import Encoding
+from daskgrad.batch.runner import plan, run
+from daskgrad.batch.schedule import Group, tile_plans
+from daskgrad.batch.writer import Tile, TileWriter
 
 pytestmark = pytest.mark.filterwarnings("error")
 

@@ -43,9 +43,9 @@ from cli_helpers import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from daskgrad import store as zstore
-from daskgrad.config import load_config
-from daskgrad.runner import RunError, plan, prepare_store, run, write_blocks
+from daskgrad.batch import store as zstore
+from daskgrad.batch.config import load_config
+from daskgrad.batch.runner import RunError, plan, prepare_store, run, write_blocks
 
 pytestmark = [
     pytest.mark.faults,

@@ -237,8 +237,8 @@ def test_bad_arguments_give_clear_errors(values, kwargs, error, message):
 
 
 def test_periodic_axis_equals_numpy_on_the_wrap_padded_array(rng):
-    from daskgrad.gradient import differentiate_axes
-    from daskgrad.spacing import axis_spacing
+    from daskgrad.core.gradient import differentiate_axes
+    from daskgrad.core.spacing import axis_spacing
 
     x = rng.standard_normal((9, 4))
     coord = np.cumsum(rng.random(9) + 0.1)
@@ -258,14 +258,14 @@ def test_periodic_axis_equals_numpy_on_the_wrap_padded_array(rng):
     ("coord", "period"), [([270.0, 180.0, 90.0, 0.0], 360.0), ([0.0, 90.0, 180.0, 270.0], 200.0)]
 )
 def test_periodic_period_must_extend_the_coordinate_monotonically(coord, period):
-    from daskgrad.spacing import axis_spacing
+    from daskgrad.core.spacing import axis_spacing
 
     with pytest.raises(ValueError, match="is not monotonic"):
         axis_spacing(np.array(coord), axis=0, size=4, edge_order=1, periodic=True, period=period)
 
 
 def test_periodic_single_point_coordinate_needs_its_period():
-    from daskgrad.spacing import axis_spacing
+    from daskgrad.core.spacing import axis_spacing
 
     with pytest.raises(ValueError, match=re.escape("periodic dim 0 has 1 point(s), so its period cannot be inferred")):
         axis_spacing(np.array([3.0]), axis=0, size=1, edge_order=1, periodic=True)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import daskgrad
-from daskgrad.halo import valid_chunks
-from daskgrad.spacing import axis_spacing
+from daskgrad.core.halo import valid_chunks
+from daskgrad.core.spacing import axis_spacing
 
 
 def _tasks(arrays) -> dict:

@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import daskgrad
-from daskgrad.gradient import differentiate_axes
-from daskgrad.spacing import axis_spacing
+from daskgrad.core.gradient import differentiate_axes
+from daskgrad.core.spacing import axis_spacing
 
 
 def one_sided_reference(values, spacing, axis: int, edge_order: int) -> np.ndarray:
@@ -448,8 +448,8 @@ CUPY_FUNCTIONS = {
 def test_block_code_uses_only_functions_cupy_has(monkeypatch, rng):
     import types
 
-    import daskgrad.nan_runs
-    import daskgrad.one_sided
+    import daskgrad.core.nan_runs
+    import daskgrad.core.one_sided
 
     used: set[str] = set()
 
@@ -472,8 +472,8 @@ def test_block_code_uses_only_functions_cupy_has(monkeypatch, rng):
             used.add(name)
             return getattr(namespace, name)  # AttributeError for anything CuPy lacks
 
-    monkeypatch.setattr(daskgrad.nan_runs, "array_module", lambda a: Recorder())
-    monkeypatch.setattr(daskgrad.one_sided, "array_module", lambda a: Recorder())
+    monkeypatch.setattr(daskgrad.core.nan_runs, "array_module", lambda a: Recorder())
+    monkeypatch.setattr(daskgrad.core.one_sided, "array_module", lambda a: Recorder())
     n = 11
     coords = [
         None,

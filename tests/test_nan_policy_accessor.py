@@ -14,7 +14,7 @@ import yaml
 from click.testing import CliRunner
 
 import daskgrad
-from daskgrad.cli import main
+from daskgrad.batch.cli import main
 
 
 def _ocean(chunks=None) -> xr.Dataset:

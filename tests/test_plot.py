@@ -1,4 +1,4 @@
-"""``daskgrad plot`` and :func:`daskgrad.plot.plot_store` on real stores from real runs.
+"""``daskgrad plot`` and :func:`daskgrad.batch.plot.plot_store` on real stores from real runs.
 
 The stores are written by the accessor's ``ds.grad.to_zarr`` (a small demo grid) and by the
 ``daskgrad demo`` command; PNGs are read back with matplotlib.
@@ -17,8 +17,8 @@ import xarray as xr
 from cli_helpers import invoke
 
 import daskgrad  # noqa: F401  (registers .grad)
-from daskgrad.demo import DEMO_PLOT_VARIABLE, make_demo_dataset
-from daskgrad.plot import INSTALL_HINT, PlotError, parse_selection, plot_store
+from daskgrad.batch.demo import DEMO_PLOT_VARIABLE, make_demo_dataset
+from daskgrad.batch.plot import INSTALL_HINT, PlotError, parse_selection, plot_store
 
 mpimg = pytest.importorskip("matplotlib.image", reason="the [plot] extra is what is tested")
 
@@ -195,7 +195,7 @@ def test_command_errors_one_line_exit_2(store, tmp_path, args, message):
 def test_command_missing_store_as_a_process(tmp_path):
     missing = tmp_path / "missing.zarr"
     result = subprocess.run(
-        [sys.executable, "-m", "daskgrad.cli", "plot", str(missing), "v"],
+        [sys.executable, "-m", "daskgrad.batch.cli", "plot", str(missing), "v"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -224,7 +224,7 @@ def test_long_dims_are_thinned(store, tmp_path):
 
 
 def test_incomplete_run_is_said(tmp_path):
-    from daskgrad.store import set_state
+    from daskgrad.batch.store import set_state
 
     path = tmp_path / "g.zarr"
     make_demo_dataset(nt=2, nlat=5, nlon=8, nlevel=2).grad.to_zarr(path, dim="lat", variables="t2m")

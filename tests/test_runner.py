@@ -8,9 +8,9 @@ import xarray as xr
 import zarr
 from runner_helpers import assert_store_equals, make_config, reference, write_input
 
-from daskgrad import store as zstore
-from daskgrad.config import ConfigError
-from daskgrad.runner import plan, prepare_store, run, write_blocks
+from daskgrad.batch import store as zstore
+from daskgrad.batch.config import ConfigError
+from daskgrad.batch.runner import plan, prepare_store, run, write_blocks
 
 
 @pytest.fixture
@@ -167,8 +167,8 @@ def test_local_cluster_run_equals_threads_run(inp, tmp_path):
 
 
 def test_small_blocks_get_a_note_only_when_they_are_many(inp, tmp_path, monkeypatch):
-    import daskgrad.runner
-    from daskgrad.runner import small_blocks_note
+    import daskgrad.batch.runner
+    from daskgrad.batch.runner import small_blocks_note
 
     p = plan(make_config(inp, tmp_path / "out.zarr"))
     assert small_blocks_note(p) is None  # 48 blocks: too few to matter
@@ -178,13 +178,13 @@ def test_small_blocks_get_a_note_only_when_they_are_many(inp, tmp_path, monkeypa
     assert small_blocks_note(p, min_blocks=10, min_bytes=1024) is None  # blocks above the size
 
     lines = []
-    monkeypatch.setattr(daskgrad.runner, "small_blocks_note", lambda p: small_blocks_note(p, min_blocks=10))
+    monkeypatch.setattr(daskgrad.batch.runner, "small_blocks_note", lambda p: small_blocks_note(p, min_blocks=10))
     run(make_config(inp, tmp_path / "out.zarr"), progress=False, echo=lines.append)
     assert sum(line.startswith("note: 48 output blocks") for line in lines) == 1
 
 
 def test_name_template_collisions_are_decided_with_the_data(inp, tmp_path):
-    """One rule for the template (daskgrad.options): a template without {dim} is refused only
+    """One rule for the template (daskgrad.core.options): a template without {dim} is refused only
     when two outputs would share a name, naming output.name, as the accessor does."""
     out = tmp_path / "out.zarr"
     with pytest.raises(ConfigError, match=r"output\.name: name='g_\{var\}' gives the same output name"):

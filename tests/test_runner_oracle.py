@@ -36,7 +36,7 @@ import zarr
 from cli_helpers import chunk_files, invoke
 from pydantic import BaseModel
 
-from daskgrad.config import RunConfig
+from daskgrad.batch.config import RunConfig
 
 R_EARTH = 6371008.8  # written out: the oracle must not import the default from daskgrad
 TESTS = Path(__file__).resolve().parent
@@ -324,8 +324,8 @@ def test_every_jobqueue_key_reaches_the_job_script():
     submit is their real use. Each key below must show in it (``jobs``, ``security`` and
     ``shared_temp_directory`` configure the cluster instead: next test)."""
     pytest.importorskip("dask_jobqueue", reason="the [hpc] extra (dask-jobqueue) is not installed")
-    from daskgrad.config import ClusterConfig
-    from daskgrad.jobqueue import job_script
+    from daskgrad.batch.config import ClusterConfig
+    from daskgrad.batch.jobqueue import job_script
 
     jobqueue = {
         "cores": 4,
@@ -374,8 +374,8 @@ def test_jobqueue_jobs_and_tls_certificates_reach_the_submitted_jobs(tmp_path, m
     the scripts name in that directory."""
     pytest.importorskip("dask_jobqueue", reason="the [hpc] extra (dask-jobqueue) is not installed")
     pytest.importorskip("cryptography", reason="TLS with temporary certificates needs it")
-    from daskgrad.cluster import open_client
-    from daskgrad.config import ClusterConfig
+    from daskgrad.batch.cluster import open_client
+    from daskgrad.batch.config import ClusterConfig
 
     bin_dir, shared, submitted = tmp_path / "bin", tmp_path / "shared", tmp_path / "submitted"
     for folder in (bin_dir, shared, submitted):

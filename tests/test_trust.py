@@ -41,10 +41,10 @@ from cli_helpers import (
     write_grid,
 )
 
-from daskgrad import store as zstore
-from daskgrad.config import load_config
-from daskgrad.lease import read_lease
-from daskgrad.runner import plan, prepare_store, write_blocks
+from daskgrad.batch import store as zstore
+from daskgrad.batch.config import load_config
+from daskgrad.batch.lease import read_lease
+from daskgrad.batch.runner import plan, prepare_store, write_blocks
 
 pytestmark = [
     pytest.mark.faults,

@@ -1,0 +1,152 @@
+"""A cheap digest of the input, so a store is only ever finished from the input it was begun with.
+
+The resume fingerprint covers the config and the input's *shape* (names, dims, dtypes,
+chunks, coordinate values); new values in the same shape would pass it and a resumed store
+would mix two inputs. So the runner also records, at store creation, a digest of the input's
+*files*, checks it on resume, and checks it again before marking the store complete.
+
+The digest is a **listing**, never a read of the data: for a local zarr store every file of
+each used array (metadata and chunks) with its size and modification time (ns); for netCDF the
+size and modification time of each file; for a URL what ``fsspec``'s ``find(detail=True)``
+reports (size, and a modification time or ETag where the file system gives one). Its cost is
+one ``stat`` per chunk file (see docs/reliability.md for a measurement). A change that keeps a
+file's size and mtime (rare: a copy with ``cp -p`` of different data of the same compressed
+size) goes unseen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable
+from typing import Any
+
+from daskgrad.batch.paths import is_url, normalize, resolve_input
+
+__all__ = ["describe_change", "input_digest"]
+
+# Files at the root of a zarr store that describe the whole group.
+_ROOT_METADATA = ("zarr.json", ".zgroup", ".zattrs", ".zmetadata")
+
+
+def _walk(folder: str, relative_to: str) -> list[str]:
+    lines = []
+    for dirpath, _dirs, files in os.walk(folder):
+        for name in files:
+            full = os.path.join(dirpath, name)
+            try:
+                st = os.stat(full)
+            except FileNotFoundError:  # a temporary that vanished while listing
+                continue
+            lines.append(f"{os.path.relpath(full, relative_to)}\t{st.st_size}\t{st.st_mtime_ns}")
+    return sorted(lines)
+
+
+def _digest(lines: Iterable[str]) -> str:
+    h = hashlib.sha256()
+    for line in lines:
+        h.update(line.encode("utf-8", "surrogateescape") + b"\n")
+    return h.hexdigest()
+
+
+def _fsspec_lines(url: str) -> list[str]:
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(url)
+    lines = []
+    for key, info in sorted(fs.find(root, detail=True).items()):
+        stamp = next(
+            (str(info[k]) for k in ("mtime", "LastModified", "last_modified", "ETag", "etag") if k in info),
+            "",
+        )
+        lines.append(f"{key}\t{info.get('size')}\t{stamp}")
+    return lines
+
+
+def input_digest(path: str, engine: str, arrays: Iterable[str]) -> dict[str, Any] | None:
+    """A digest of the input files that ``arrays`` (variables and coordinates) are read from.
+
+    Parameters
+    ----------
+    path : str
+        ``input.path`` as in the config (a zarr store, a netCDF file or a glob, or a URL).
+    engine : {'zarr', 'netcdf'}
+        How the input is read.
+    arrays : iterable of str
+        For zarr: the arrays whose files are listed (the variables used and the coordinates).
+
+    Returns
+    -------
+    dict or None
+        ``{"files": n, "sha256": ..., "parts": {name: sha256[:16]}, "arrays": [...]}``; None when the input
+        cannot be listed (then nothing can be checked, and the runner says so).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "a.nc"
+    >>> _ = f.write_bytes(b"CDF")
+    >>> d = input_digest(str(f), "netcdf", [])
+    >>> d["files"], len(d["sha256"])
+    (1, 64)
+    """
+    arrays = [str(a) for a in arrays]
+    parts: dict[str, list[str]] = {}
+    try:
+        if is_url(path) and path[:7].lower() != "file://":
+            if engine == "zarr":
+                base = path.rstrip("/")
+                for name in arrays:
+                    parts[name] = _fsspec_lines(f"{base}/{name}")
+            else:
+                parts[path] = _fsspec_lines(path)
+        elif engine == "zarr":
+            root = normalize(path)
+            parts[""] = [
+                line
+                for name in _ROOT_METADATA
+                if os.path.exists(os.path.join(root, name))
+                for line in _walk_file(os.path.join(root, name), root)
+            ]
+            for name in arrays:
+                parts[name] = _walk(os.path.join(root, name), root)
+        else:
+            for file in resolve_input(path).paths:
+                st = os.stat(file)
+                parts[file] = [f"{normalize(file)}\t{st.st_size}\t{st.st_mtime_ns}"]
+    except Exception:  # a listing that fails only means nothing can be checked
+        return None
+    return {
+        "files": sum(len(lines) for lines in parts.values()),
+        "sha256": _digest(line for name in sorted(parts) for line in [f"[{name}]", *parts[name]]),
+        "parts": {name: _digest(lines)[:16] for name, lines in parts.items()},
+        "arrays": arrays,  # what was listed, so a later check lists the same
+    }
+
+
+def _walk_file(full: str, root: str) -> list[str]:
+    st = os.stat(full)
+    return [f"{os.path.relpath(full, root)}\t{st.st_size}\t{st.st_mtime_ns}"]
+
+
+def describe_change(before: dict[str, Any], after: dict[str, Any] | None) -> str | None:
+    """What differs between two digests, in words; None if they are the same.
+
+    Examples
+    --------
+    >>> a = {"files": 2, "sha256": "x", "parts": {"T": "1", "x": "2"}}
+    >>> describe_change(a, {"files": 2, "sha256": "y", "parts": {"T": "9", "x": "2"}})
+    "the files of 'T' changed (size or modification time)"
+    >>> describe_change(a, a) is None
+    True
+    """
+    if after is None:
+        return "the input can no longer be listed"
+    if before.get("sha256") == after.get("sha256"):
+        return None
+    old, new = before.get("parts", {}), after.get("parts", {})
+    changed = sorted(n for n in set(old) | set(new) if old.get(n) != new.get(n))
+    names = ", ".join(repr(n) if n else "the root metadata" for n in changed[:3])
+    if len(changed) > 3:
+        names += f" and {len(changed) - 3} more"
+    return f"the files of {names or 'the input'} changed (size or modification time)"

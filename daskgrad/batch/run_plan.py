@@ -1,0 +1,199 @@
+"""Step 1 of a batch run: the plan, made before anything is written.
+
+:func:`plan` opens the input read-only, plans the gradients with the accessor's own planner (a
+mistake there is a config error naming its key, exit status 2), fixes the output chunks (one
+dask block per zarr chunk) and layouts, the run's fingerprint and the input's digest, and
+checks that a worker's memory can hold a tile.
+
+Examples
+--------
+>>> from daskgrad.batch.config import load_config_text
+>>> plan(load_config_text("input: {path: /nonexistent.zarr}\\noutput: {path: /tmp/o.zarr}"))  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+daskgrad.batch.config.errors.ConfigError: <config>: input.path: cannot open '/nonexistent.zarr': ...
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+import daskgrad
+from daskgrad.accessor import build_gradients
+from daskgrad.batch import store as zstore
+from daskgrad.batch.budget import configured_worker, size_text
+from daskgrad.batch.config import OPTION_KEYS, ConfigError, RunConfig
+from daskgrad.batch.encoding import Layout, resolve_all
+from daskgrad.batch.inputs import open_input
+from daskgrad.batch.provenance import input_digest
+from daskgrad.batch.schedule import Group, check_memory, group_of
+from daskgrad.core.chunking import as_regular
+from daskgrad.core.options import OptionError
+from daskgrad.plan import GradientPlan, check_storable, plan_gradients
+
+__all__ = ["Plan", "plan", "small_blocks_note"]
+
+
+@dataclass
+class Plan:
+    """What a run will write: the lazy result and its zarr layout."""
+
+    config: RunConfig
+    source: str
+    input: xr.Dataset
+    result: xr.Dataset
+    chunk_shapes: dict[str, tuple[int, ...]]
+    fingerprint: str
+    bytes_in: int
+    groups: list[Group] = field(default_factory=list)  # one per input variable
+    #: Digest of the input files (:mod:`daskgrad.batch.provenance`); None if it cannot be listed.
+    input_digest: dict[str, Any] | None = None
+    #: This run's id once it holds the output's lease (:mod:`daskgrad.batch.lease`); block writes
+    #: carry it in their token and stop as soon as the lease names another run.
+    run_id: str | None = None
+    #: The ``store_id`` of the output this run created or resumed (a replaced store has another).
+    store_id: str | None = None
+    #: Damaged chunks of a complete store found by ``--verify`` and written again.
+    repaired: int = 0
+    #: How each output variable is stored (``output.encoding``, :mod:`daskgrad.batch.encoding`).
+    layouts: dict[str, Layout] = field(default_factory=dict)
+
+    @property
+    def token(self) -> str:
+        """The token of every block write: layout (fingerprint) and writer (run id)."""
+        return zstore.write_token(self.fingerprint, self.run_id)
+
+    @property
+    def variables(self) -> list[str]:
+        return [str(v) for v in self.result.data_vars]
+
+    def expected(self) -> dict[str, set[tuple[int, ...]]]:
+        return {
+            v: zstore.expected_blocks(self.result[v].shape, self.chunk_shapes[v])
+            for v in self.variables
+        }
+
+    def block_elements(self, variable: str) -> int:
+        """Elements in one (full) block of an output variable: one zarr chunk."""
+        return int(np.prod(self.chunk_shapes[variable]))
+
+    def block_count(self, variable: str) -> int:
+        """Blocks (zarr chunks) of an output variable."""
+        return int(np.prod(zstore.chunk_grid(self.result[variable].shape, self.chunk_shapes[variable])))
+
+
+def _refuse(source: str, key: str, reason: str) -> ConfigError:
+    return ConfigError(source, key, None, reason)
+
+
+def _gradient_plan(cfg: RunConfig, ds: xr.Dataset, source: str) -> tuple[GradientPlan, xr.Dataset]:
+    """Plan and build the gradients; an option the data refuses names its config key."""
+    try:
+        gplan = plan_gradients(ds, cfg.gradient_options())
+        check_storable(gplan)
+        return gplan, build_gradients(ds, gplan)
+    except OptionError as err:
+        raise _refuse(source, OPTION_KEYS[err.argument], str(err)) from err
+
+
+def small_blocks_note(p: Plan, *, min_bytes: int = 1 << 20, min_blocks: int = 10_000) -> str | None:
+    """A note for blocks so small and so many that dask's cost per task would dominate.
+
+    Each block costs seven tasks of about a millisecond of scheduling each, whatever its size;
+    below ``min_bytes`` per block and above ``min_blocks`` blocks that is most of the run.
+
+    Examples
+    --------
+    The 48 blocks of 5.6 KiB of a small test store, with ten blocks counting as many:
+
+    >>> small_blocks_note(plan(cfg), min_blocks=10)  # doctest: +SKIP
+    "note: 48 output blocks of at most 5.6 KiB each; dask spends about a millisecond ..."
+    """
+    blocks = sum(p.block_count(v) for v in p.variables)
+    largest = max(p.block_elements(v) * p.result[v].dtype.itemsize for v in p.variables)
+    if blocks < min_blocks or largest >= min_bytes:
+        return None
+    return (
+        f"note: {blocks} output blocks of at most {size_text(largest)} each; dask spends about a "
+        "millisecond per task on any block, so blocks this small make the run slow. Set "
+        "input.chunks to a few times the store's chunks per dim (blocks of 32-128 MiB)"
+    )
+
+
+def _coordinate_checksums(ds: xr.Dataset) -> dict[str, str]:
+    sums = {}
+    for name, coord in ds.coords.items():
+        values = np.asarray(coord.values)
+        sums[str(name)] = hashlib.sha256(values.tobytes() + str(values.dtype).encode()).hexdigest()[:16]
+    return sums
+
+
+def plan(cfg: RunConfig, source: str = "<config>") -> Plan:
+    """Open the input and build the lazy result; raise ConfigError for a mismatch with the data."""
+    try:
+        ds = open_input(cfg.input)
+    except FileNotFoundError as err:
+        raise _refuse(source, "input.path", f"cannot open {cfg.input.path!r}: {err}") from err
+    except ImportError as err:  # an fsspec scheme whose package is missing (s3fs, aiohttp ...)
+        raise _refuse(
+            source, "input.path", f"cannot open {cfg.input.path!r}: a package is missing: {err}"
+        ) from err
+    except (OSError, ValueError, KeyError) as err:
+        raise _refuse(
+            source, "input.path", f"cannot open {cfg.input.path!r} as {cfg.input.resolved_engine}: {err}"
+        ) from err
+    except Exception as err:
+        if "credential" not in f"{type(err).__name__} {err}".lower():
+            raise
+        raise _refuse(
+            source, "input.path",
+            f"cannot open {cfg.input.path!r}: no usable credentials ({type(err).__name__}: {err}); "
+            "set them as the storage's client expects (e.g. AWS_PROFILE or AWS_ACCESS_KEY_ID)",
+        ) from err
+    gplan, result = _gradient_plan(cfg, ds, source)
+    variables = [str(vp.key) for vp in gplan.variables]
+    chunk_shapes = {}
+    for v in list(result.data_vars):
+        arr = result[v].data
+        if not isinstance(arr, da.Array):
+            arr = da.from_array(arr)
+        arr, chunk_shape = as_regular(arr)
+        result[v] = result[v].copy(data=arr)
+        chunk_shapes[str(v)] = chunk_shape
+    try:
+        layouts = resolve_all(cfg.output.encoding, result, chunk_shapes)
+    except OptionError as err:  # err.argument is "encoding.<key>"
+        raise _refuse(source, f"output.{err.argument}", str(err)) from err
+    identity = {
+        "daskgrad": daskgrad.__version__,
+        "input": cfg.input.path,
+        "variables": {v: [list(ds[v].dims), list(ds[v].shape), str(ds[v].dtype), list(map(list, ds[v].chunks or ()))] for v in variables},
+        "coords": _coordinate_checksums(ds),
+        "gradient": cfg.gradient.model_dump(mode="json"),
+        "name": cfg.output.name,
+        "chunks": {k: list(v) for k, v in chunk_shapes.items()},
+    }
+    if not cfg.output.encoding.is_default():  # another layout: never resumed as this one
+        identity["encoding"] = cfg.output.encoding.model_dump(mode="json")
+    fingerprint = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+    bytes_in = int(sum(ds[v].nbytes for v in variables))
+    digest = input_digest(
+        cfg.input.path, cfg.input.resolved_engine, [*variables, *map(str, ds.coords)]
+    )
+    shards = {v: lay.shard_blocks for v, lay in layouts.items()}
+    groups = [group_of(ds, result, vp, chunk_shapes, shards) for vp in gplan.variables]
+    p = Plan(
+        cfg, source, ds, result, chunk_shapes, fingerprint, bytes_in, groups=groups,
+        input_digest=digest, layouts=layouts,
+    )
+    check_memory(p, configured_worker(cfg.cluster))
+    return p
+
+

@@ -1,0 +1,299 @@
+"""The output zarr store: create, find what is written, write one block, finalize.
+
+The rules (see docs/reliability.md):
+
+* one dask block is exactly one zarr chunk, so no two tasks ever write the same chunk, and the
+  presence of a chunk key means that block is done (LocalStore writes are atomic: a temporary
+  ``.partial`` file, then a rename);
+* with shards (``output.encoding.shards``), a shard is written whole by one task
+  (:func:`daskgrad.batch.shards.write_shard`), so the presence of a shard key means all its blocks
+  are done;
+* every block is written, all-NaN blocks included (``write_empty_chunks``), otherwise resume
+  would treat them as missing forever;
+* the root attribute ``daskgrad.complete`` turns true last, after every chunk key is listed and
+  the metadata consolidated; until then the store is an unfinished run that ``resume`` finishes.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterable
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+__all__ = [
+    "block_index_of",
+    "chunk_grid",
+    "expected_blocks",
+    "finalize",
+    "present_blocks",
+    "read_state",
+    "remove_chunk",
+    "set_state",
+    "write_block",
+    "write_token",
+]
+
+STATE_KEY = "daskgrad"
+
+
+def chunk_grid(shape: tuple[int, ...], chunk_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Number of chunks along each dim."""
+    return tuple(-(-n // c) if n else 0 for n, c in zip(shape, chunk_shape))
+
+
+def expected_blocks(shape: tuple[int, ...], chunk_shape: tuple[int, ...]) -> set[tuple[int, ...]]:
+    """Every block index of an array."""
+    return set(np.ndindex(*chunk_grid(shape, chunk_shape)))
+
+
+def block_index_of(key: str) -> tuple[int, ...] | None:
+    """Block index of a zarr v3 chunk key relative to the array (``c/1/0/3``), else None."""
+    parts = key.split("/")
+    if not parts or parts[0] != "c":
+        return None
+    try:
+        return tuple(int(p) for p in parts[1:])
+    except ValueError:
+        return None
+
+
+def _local_path(store: str) -> Path | None:
+    return None if "://" in store else Path(store)
+
+
+def storage_index_of(name: str, zarr_format: int) -> tuple[int, ...] | None:
+    """Index of a chunk (or shard) from its key relative to the array, else None.
+
+    zarr v3 keys are ``c/1/0/3``; zarr v2 keys (dimension separator ``.``) are ``1.0.3``.
+
+    Examples
+    --------
+    >>> storage_index_of("c/1/0", 3), storage_index_of("1.0", 2), storage_index_of(".zarray", 2)
+    ((1, 0), (1, 0), None)
+    """
+    if zarr_format == 3:
+        return block_index_of(name)
+    try:
+        return tuple(int(p) for p in name.split("."))
+    except ValueError:
+        return None
+
+
+def _open_read(store: str, variable: str) -> zarr.Array:
+    return zarr.open_array(store, path=variable, mode="r")
+
+
+def present_blocks(store: str, variable: str, *, remove_partial: bool = True) -> set[tuple[int, ...]]:
+    """Block indices whose chunk exists in the output store.
+
+    With shards, a shard's key stands for all its blocks (shards are written whole, in one
+    atomic write). Temporary ``*.partial`` files left by a killed writer are not blocks; they
+    are deleted. Zero-length chunk files (a torn write on a non-atomic file system) are
+    deleted too.
+    """
+    from daskgrad.batch.shards import blocks_of_shard, shard_blocks_of
+
+    local = _local_path(store)
+    if local is not None and not (local / variable).exists():
+        return set()
+    try:
+        array = _open_read(store, variable)
+    except Exception:
+        if local is None:
+            raise
+        array = None  # a store whose creation was killed: its chunk files, taken as zarr v3
+    fmt = 3 if array is None else array.metadata.zarr_format
+    per = None if array is None else shard_blocks_of(array)
+    found: set[tuple[int, ...]] = set()
+    if local is not None:
+        root = local / variable / "c" if fmt == 3 else local / variable
+        if not root.exists():
+            return found
+        for dirpath, _dirs, files in os.walk(root):
+            for name in files:
+                path = Path(dirpath) / name
+                if ".partial" in name:  # <key>.<uuid>.partial: a killed writer's temporary
+                    if remove_partial:
+                        path.unlink(missing_ok=True)
+                    continue
+                if fmt == 2 and name.startswith("."):  # .zarray, .zattrs
+                    continue
+                if path.stat().st_size == 0:
+                    if remove_partial:
+                        path.unlink(missing_ok=True)
+                    continue
+                rel = path.relative_to(local / variable).as_posix()
+                idx = storage_index_of(rel, fmt)
+                if idx is not None:
+                    found.add(idx)
+    else:
+        # Remote stores: ask zarr which keys exist, one at a time through the public API.
+        assert array is not None
+        grid = chunk_grid(array.shape, array.chunks)
+        keys = chunk_grid(array.shape, array.shards) if array.shards is not None else grid
+        for idx in np.ndindex(*keys):
+            if _remote_exists(array, array.metadata.encode_chunk_key(idx)):
+                found.add(idx)
+    if array is None or per is None:
+        return found
+    grid = chunk_grid(array.shape, array.chunks)
+    return {b for sh in found for b in blocks_of_shard(sh, per, grid)}
+
+
+def _remote_exists(array: zarr.Array, key: str) -> bool:
+    import asyncio
+
+    store = array.store
+    return bool(asyncio.run(store.exists(f"{array.path}/{key}")))
+
+
+def _open_for_write(store: str, variable: str) -> zarr.Array:
+    array = zarr.open_array(store, path=variable, mode="r+")
+    # An all-NaN block must still be written, or resume would wait for it forever.
+    return array.with_config({"write_empty_chunks": True})
+
+
+# The token (the run's fingerprint) is part of the key: a worker that outlives one run (kind:
+# address, or runs repeated in one process) must never write a store re-created at the same path
+# with other chunks or dtypes through an Array opened on the old one (a corrupt store that would
+# still be marked complete).
+@lru_cache(maxsize=64)
+def _open_for_write_cached(store: str, variable: str, token: str) -> zarr.Array:
+    del token  # only a part of the cache key
+    return _open_for_write(store, variable)
+
+
+def write_block(
+    block: Any, store: str, variable: str, region: tuple[slice, ...], token: str | None = None
+) -> int:
+    """Write one block into its zarr chunk; returns the bytes written (uncompressed, as stored).
+
+    ``token`` identifies the store's layout and the writer: the runner passes
+    ``"<fingerprint>:<run id>"`` (see :func:`write_token`); the opened array is reused by the
+    writes of the same token. With a run id, the store's lease must name that run, and stays
+    locked (shared) until the chunk is written, so a stalled run that another run took the store
+    from never writes into it (:mod:`daskgrad.batch.lease`). Without a token the array is opened anew and not checked.
+    The block is cast to the array's dtype here (``output.encoding.dtype``), so the graph
+    carries results at full precision and no extra task is needed.
+    """
+    block = _host(block)
+    array = (
+        _open_for_write(store, variable)
+        if token is None
+        else _open_for_write_cached(store, variable, token)
+    )
+    if block.dtype != array.dtype:
+        block = block.astype(array.dtype)  # numpy's rounding: the nearest representable value
+    run_id = _run_id(token)
+    if run_id is None or _local_path(store) is None:
+        array[region] = block
+    else:
+        from daskgrad.batch.lease import writing
+
+        with writing(store, run_id):  # the lease is this run's until the chunk is written
+            array[region] = block
+    return int(block.nbytes)
+
+
+def _host(block: Any) -> np.ndarray:
+    if hasattr(block, "get") and type(block).__module__.startswith("cupy"):
+        block = block.get()
+    return np.asarray(block)
+
+
+def write_token(fingerprint: str, run_id: str | None) -> str:
+    """The ``token`` of :func:`write_block`: the layout (fingerprint) and the writing run.
+
+    Examples
+    --------
+    >>> write_token("abc", "r1"), _run_id(write_token("abc", "r1")), _run_id("abc")
+    ('abc:r1', 'r1', None)
+    """
+    return fingerprint if run_id is None else f"{fingerprint}:{run_id}"
+
+
+def _run_id(token: str | None) -> str | None:
+    if not token or ":" not in token:
+        return None
+    return token.rsplit(":", 1)[1] or None
+
+
+def chunk_is_readable(store: str, variable: str, region: tuple[slice, ...]) -> bool:
+    """Decode one chunk; False if it is torn or otherwise unreadable."""
+    try:
+        zarr.open_array(store, path=variable, mode="r")[region]
+    except Exception:
+        return False
+    return True
+
+
+def remove_chunk(store: str, variable: str, index: tuple[int, ...]) -> None:
+    """Delete one block's chunk (with shards: its whole shard) so that it is written again."""
+    from daskgrad.batch.shards import shard_blocks_of
+
+    array = _open_read(store, variable)
+    per = shard_blocks_of(array)
+    if per is not None:
+        index = tuple(i // p for i, p in zip(index, per))
+    key = array.metadata.encode_chunk_key(index)
+    local = _local_path(store)
+    if local is not None:
+        (local / variable / key).unlink(missing_ok=True)
+        return
+    import asyncio
+
+    array = zarr.open_array(store, path=variable, mode="r+")
+    asyncio.run(array.store.delete(f"{array.path}/{key}"))
+
+
+def read_state(store: str) -> dict[str, Any] | None:
+    """The ``daskgrad`` root attributes of an existing store, or None if it has none."""
+    try:
+        group = zarr.open_group(store, mode="r", use_consolidated=False)
+    except Exception:
+        return None
+    state = group.attrs.get(STATE_KEY)
+    return dict(state) if isinstance(state, dict) else None
+
+
+def set_state(store: str, *, consolidated: bool = False, **changes: Any) -> None:
+    """Update the ``daskgrad`` root attributes.
+
+    ``consolidated=True`` opens the root with its consolidated metadata, so that rewriting the
+    root attributes keeps it (root attributes stay valid after consolidation; child ones not).
+    """
+    group = zarr.open_group(store, mode="r+", use_consolidated=consolidated)
+    state = dict(group.attrs.get(STATE_KEY, {}))  # type: ignore[arg-type]  # our own mapping
+    state.update(changes)
+    group.attrs[STATE_KEY] = state
+
+
+def finalize(store: str, variables: Iterable[str], expected: dict[str, set]) -> None:
+    """Check every chunk is there, consolidate the metadata, then mark the store complete.
+
+    Raises
+    ------
+    RuntimeError
+        If any chunk is missing; the store is then left incomplete (and resumable).
+    """
+    for variable in variables:
+        missing = expected[variable] - present_blocks(store, variable, remove_partial=False)
+        if missing:
+            raise RuntimeError(
+                f"output variable {variable!r} is missing {len(missing)} chunk(s), e.g. "
+                f"{sorted(missing)[0]}; the store stays incomplete"
+            )
+    with warnings.catch_warnings():
+        # zarr warns that v3 has no consolidated metadata in its spec yet; daskgrad consolidates
+        # on purpose (once, last) so readers open the store fast.
+        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
+        # The run's lease files (daskgrad.lease.*) sit beside the arrays; they are not nodes.
+        warnings.filterwarnings("ignore", message="Object at daskgrad.lease.")
+        zarr.consolidate_metadata(store)
+    set_state(store, consolidated=True, complete=True, state="complete")

@@ -1,0 +1,149 @@
+"""``ds.grad.to_zarr``: the gradients streamed to zarr tile by tile, in bounded memory.
+
+The library's own out-of-core path uses the batch runner's machinery without its store
+bookkeeping (no resume, no complete mark): the metadata and coordinates are written first, then
+the blocks tile by tile (:mod:`daskgrad.batch.schedule`, :class:`daskgrad.batch.writer.TileWriter`), then
+the metadata is consolidated.
+
+The memory budget comes from where the graph runs:
+
+* a ``distributed.Client`` set as dask's scheduler: its workers' ``memory_limit``;
+* otherwise dask's threaded scheduler in this process, with the budget
+  ``dask.config.get("daskgrad.memory-limit")``: a size (``"2GiB"`` or bytes) or ``"auto"``
+  (the default: half the machine's memory).
+
+``dask.config.get("daskgrad.stall-timeout")`` (seconds, default 600) ends a cluster write that
+writes nothing for that long.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any
+
+import dask
+import dask.array as da
+import xarray as xr
+import zarr
+
+from daskgrad.batch.budget import THREADS_FRACTION, WorkerMemory, measured_worker
+from daskgrad.batch.encoding import Encoding, resolve_all, xarray_encoding
+from daskgrad.batch.schedule import group_of, tile_plans, tiles_to_write
+from daskgrad.batch.store import expected_blocks
+from daskgrad.batch.writer import TileWriter, worker_infos
+from daskgrad.core.chunking import regular_chunks
+
+__all__ = ["active_client", "library_worker", "write_gradients"]
+
+
+def active_client() -> Any:
+    """The ``distributed.Client`` that dask's default scheduler is now, else None."""
+    try:
+        from distributed import default_client
+
+        client = default_client()
+    except (ImportError, ValueError):
+        return None
+    scheduler = dask.base.get_scheduler()
+    return client if getattr(scheduler, "__self__", None) is client else None
+
+
+def library_worker(client: Any) -> tuple[WorkerMemory, int]:
+    """One worker's memory and the number of workers, for a write from the library.
+
+    Examples
+    --------
+    >>> with dask.config.set({"daskgrad.memory-limit": "1GiB", "num_workers": 2}):
+    ...     worker, count = library_worker(None)
+    >>> worker.limit, worker.threads, count
+    (1073741824, 2, 1)
+    """
+    from dask.utils import parse_bytes
+
+    from daskgrad.batch.budget import SLACK, _machine_memory, resident_here
+
+    if client is not None:
+        infos = worker_infos(client)
+        worker = measured_worker(infos, _warm(client))
+        if worker is not None:
+            return worker, len(infos)
+    limit = dask.config.get("daskgrad.memory-limit", "auto")
+    limit = _machine_memory() // 2 if limit in (None, "auto") else int(parse_bytes(limit))
+    threads = int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
+    return WorkerMemory(limit, threads, resident_here() + SLACK, THREADS_FRACTION), 1
+
+
+def _warm(client: Any) -> dict[str, int] | None:
+    from daskgrad.batch.budget import warmed_resident
+
+    try:
+        return dict(client.run(warmed_resident))
+    except Exception:  # a worker that cannot run it: fall back on the scheduler's figures
+        return None
+
+
+def write_gradients(
+    obj: Any, plan: Any, result: xr.Dataset, store: Any, mode: str, encoding: Encoding
+) -> None:
+    """Write ``result`` (the lazy gradients of ``obj`` by ``plan``) to ``store`` tile by tile,
+    stored as ``encoding`` says (the batch config's ``output.encoding``)."""
+    template = result.copy()
+    for name, coord in template.coords.items():  # coordinates are small: written with metadata
+        template = template.assign_coords({name: coord.load()})
+    chunk_shapes = {}
+    for v in list(template.data_vars):
+        data = template[v].data
+        if not isinstance(data, da.Array):
+            data = da.from_array(data)
+            template[v] = template[v].copy(data=data)
+        shape = regular_chunks(data.chunks)
+        assert shape is not None  # the accessor regularized the chunks
+        chunk_shapes[str(v)] = shape
+    layouts = resolve_all(encoding, template, chunk_shapes)
+    stored, zarr_encoding = xarray_encoding(template, layouts, chunk_shapes, encoding.zarr_format)
+    shards = {v: lay.shard_blocks for v, lay in layouts.items()}
+    stored.to_zarr(  # type: ignore[call-overload]
+        store,
+        mode=mode,
+        compute=False,
+        consolidated=False,
+        zarr_format=encoding.zarr_format,
+        encoding=zarr_encoding,
+        safe_chunks=not any(shards.values()),  # a shard is written whole by one task
+    )
+
+    source = obj if isinstance(obj, xr.Dataset) else obj.to_dataset(name="__values__")
+    named = [_with_key(vp, source) for vp in plan.variables]
+    groups = [group_of(source, template, vp, chunk_shapes, shards) for vp in named]
+    client = active_client()
+    worker, workers = library_worker(client)
+    for g in groups:
+        if worker.capacity(g.cost) < 1:
+            raise MemoryError(
+                f"blocks of {g.source!r} ({g.block_text}) do not fit the memory given: a worker "
+                f"needs at least {worker.least(g.cost) / 2**20:.0f} MiB ({worker.explain(g.cost)}); "
+                "rechunk smaller or raise the limit (dask config 'daskgrad.memory-limit', or the "
+                "workers' memory_limit)"
+            )
+    plans = tile_plans(groups, worker, workers)
+    missing = {
+        str(v): expected_blocks(template[v].shape, chunk_shapes[str(v)]) for v in template.data_vars
+    }
+    tiles = tiles_to_write(groups, plans, missing, source)
+    arrays = {str(v): template[v].data for v in template.data_vars}
+    TileWriter(arrays, store, None).run(
+        tiles, client=client, stall_timeout=float(dask.config.get("daskgrad.stall-timeout", 600))
+    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
+        zarr.consolidate_metadata(store)
+
+
+def _with_key(vp: Any, source: xr.Dataset) -> Any:
+    """The variable plan of an unnamed DataArray names its stand-in variable."""
+    if vp.key is not None:
+        return vp
+    import dataclasses
+
+    return dataclasses.replace(vp, key="__values__")

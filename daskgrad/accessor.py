@@ -241,7 +241,7 @@ def _encoding(encoding: Encoding | Mapping[str, Any] | None) -> Encoding:
     try:
         return Encoding.model_validate(dict(encoding or {}))
     except (TypeError, ValueError) as err:  # pydantic's ValidationError is a ValueError
-        errors = getattr(err, "errors", lambda: [])()
+        errors: list[Any] = getattr(err, "errors", list)()
         if errors:
             where = ".".join(map(str, errors[0]["loc"]))
             reason = str(errors[0]["msg"]).removeprefix("Value error, ")

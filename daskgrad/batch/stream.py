@@ -103,7 +103,7 @@ def write_gradients(
     layouts = resolve_all(encoding, template, chunk_shapes)
     stored, zarr_encoding = xarray_encoding(template, layouts, chunk_shapes, encoding.zarr_format)
     shards = {v: lay.shard_blocks for v, lay in layouts.items()}
-    stored.to_zarr(  # type: ignore[call-overload]
+    stored.to_zarr(
         store,
         mode=mode,
         compute=False,

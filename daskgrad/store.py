@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 import zarr
 
+from daskgrad.remote import RemoteStore, target, zarr_store_of
+
 __all__ = [
     "block_index_of",
     "chunk_grid",
@@ -59,15 +61,25 @@ def block_index_of(key: str) -> tuple[int, ...] | None:
         return None
 
 
-def _local_path(store: str) -> Path | None:
-    return None if "://" in store else Path(store)
+#: A store argument: a local path, or a URL (a plain string, or a RemoteStore with its options).
+Store = str | RemoteStore
 
 
-def present_blocks(store: str, variable: str, *, remove_partial: bool = True) -> set[tuple[int, ...]]:
+def _local_path(store: Store) -> Path | None:
+    return Path(store) if isinstance(store, str) and "://" not in store else None
+
+
+def _remote(store: Store) -> RemoteStore:
+    return store if isinstance(store, RemoteStore) else target(store, None)  # type: ignore[return-value]
+
+
+def present_blocks(store: Store, variable: str, *, remove_partial: bool = True) -> set[tuple[int, ...]]:
     """Block indices whose chunk exists in the output store.
 
     Temporary ``*.partial`` files left by a killed writer are not blocks; they are deleted.
-    Zero-length chunk files (a torn write on a non-atomic file system) are deleted too.
+    Zero-length chunk files (a torn write on a non-atomic file system) are deleted too. A
+    remote store's chunk keys are listed (one request per 1,000 keys on S3); an object store
+    has no partial objects.
     """
     local = _local_path(store)
     found: set[tuple[int, ...]] = set()
@@ -91,25 +103,15 @@ def present_blocks(store: str, variable: str, *, remove_partial: bool = True) ->
                 if idx is not None:
                     found.add(idx)
         return found
-    group = zarr.open_group(store, mode="r", use_consolidated=False)
-    array = group[variable]
-    # Remote stores: ask zarr which chunks exist, one key at a time through the public API.
-    for idx in np.ndindex(*array.cdata_shape):
-        key = "c/" + "/".join(map(str, idx))
-        if _remote_exists(array, key):
+    for key in _remote(store).keys(f"{variable}/c"):
+        idx = block_index_of(key[len(variable) + 1 :])
+        if idx is not None:
             found.add(idx)
     return found
 
 
-def _remote_exists(array: zarr.Array, key: str) -> bool:
-    import asyncio
-
-    store = array.store
-    return bool(asyncio.run(store.exists(f"{array.path}/{key}")))
-
-
-def _open_for_write(store: str, variable: str) -> zarr.Array:
-    array = zarr.open_array(store, path=variable, mode="r+")
+def _open_for_write(store: Store, variable: str) -> zarr.Array:
+    array = zarr.open_array(zarr_store_of(store), path=variable, mode="r+")
     # An all-NaN block must still be written, or resume would wait for it forever.
     return array.with_config({"write_empty_chunks": True})
 
@@ -119,13 +121,13 @@ def _open_for_write(store: str, variable: str) -> zarr.Array:
 # with other chunks or dtypes through an Array opened on the old one (a corrupt store that would
 # still be marked complete).
 @lru_cache(maxsize=64)
-def _open_for_write_cached(store: str, variable: str, token: str) -> zarr.Array:
+def _open_for_write_cached(store: Store, variable: str, token: str) -> zarr.Array:
     del token  # only a part of the cache key
     return _open_for_write(store, variable)
 
 
 def write_block(
-    block: Any, store: str, variable: str, region: tuple[slice, ...], token: str | None = None
+    block: Any, store: Store, variable: str, region: tuple[slice, ...], token: str | None = None
 ) -> int:
     """Write one block into its zarr chunk; returns the bytes written (uncompressed).
 
@@ -170,50 +172,47 @@ def _run_id(token: str | None) -> str | None:
     return token.rsplit(":", 1)[1] or None
 
 
-def chunk_is_readable(store: str, variable: str, region: tuple[slice, ...]) -> bool:
+def chunk_is_readable(store: Store, variable: str, region: tuple[slice, ...]) -> bool:
     """Decode one chunk; False if it is torn or otherwise unreadable."""
     try:
-        zarr.open_array(store, path=variable, mode="r")[region]
+        zarr.open_array(zarr_store_of(store), path=variable, mode="r")[region]
     except Exception:
         return False
     return True
 
 
-def remove_chunk(store: str, variable: str, index: tuple[int, ...]) -> None:
+def remove_chunk(store: Store, variable: str, index: tuple[int, ...]) -> None:
     """Delete one chunk so that it is written again."""
     local = _local_path(store)
     if local is not None:
         (local / variable / "c" / Path(*map(str, index))).unlink(missing_ok=True)
         return
-    import asyncio
-
-    array = zarr.open_array(store, path=variable, mode="r+")
-    asyncio.run(array.store.delete(f"{array.path}/c/" + "/".join(map(str, index))))
+    _remote(store).delete(f"{variable}/c/" + "/".join(map(str, index)))
 
 
-def read_state(store: str) -> dict[str, Any] | None:
+def read_state(store: Store) -> dict[str, Any] | None:
     """The ``daskgrad`` root attributes of an existing store, or None if it has none."""
     try:
-        group = zarr.open_group(store, mode="r", use_consolidated=False)
+        group = zarr.open_group(zarr_store_of(store), mode="r", use_consolidated=False)
     except Exception:
         return None
     state = group.attrs.get(STATE_KEY)
     return dict(state) if isinstance(state, dict) else None
 
 
-def set_state(store: str, *, consolidated: bool = False, **changes: Any) -> None:
+def set_state(store: Store, *, consolidated: bool = False, **changes: Any) -> None:
     """Update the ``daskgrad`` root attributes.
 
     ``consolidated=True`` opens the root with its consolidated metadata, so that rewriting the
     root attributes keeps it (root attributes stay valid after consolidation; child ones not).
     """
-    group = zarr.open_group(store, mode="r+", use_consolidated=consolidated)
+    group = zarr.open_group(zarr_store_of(store), mode="r+", use_consolidated=consolidated)
     state = dict(group.attrs.get(STATE_KEY, {}))
     state.update(changes)
     group.attrs[STATE_KEY] = state
 
 
-def finalize(store: str, variables: Iterable[str], expected: dict[str, set]) -> None:
+def finalize(store: Store, variables: Iterable[str], expected: dict[str, set]) -> None:
     """Check every chunk is there, consolidate the metadata, then mark the store complete.
 
     Raises
@@ -234,5 +233,5 @@ def finalize(store: str, variables: Iterable[str], expected: dict[str, set]) -> 
         warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
         # The run's lease files (daskgrad.lease.*) sit beside the arrays; they are not nodes.
         warnings.filterwarnings("ignore", message="Object at daskgrad.lease.")
-        zarr.consolidate_metadata(store)
+        zarr.consolidate_metadata(zarr_store_of(store))
     set_state(store, consolidated=True, complete=True, state="complete")

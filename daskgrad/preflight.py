@@ -163,8 +163,10 @@ def _remote_output(cfg: RunConfig, fs: typing.Any, root: str) -> str | None:
         if not is_store and any(k.rsplit("/", 1)[-1] != "zarr.json" for k in fs.find(root)):
             return f"{_show(url)} exists and is not a zarr store; refusing to {mode} it"
         return None
-    bucket = root.split("/", 1)[0]
-    if "/" in root and not fs.exists(bucket):
+    # Object stores have no folders to create, but their buckets (s3fs, gcsfs, adlfs) must exist.
+    split = getattr(fs, "split_path", None)
+    bucket = split(root)[0] if split is not None else None
+    if bucket and bucket != root and not fs.exists(bucket):
         return f"cannot create {_show(url)}: the bucket {_show(bucket)} does not exist"
     return None
 

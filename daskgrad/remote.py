@@ -139,6 +139,12 @@ class RemoteStore:
         for name in fs.find(base):
             yield name[len(root) + 1 :]
 
+    def exists(self) -> bool:
+        """True when any object is stored under the root (a store, or a killed creation's part)."""
+        fs, root = self.filesystem()
+        fs.invalidate_cache(root)
+        return bool(fs.exists(root))
+
     def folders(self) -> list[str]:
         """Names directly below the root that hold objects (zarr arrays and groups); none when
         nothing is stored under the root."""

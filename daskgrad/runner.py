@@ -354,7 +354,7 @@ def prepare_store(
     out = p.config.output
     expected = p.expected()
     store = p.store
-    exists = Path(out.path).exists() if not isinstance(store, RemoteStore) else bool(store.folders())
+    exists = store.exists() if isinstance(store, RemoteStore) else Path(out.path).exists()
     state = zstore.read_state(store) if exists else None
     if exists and out.mode == "error":
         raise _refuse(p.source, "output.path", f"{out.path!r} exists; use --set output.mode=overwrite or resume")

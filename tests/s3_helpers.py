@@ -20,7 +20,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,13 +42,17 @@ class S3Server:
     key_id: str
     secret: str
     home: Path  # an empty folder: no ~/.aws config or credentials files are ever read
+    session_token: str = field(default_factory=lambda: "daskgrad-session-" + secrets.token_hex(16))
 
-    def env(self, *, credentials: bool = True, endpoint: str | None = "default") -> dict[str, str]:
+    def env(
+        self, *, credentials: bool = True, endpoint: str | None = "default", session: bool = False
+    ) -> dict[str, str]:
         """The full environment of a ``daskgrad`` process that uses this server.
 
         ``credentials=False`` leaves out the key pair; ``endpoint=None`` leaves out
         ``AWS_ENDPOINT_URL`` (then the config's ``storage_options`` must name it), and another
-        string points the process elsewhere (a bad endpoint).
+        string points the process elsewhere (a bad endpoint). ``session=True`` adds
+        ``AWS_SESSION_TOKEN`` (temporary credentials; moto takes any).
         """
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         env.update(
@@ -59,6 +63,8 @@ class S3Server:
         )
         if credentials:
             env.update(AWS_ACCESS_KEY_ID=self.key_id, AWS_SECRET_ACCESS_KEY=self.secret)
+        if session:
+            env["AWS_SESSION_TOKEN"] = self.session_token
         if endpoint is not None:
             env["AWS_ENDPOINT_URL"] = self.endpoint if endpoint == "default" else endpoint
         return env

@@ -4,7 +4,7 @@ The rules (see docs/reliability.md):
 
 * one dask block is exactly one zarr chunk, so no two tasks ever write the same chunk, and the
   presence of a chunk key means that block is done (LocalStore writes are atomic: a temporary
-  ``.partial`` file, then a rename);
+  ``.partial`` file, then a rename; on object storage a chunk is one PUT, whole or absent);
 * every block is written, all-NaN blocks included (``write_empty_chunks``), otherwise resume
   would treat them as missing forever;
 * the root attribute ``daskgrad.complete`` turns true last, after every chunk key is listed and
@@ -145,12 +145,13 @@ def write_block(
         else _open_for_write_cached(store, variable, token)
     )
     run_id = _run_id(token)
-    if run_id is None or _local_path(store) is None:
+    local = _local_path(store)
+    if run_id is None or local is None:  # no lease on object storage (docs/reliability.md)
         array[region] = block
     else:
         from daskgrad.lease import writing
 
-        with writing(store, run_id):  # the lease is this run's until the chunk is written
+        with writing(str(local), run_id):  # the lease is this run's until the chunk is written
             array[region] = block
     return int(block.nbytes)
 

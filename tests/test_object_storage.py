@@ -340,3 +340,20 @@ def test_storage_options_in_the_config(tmp_path):
             "input: {path: 's3://AKIA:hunter2-value@b/in.zarr'}\noutput: {path: o.zarr}\n"
         )
     assert "input.path" in str(info.value) and "hunter2" not in str(info.value)
+
+
+def test_killed_creation_on_s3_is_created_again(s3_server, tmp_path):
+    """An S3 store whose creation was killed (a root zarr.json without daskgrad's state and one
+    array's metadata, no chunk) => `mode: resume` creates it afresh and completes; equal bits."""
+    inp = tmp_path / "in.zarr"
+    values = write_grid(inp, 64, 16)
+    out = _bucket(s3_server) + "/grad.zarr"
+    group = zarr.open_group(s3_server.zarr_store(out), mode="w", zarr_format=3)
+    group.create_array("da_dx", shape=(64, 64), chunks=(16, 16), dtype="f8")
+    assert _chunks(s3_server, out) == []
+    config = _config(tmp_path / "c.yaml", str(inp), out, output={"mode": "resume"})
+    result = _daskgrad(s3_server, "run", "--no-progress", config)
+    assert result.returncode == 0, result.stderr
+    assert "resuming" not in result.stdout  # started afresh: nothing of the killed one was kept
+    assert _state(s3_server, out)["complete"] is True
+    _assert_same_bits(s3_server, out, grid_reference(values))

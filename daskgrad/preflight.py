@@ -140,13 +140,15 @@ _ZARR_ROOTS = ("zarr.json", ".zgroup", ".zarray", ".zmetadata")
 
 
 def _remote_input(cfg: RunConfig, fs: typing.Any, root: str) -> str | None:
-    if not fs.exists(root):
-        return f"{_show(cfg.input.path)} does not exist"
-    if cfg.input.resolved_engine == "zarr" and not any(
-        fs.exists(f"{root}/{name}") for name in _ZARR_ROOTS
-    ):
+    """A zarr input URL has its root metadata (asked for by name: over https:// a store's
+    folder need not answer). A netCDF URL (OPeNDAP ...) is left to the reader to open."""
+    if cfg.input.resolved_engine != "zarr":
+        return None
+    if any(fs.exists(f"{root}/{name}") for name in _ZARR_ROOTS):
+        return None
+    if fs.exists(root):
         return f"{_show(cfg.input.path)} is not a zarr store (no zarr.json or .zgroup at its root)"
-    return None
+    return f"{_show(cfg.input.path)} does not exist"
 
 
 def _remote_output(cfg: RunConfig, fs: typing.Any, root: str) -> str | None:

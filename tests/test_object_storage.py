@@ -357,3 +357,14 @@ def test_killed_creation_on_s3_is_created_again(s3_server, tmp_path):
     assert "resuming" not in result.stdout  # started afresh: nothing of the killed one was kept
     assert _state(s3_server, out)["complete"] is True
     _assert_same_bits(s3_server, out, grid_reference(values))
+
+
+def test_storage_options_need_a_url():
+    """`storage_options` with a local path => refused, naming the key (a forgotten s3://)."""
+    from daskgrad.config import ConfigError, load_config_text
+
+    with pytest.raises(ConfigError) as info:
+        load_config_text(
+            "input: {path: in.zarr}\noutput: {path: o.zarr, storage_options: {anon: true}}\n"
+        )
+    assert "output.storage_options: storage_options apply to a URL" in str(info.value)

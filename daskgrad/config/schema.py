@@ -135,6 +135,15 @@ def _storage_options(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
+def _url_for_options(path: str, options: dict[str, Any]) -> None:
+    if options and not _is_url(path):
+        _fail(
+            f"storage_options apply to a URL (s3://bucket/...), and path {_show(path)} is a "
+            "local path; remove them or write the URL",
+            field="storage_options",
+        )
+
+
 #: fsspec options for a URL path (endpoint_url, anon, profile, client_kwargs ...). Never dumped:
 #: not in ``to_dict()`` (the store's attributes) nor in the fingerprint.
 StorageOptions = Annotated[dict[str, Any], AfterValidator(_storage_options)]
@@ -227,6 +236,11 @@ class InputConfig(BaseModel):
     @classmethod
     def _variables(cls, value: list[str] | None) -> list[str] | None:
         return _check_names(value, "variable")
+
+    @model_validator(mode="after")
+    def _options_need_a_url(self) -> InputConfig:
+        _url_for_options(self.path, self.storage_options)
+        return self
 
     @model_validator(mode="after")
     def _glob_engine(self) -> InputConfig:
@@ -415,6 +429,11 @@ class OutputConfig(BaseModel):
     def _name(cls, value: str) -> str:
         _checked(check_name_template, value)
         return value
+
+    @model_validator(mode="after")
+    def _options_need_a_url(self) -> OutputConfig:
+        _url_for_options(self.path, self.storage_options)
+        return self
 
 
 class RunConfig(BaseModel):

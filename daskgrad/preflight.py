@@ -131,7 +131,9 @@ def _check_remote(cfg: RunConfig, source: str) -> None:
                 reason = _remote_output(cfg, fs, root)
         except Exception as err:
             problem = storage_problem(err) or f"{type(err).__name__}: {err}"
-            _refuse(source, f"{section}.path", f"cannot use {_show(store.url)}: {problem}")
+            # The client takes the options only at its first request: an unknown one is a TypeError.
+            key = f"{section}.storage_options" if isinstance(err, TypeError) else f"{section}.path"
+            _refuse(source, key, f"cannot use {_show(store.url)}: {problem}")
         if reason:
             _refuse(source, f"{section}.path", reason)
 

@@ -236,8 +236,9 @@ def test_kill_then_resume_on_s3(s3_server, tmp_path):
 
 def test_validate_on_s3_paths(s3_server, s3_grid, tmp_path):
     """`daskgrad validate` on S3 paths => OK for an S3 input and a new S3 output; one line, exit
-    2, for a missing input, a missing bucket, an existing output with mode: error, and a prefix
-    that is not a zarr store with mode: overwrite (which then deletes nothing)."""
+    2, for a missing input, a missing bucket, an existing output with mode: error, a prefix
+    that is not a zarr store with mode: overwrite (which then deletes nothing), and an option
+    the client does not know (naming output.storage_options)."""
     inp, _ = s3_grid
     bucket = _bucket(s3_server)
     ok = _daskgrad(s3_server, "validate", _config(tmp_path / "ok.yaml", inp, f"{bucket}/g.zarr"))
@@ -262,6 +263,14 @@ def test_validate_on_s3_paths(s3_server, s3_grid, tmp_path):
             assert result.returncode == 2, (name, command, result.stderr)
             line = _one_line(result)
             assert line.startswith(f"{config}: {key}: ") and text in line, (name, line)
+    typo = _config(
+        tmp_path / "typo.yaml",
+        inp,
+        f"{bucket}/g.zarr",
+        output={"storage_options": {"endpoint_ur": "x"}},
+    )
+    line = _one_line(_daskgrad(s3_server, "validate", typo))
+    assert line.startswith(f"{typo}: output.storage_options: ") and "'endpoint_ur'" in line, line
     assert s3_server.keys(f"{bucket}/notes") == ["readme.txt"]  # nothing deleted, nothing added
     assert s3_server.info(inp) == before  # the input was not touched
 

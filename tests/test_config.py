@@ -12,6 +12,7 @@ import math
 import os
 import re
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -702,12 +703,23 @@ def test_check_paths_file_url(in_tmp):
         check_paths(cfg)
 
 
-def test_check_paths_urls_not_looked_up(in_tmp):
-    # memory:// is built into fsspec; nothing is looked up, only compared as text.
-    check_paths(_cfg("memory://bucket/in.zarr", "g.zarr"))
-    check_paths(_cfg("in.zarr", "memory://bucket/g.zarr"))
-    with pytest.raises(ConfigError, match="overlaps the input"):
-        check_paths(_cfg("memory://bucket/in.zarr", "memory://bucket/in.zarr/g.zarr"))
+def test_check_paths_urls_are_looked_up(in_tmp):
+    # memory:// is built into fsspec; a URL is looked up as on S3 (tests/test_object_storage.py).
+    import fsspec
+
+    fs, root = fsspec.filesystem("memory"), f"/{uuid.uuid4().hex}"
+    fs.pipe(f"{root}/in.zarr/zarr.json", b"{}")
+    try:
+        check_paths(_cfg(f"memory://{root}/in.zarr", "g.zarr"))
+        check_paths(_cfg("in.zarr", f"memory://{root}/g.zarr"))
+        with pytest.raises(ConfigError, match="does not exist"):
+            check_paths(_cfg(f"memory://{root}/absent.zarr", "g.zarr"))
+        with pytest.raises(ConfigError, match="overlaps the input"):
+            check_paths(
+                _cfg(f"memory://{root}/in.zarr", f"memory://{root}/in.zarr/g.zarr", mode="overwrite")
+            )
+    finally:
+        fs.rm(root, recursive=True)
 
 
 @pytest.mark.parametrize(("url", "package"), [("s3://bucket/in.zarr", "s3fs"), ("https://host/in.zarr", "aiohttp")])

@@ -53,6 +53,9 @@ def _setup_logging(verbose: int) -> None:
         root.addHandler(handler)
         root.setLevel(level)
     logging.getLogger("daskgrad").setLevel(level)
+    # Storage clients' debug lines print every request's headers, a session token among them.
+    for name in ("botocore", "aiobotocore", "s3fs", "gcsfs", "adlfs", "azure"):
+        logging.getLogger(name).setLevel(max(level, logging.INFO))
 
 
 set_option = click.option(

@@ -75,7 +75,9 @@ def open_input(cfg: InputConfig) -> xr.Dataset:
             # A store without consolidated metadata is normal (daskgrad's own outputs consolidate
             # last; many stores never do); xarray's fallback warning would only alarm.
             warnings.filterwarnings("ignore", message="Failed to open Zarr store with consolidated")
-            ds = xr.open_dataset(cfg.path, engine="zarr", chunks=None)
+            # storage_options (endpoint, anon, profile) reach fsspec for a URL; None for a path.
+            options = cfg.storage_options if "://" in cfg.path else None
+            ds = xr.open_dataset(cfg.path, engine="zarr", chunks=None, storage_options=options or None)
     else:
         found = resolve_input(cfg.path)
         paths = found.paths

@@ -24,6 +24,7 @@ import typing
 from daskgrad.batch.config import ConfigError, RunConfig
 from daskgrad.batch.config.errors import _show
 from daskgrad.batch.paths import is_url, missing_package, normalize, overlap, resolve_input
+from daskgrad.batch.remote import RemoteStore, storage_problem, target
 
 __all__ = ["check_paths"]
 
@@ -49,13 +50,17 @@ def check_paths(cfg: RunConfig, *, source: str = "<config>") -> None:
     """Check the paths of a validated config against the file system; read no data.
 
     Relative paths are taken relative to the current working directory (as for any command
-    line tool), and the messages say which directory that was. fsspec URLs (``s3://`` ...) are
-    not looked up; an input URL and an output URL are only compared as text.
+    line tool), and the messages say which directory that was. An input URL and an output URL
+    are compared as text.
 
     Checks, in order:
 
     - a URL's scheme has its package installed (``s3fs`` for ``s3://``, ``aiohttp`` for
       ``https://``);
+    - a URL is looked up with its ``storage_options`` (one line, exit 2, for missing credentials
+      or an endpoint that does not answer): the input must exist (a zarr input must be a
+      store); an existing output follows the rules below for local outputs, and a new one
+      needs its bucket to exist;
     - the input exists, by the one rule of :func:`daskgrad.batch.paths.resolve_input`: a path that
       exists is taken literally (``data[1].nc`` is a file name); a glob applies only when the
       path does not exist, and must match at least one file (a broken symbolic link does not
@@ -82,6 +87,7 @@ def check_paths(cfg: RunConfig, *, source: str = "<config>") -> None:
         ``key`` is ``input.path``, ``output.path`` or ``cluster.tls.*``; ``line`` is None.
     """
     _check_packages(cfg, source)
+    _check_remote(cfg, source)
     inputs, in_glob = _local_inputs(cfg, source)
     _check_overlap(cfg, inputs, in_glob, source)
     if not is_url(cfg.output.path):
@@ -104,6 +110,69 @@ def _check_packages(cfg: RunConfig, source: str) -> None:
                 f"{_show(url)} needs the package {package!r}, which is not installed "
                 f"(pip install {package})",
             )
+
+
+def _check_remote(cfg: RunConfig, source: str) -> None:
+    """Look up input and output URLs; a failure to reach them is one line naming the key."""
+    for section, store in (
+        ("input", target(cfg.input.path, cfg.input.storage_options)),
+        ("output", target(cfg.output.path, cfg.output.storage_options)),
+    ):
+        if not isinstance(store, RemoteStore):
+            continue
+        try:
+            fs, root = store.filesystem()
+        except Exception as err:  # an option the file system does not take
+            _refuse(source, f"{section}.storage_options", f"{type(err).__name__}: {err}")
+        try:
+            if section == "input":
+                reason = _remote_input(cfg, fs, root)
+            else:
+                reason = _remote_output(cfg, fs, root)
+        except Exception as err:
+            problem = storage_problem(err) or f"{type(err).__name__}: {err}"
+            # The client takes the options only at its first request: an unknown one is a TypeError.
+            key = f"{section}.storage_options" if isinstance(err, TypeError) else f"{section}.path"
+            _refuse(source, key, f"cannot use {_show(store.url)}: {problem}")
+        if reason:
+            _refuse(source, f"{section}.path", reason)
+
+
+_ZARR_ROOTS = ("zarr.json", ".zgroup", ".zarray", ".zmetadata")
+
+
+def _remote_input(cfg: RunConfig, fs: typing.Any, root: str) -> str | None:
+    """A zarr input URL has its root metadata (asked for by name: over https:// a store's
+    folder need not answer). A netCDF URL (OPeNDAP ...) is left to the reader to open."""
+    if cfg.input.resolved_engine != "zarr":
+        return None
+    if any(fs.exists(f"{root}/{name}") for name in _ZARR_ROOTS):
+        return None
+    if fs.exists(root):
+        return f"{_show(cfg.input.path)} is not a zarr store (no zarr.json or .zgroup at its root)"
+    return f"{_show(cfg.input.path)} does not exist"
+
+
+def _remote_output(cfg: RunConfig, fs: typing.Any, root: str) -> str | None:
+    """The rules of :func:`_check_output_target`, for a URL (a bucket for a parent folder)."""
+    url, mode = cfg.output.path, cfg.output.mode
+    if fs.exists(root):
+        if mode == "error":
+            return (
+                f"{_show(url)} already exists; use --set output.mode=overwrite to replace it or "
+                "--set output.mode=resume to finish an interrupted run"
+            )
+        is_store = any(fs.exists(f"{root}/{name}") for name in _ZARR_ROOTS)
+        # A creation killed before the root's zarr.json leaves only arrays' metadata.
+        if not is_store and any(k.rsplit("/", 1)[-1] != "zarr.json" for k in fs.find(root)):
+            return f"{_show(url)} exists and is not a zarr store; refusing to {mode} it"
+        return None
+    # Object stores have no folders to create, but their buckets (s3fs, gcsfs, adlfs) must exist.
+    split = getattr(fs, "split_path", None)
+    bucket = split(root)[0] if split is not None else None
+    if bucket and bucket != root and not fs.exists(bucket):
+        return f"cannot create {_show(url)}: the bucket {_show(bucket)} does not exist"
+    return None
 
 
 def _local_inputs(cfg: RunConfig, source: str) -> tuple[list[str], bool]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from daskgrad.batch.paths import is_url, normalize, resolve_input
@@ -49,10 +49,11 @@ def _digest(lines: Iterable[str]) -> str:
     return h.hexdigest()
 
 
-def _fsspec_lines(url: str) -> list[str]:
+def _fsspec_lines(url: str, storage_options: Mapping[str, Any]) -> list[str]:
     import fsspec
 
-    fs, root = fsspec.core.url_to_fs(url)
+    fs, root = fsspec.core.url_to_fs(url, **storage_options)
+    fs.invalidate_cache(root)  # a listing cached before the run would hide a change during it
     lines = []
     for key, info in sorted(fs.find(root, detail=True).items()):
         stamp = next(
@@ -63,7 +64,13 @@ def _fsspec_lines(url: str) -> list[str]:
     return lines
 
 
-def input_digest(path: str, engine: str, arrays: Iterable[str]) -> dict[str, Any] | None:
+def input_digest(
+    path: str,
+    engine: str,
+    arrays: Iterable[str],
+    *,
+    storage_options: Mapping[str, Any] | None = None,
+) -> dict[str, Any] | None:
     """A digest of the input files that ``arrays`` (variables and coordinates) are read from.
 
     Parameters
@@ -74,6 +81,8 @@ def input_digest(path: str, engine: str, arrays: Iterable[str]) -> dict[str, Any
         How the input is read.
     arrays : iterable of str
         For zarr: the arrays whose files are listed (the variables used and the coordinates).
+    storage_options : mapping, optional
+        fsspec options for a URL (``input.storage_options``); used to list, never recorded.
 
     Returns
     -------
@@ -91,15 +100,16 @@ def input_digest(path: str, engine: str, arrays: Iterable[str]) -> dict[str, Any
     (1, 64)
     """
     arrays = [str(a) for a in arrays]
+    options = dict(storage_options or {})
     parts: dict[str, list[str]] = {}
     try:
         if is_url(path) and path[:7].lower() != "file://":
             if engine == "zarr":
                 base = path.rstrip("/")
                 for name in arrays:
-                    parts[name] = _fsspec_lines(f"{base}/{name}")
+                    parts[name] = _fsspec_lines(f"{base}/{name}", options)
             else:
-                parts[path] = _fsspec_lines(path)
+                parts[path] = _fsspec_lines(path, options)
         elif engine == "zarr":
             root = normalize(path)
             parts[""] = [

@@ -33,6 +33,7 @@ from daskgrad.batch.config import OPTION_KEYS, ConfigError, RunConfig
 from daskgrad.batch.encoding import Layout, resolve_all
 from daskgrad.batch.inputs import open_input
 from daskgrad.batch.provenance import input_digest
+from daskgrad.batch.remote import RemoteStore, storage_problem, target
 from daskgrad.batch.schedule import Group, check_memory, group_of
 from daskgrad.core.chunking import as_regular
 from daskgrad.core.options import OptionError
@@ -64,6 +65,11 @@ class Plan:
     repaired: int = 0
     #: How each output variable is stored (``output.encoding``, :mod:`daskgrad.batch.encoding`).
     layouts: dict[str, Layout] = field(default_factory=dict)
+
+    @property
+    def store(self) -> str | RemoteStore:
+        """The output store as :mod:`daskgrad.batch.store` takes it (a URL with its options)."""
+        return target(self.config.output.path, self.config.output.storage_options)
 
     @property
     def token(self) -> str:
@@ -149,14 +155,11 @@ def plan(cfg: RunConfig, source: str = "<config>") -> Plan:
         raise _refuse(
             source, "input.path", f"cannot open {cfg.input.path!r} as {cfg.input.resolved_engine}: {err}"
         ) from err
-    except Exception as err:
-        if "credential" not in f"{type(err).__name__} {err}".lower():
+    except Exception as err:  # object storage: credentials, endpoint, access (one line)
+        problem = storage_problem(err)
+        if problem is None:
             raise
-        raise _refuse(
-            source, "input.path",
-            f"cannot open {cfg.input.path!r}: no usable credentials ({type(err).__name__}: {err}); "
-            "set them as the storage's client expects (e.g. AWS_PROFILE or AWS_ACCESS_KEY_ID)",
-        ) from err
+        raise _refuse(source, "input.path", f"cannot open {cfg.input.path!r}: {problem}") from err
     gplan, result = _gradient_plan(cfg, ds, source)
     variables = [str(vp.key) for vp in gplan.variables]
     chunk_shapes = {}
@@ -185,7 +188,10 @@ def plan(cfg: RunConfig, source: str = "<config>") -> Plan:
     fingerprint = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
     bytes_in = int(sum(ds[v].nbytes for v in variables))
     digest = input_digest(
-        cfg.input.path, cfg.input.resolved_engine, [*variables, *map(str, ds.coords)]
+        cfg.input.path,
+        cfg.input.resolved_engine,
+        [*variables, *map(str, ds.coords)],
+        storage_options=cfg.input.storage_options,
     )
     shards = {v: lay.shard_blocks for v, lay in layouts.items()}
     groups = [group_of(ds, result, vp, chunk_shapes, shards) for vp in gplan.variables]

@@ -37,6 +37,7 @@ from daskgrad.batch.inputs import absent_chunks
 from daskgrad.batch.lease import Lease, LeaseHeld, LeaseLost
 from daskgrad.batch.paths import is_url, resolve_input
 from daskgrad.batch.provenance import describe_change, input_digest
+from daskgrad.batch.remote import RemoteStore, zarr_store_of
 from daskgrad.batch.run_plan import Plan, plan, small_blocks_note
 from daskgrad.batch.schedule import (
     check_memory,
@@ -107,7 +108,7 @@ class RunSummary:
 
 def _create_store(p: Plan, *, replace: bool = False) -> None:
     """Write metadata, coordinates and attributes (``replace``: delete what the path held)."""
-    path = p.config.output.path
+    path = p.store
     # The input's own encoding (zarr v2 compressors, netCDF settings) must not reach the v3
     # output: "Expected a BytesBytesCodec" otherwise. The output's encoding is set below.
     template = p.result.copy().drop_encoding()
@@ -118,7 +119,7 @@ def _create_store(p: Plan, *, replace: bool = False) -> None:
     template.attrs = dict(template.attrs)
     # compute=False writes metadata and coordinates only; consolidation happens at the end.
     template.to_zarr(
-        path,
+        zarr_store_of(path),
         mode="w" if replace else "w-",
         compute=False,
         consolidated=False,
@@ -146,12 +147,13 @@ def _never_created(p: Plan, state: dict[str, Any] | None) -> bool:
     array that this run would not have created itself (so it is not someone else's store)."""
     if state is not None and state.get("fingerprint"):
         return False
-    path = p.config.output.path
-    if is_url(path):
-        return False
+    path = p.store
     ours = {str(n) for n in p.result.variables}
-    root = Path(path)
-    arrays = [d.name for d in root.iterdir() if d.is_dir()] if root.is_dir() else []
+    if isinstance(path, RemoteStore):
+        arrays = path.folders()
+    else:
+        root = Path(path)
+        arrays = [d.name for d in root.iterdir() if d.is_dir()] if root.is_dir() else []
     if any(a not in ours for a in arrays):
         return False
     return all(not zstore.present_blocks(path, v, remove_partial=False) for v in p.variables)
@@ -185,8 +187,9 @@ def prepare_store(
     """
     out = p.config.output
     expected = p.expected()
-    exists = Path(out.path).exists() if "://" not in out.path else zstore.read_state(out.path) is not None
-    state = zstore.read_state(out.path) if exists else None
+    store = p.store
+    exists = store.exists() if isinstance(store, RemoteStore) else Path(out.path).exists()
+    state = zstore.read_state(store) if exists else None
     if exists and out.mode == "error":
         raise ConfigError(p.source, "output.path", None, f"{out.path!r} exists; use --set output.mode=overwrite or resume")
     half = exists and _never_created(p, state)
@@ -232,17 +235,17 @@ def prepare_store(
     crashed = state.get("state") == "running"  # the last run never stopped cleanly
     missing = {}
     for v in p.variables:
-        present = zstore.present_blocks(out.path, v)
+        present = zstore.present_blocks(store, v)
         if verify or crashed:
             present -= _unreadable(p, v, present, client)
         missing[v] = expected[v] - present
-    zstore.set_state(out.path, state="running")
+    zstore.set_state(store, state="running")
     return missing, False
 
 
 def _repair_complete(p: Plan, expected: dict[str, set], client: Any) -> dict[str, set]:
     """Decode every chunk of a complete store; un-mark it and delete the damaged ones if any."""
-    path = p.config.output.path
+    path = p.store
     present = {v: zstore.present_blocks(path, v, remove_partial=False) for v in p.variables}
     bad = {v: _unreadable(p, v, present[v], client, remove=False) for v in p.variables}
     missing = {v: bad[v] | (expected[v] - present[v]) for v in p.variables}
@@ -259,7 +262,7 @@ def _repair_complete(p: Plan, expected: dict[str, set], client: Any) -> dict[str
 
 def _unreadable(p: Plan, variable: str, present: set, client: Any, *, remove: bool = True) -> set:
     """Chunks that fail to decode (torn by a crash); they are deleted (``remove``) and written again."""
-    path = p.config.output.path
+    path = p.store
     chunk_shape = p.chunk_shapes[variable]
     shape = p.result[variable].shape
     indices = sorted(present)
@@ -285,7 +288,7 @@ def _region(index: tuple[int, ...], chunk_shape: tuple[int, ...], shape: tuple[i
 
 def write_blocks(p: Plan, blocks: dict[str, set], *, client: Any = None) -> int:
     """Write the given blocks of each output variable as one tile (tests, partial runs)."""
-    writer = TileWriter({v: p.result[v].data for v in p.variables}, p.config.output.path, p.token)
+    writer = TileWriter({v: p.result[v].data for v in p.variables}, p.store, p.token)
     return writer.run([Tile({v: sorted(b) for v, b in blocks.items()})], client=client)
 
 
@@ -394,7 +397,7 @@ def run(
             echo(tiles_line(p, plans, len(tiles), read, worker, client))
         try:
             written = TileWriter(
-                {v: p.result[v].data for v in p.variables}, cfg.output.path, p.token
+                {v: p.result[v].data for v in p.variables}, p.store, p.token
             ).run(
                 tiles,
                 client=client,
@@ -402,15 +405,15 @@ def run(
                 progress=Progress(todo, echo=echo, enabled=progress),
             )
             _check_before_complete(p, lease)
-            zstore.finalize(cfg.output.path, p.variables, p.expected())
+            zstore.finalize(p.store, p.variables, p.expected())
         except KeyboardInterrupt:
-            _mark_stopped(cfg.output.path, lease)
+            _mark_stopped(p.store, lease)
             raise
         except RunError:
-            _mark_stopped(cfg.output.path, lease)
+            _mark_stopped(p.store, lease)
             raise
         except Exception as err:
-            _mark_stopped(cfg.output.path, lease)
+            _mark_stopped(p.store, lease)
             lost = isinstance(err, LeaseLost) or (lease is not None and lease.lost is not None)
             raise RunError(_explain(err), resumable=not lost) from err
         peaks = {"driver": _peak_memory_here()}
@@ -447,7 +450,8 @@ def _check_before_complete(p: Plan, lease: Lease | None) -> None:
     cfg = p.config
     if p.input_digest is not None:
         now = input_digest(
-            cfg.input.path, cfg.input.resolved_engine, p.input_digest.get("arrays", [])
+            cfg.input.path, cfg.input.resolved_engine, p.input_digest.get("arrays", []),
+            storage_options=cfg.input.storage_options,
         )
         change = describe_change(p.input_digest, now)
         if change:
@@ -458,12 +462,12 @@ def _check_before_complete(p: Plan, lease: Lease | None) -> None:
             )
     if lease is not None:
         lease.ensure()
-        state = zstore.read_state(cfg.output.path) or {}
+        state = zstore.read_state(p.store) or {}
         if p.store_id is not None and state.get("store_id") != p.store_id:
             raise LeaseLost(f"the output {cfg.output.path!r} was replaced by another run")
 
 
-def _mark_stopped(path: str, lease: Lease | None = None) -> None:
+def _mark_stopped(path: str | RemoteStore, lease: Lease | None = None) -> None:
     """Record a clean stop. If even that fails (the disk is full), the state stays ``running``,
     which only makes the next resume verify every chunk; the original error must still show.
     A run that lost its lease leaves the store alone: it belongs to another run now."""

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import zarr
 
-from daskgrad.batch.store import _host, chunk_grid, write_block
+from daskgrad.batch.remote import zarr_store_of
+from daskgrad.batch.store import Store, _host, chunk_grid, write_block
 
 __all__ = ["blocks_of_shard", "shard_blocks_of", "whole_shards", "write_shard"]
 
@@ -45,13 +46,13 @@ def blocks_of_shard(
 
 
 def whole_shards(
-    store: str, variable: str, blocks: Iterable[tuple[int, ...]]
+    store: Store, variable: str, blocks: Iterable[tuple[int, ...]]
 ) -> set[tuple[int, ...]]:
     """``blocks`` and every other block of the shards they are in (a shard is written whole)."""
     blocks = set(blocks)
     if not blocks:
         return blocks
-    array = zarr.open_array(store, path=variable, mode="r")
+    array = zarr.open_array(zarr_store_of(store), path=variable, mode="r")
     per = shard_blocks_of(array)
     if per is None:
         return blocks
@@ -61,7 +62,7 @@ def whole_shards(
 
 
 def write_shard(
-    store: str,
+    store: Store,
     variable: str,
     region: tuple[slice, ...],
     token: str | None,

@@ -4,7 +4,7 @@ The rules (see docs/reliability.md):
 
 * one dask block is exactly one zarr chunk, so no two tasks ever write the same chunk, and the
   presence of a chunk key means that block is done (LocalStore writes are atomic: a temporary
-  ``.partial`` file, then a rename);
+  ``.partial`` file, then a rename; on object storage a chunk is one PUT, whole or absent);
 * with shards (``output.encoding.shards``), a shard is written whole by one task
   (:func:`daskgrad.batch.shards.write_shard`), so the presence of a shard key means all its blocks
   are done;
@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 import zarr
+
+from daskgrad.batch.remote import RemoteStore, target, zarr_store_of
 
 __all__ = [
     "block_index_of",
@@ -63,8 +65,16 @@ def block_index_of(key: str) -> tuple[int, ...] | None:
         return None
 
 
-def _local_path(store: str) -> Path | None:
-    return None if "://" in store else Path(store)
+#: A store argument: a local path, or a URL (a plain string, or a RemoteStore with its options).
+Store = str | RemoteStore
+
+
+def _local_path(store: Store) -> Path | None:
+    return Path(store) if isinstance(store, str) and "://" not in store else None
+
+
+def _remote(store: Store) -> RemoteStore:
+    return store if isinstance(store, RemoteStore) else target(store, None)  # type: ignore[return-value]
 
 
 def storage_index_of(name: str, zarr_format: int) -> tuple[int, ...] | None:
@@ -85,17 +95,18 @@ def storage_index_of(name: str, zarr_format: int) -> tuple[int, ...] | None:
         return None
 
 
-def _open_read(store: str, variable: str) -> zarr.Array:
-    return zarr.open_array(store, path=variable, mode="r")
+def _open_read(store: Store, variable: str) -> zarr.Array:
+    return zarr.open_array(zarr_store_of(store), path=variable, mode="r")
 
 
-def present_blocks(store: str, variable: str, *, remove_partial: bool = True) -> set[tuple[int, ...]]:
+def present_blocks(store: Store, variable: str, *, remove_partial: bool = True) -> set[tuple[int, ...]]:
     """Block indices whose chunk exists in the output store.
 
     With shards, a shard's key stands for all its blocks (shards are written whole, in one
     atomic write). Temporary ``*.partial`` files left by a killed writer are not blocks; they
     are deleted. Zero-length chunk files (a torn write on a non-atomic file system) are
-    deleted too.
+    deleted too. A remote store's keys are listed (one request per 1,000 keys on S3); an
+    object store has no partial objects.
     """
     from daskgrad.batch.shards import blocks_of_shard, shard_blocks_of
 
@@ -104,8 +115,10 @@ def present_blocks(store: str, variable: str, *, remove_partial: bool = True) ->
         return set()
     try:
         array = _open_read(store, variable)
-    except Exception:
+    except Exception as err:
         if local is None:
+            if isinstance(err, FileNotFoundError):  # zarr's NodeNotFoundError: never created
+                return set()
             raise
         array = None  # a store whose creation was killed: its chunk files, taken as zarr v3
     fmt = 3 if array is None else array.metadata.zarr_format
@@ -133,12 +146,9 @@ def present_blocks(store: str, variable: str, *, remove_partial: bool = True) ->
                 if idx is not None:
                     found.add(idx)
     else:
-        # Remote stores: ask zarr which keys exist, one at a time through the public API.
-        assert array is not None
-        grid = chunk_grid(array.shape, array.chunks)
-        keys = chunk_grid(array.shape, array.shards) if array.shards is not None else grid
-        for idx in np.ndindex(*keys):
-            if _remote_exists(array, array.metadata.encode_chunk_key(idx)):
+        for key in _remote(store).keys(f"{variable}/"):
+            idx = storage_index_of(key[len(variable) + 1 :], fmt)
+            if idx is not None:
                 found.add(idx)
     if array is None or per is None:
         return found
@@ -146,15 +156,8 @@ def present_blocks(store: str, variable: str, *, remove_partial: bool = True) ->
     return {b for sh in found for b in blocks_of_shard(sh, per, grid)}
 
 
-def _remote_exists(array: zarr.Array, key: str) -> bool:
-    import asyncio
-
-    store = array.store
-    return bool(asyncio.run(store.exists(f"{array.path}/{key}")))
-
-
-def _open_for_write(store: str, variable: str) -> zarr.Array:
-    array = zarr.open_array(store, path=variable, mode="r+")
+def _open_for_write(store: Store, variable: str) -> zarr.Array:
+    array = zarr.open_array(zarr_store_of(store), path=variable, mode="r+")
     # An all-NaN block must still be written, or resume would wait for it forever.
     return array.with_config({"write_empty_chunks": True})
 
@@ -164,13 +167,13 @@ def _open_for_write(store: str, variable: str) -> zarr.Array:
 # with other chunks or dtypes through an Array opened on the old one (a corrupt store that would
 # still be marked complete).
 @lru_cache(maxsize=64)
-def _open_for_write_cached(store: str, variable: str, token: str) -> zarr.Array:
+def _open_for_write_cached(store: Store, variable: str, token: str) -> zarr.Array:
     del token  # only a part of the cache key
     return _open_for_write(store, variable)
 
 
 def write_block(
-    block: Any, store: str, variable: str, region: tuple[slice, ...], token: str | None = None
+    block: Any, store: Store, variable: str, region: tuple[slice, ...], token: str | None = None
 ) -> int:
     """Write one block into its zarr chunk; returns the bytes written (uncompressed, as stored).
 
@@ -191,12 +194,13 @@ def write_block(
     if block.dtype != array.dtype:
         block = block.astype(array.dtype)  # numpy's rounding: the nearest representable value
     run_id = _run_id(token)
-    if run_id is None or _local_path(store) is None:
+    local = _local_path(store)
+    if run_id is None or local is None:  # no lease on object storage (docs/reliability.md)
         array[region] = block
     else:
         from daskgrad.batch.lease import writing
 
-        with writing(store, run_id):  # the lease is this run's until the chunk is written
+        with writing(str(local), run_id):  # the lease is this run's until the chunk is written
             array[region] = block
     return int(block.nbytes)
 
@@ -224,16 +228,16 @@ def _run_id(token: str | None) -> str | None:
     return token.rsplit(":", 1)[1] or None
 
 
-def chunk_is_readable(store: str, variable: str, region: tuple[slice, ...]) -> bool:
+def chunk_is_readable(store: Store, variable: str, region: tuple[slice, ...]) -> bool:
     """Decode one chunk; False if it is torn or otherwise unreadable."""
     try:
-        zarr.open_array(store, path=variable, mode="r")[region]
+        zarr.open_array(zarr_store_of(store), path=variable, mode="r")[region]
     except Exception:
         return False
     return True
 
 
-def remove_chunk(store: str, variable: str, index: tuple[int, ...]) -> None:
+def remove_chunk(store: Store, variable: str, index: tuple[int, ...]) -> None:
     """Delete one block's chunk (with shards: its whole shard) so that it is written again."""
     from daskgrad.batch.shards import shard_blocks_of
 
@@ -246,35 +250,32 @@ def remove_chunk(store: str, variable: str, index: tuple[int, ...]) -> None:
     if local is not None:
         (local / variable / key).unlink(missing_ok=True)
         return
-    import asyncio
-
-    array = zarr.open_array(store, path=variable, mode="r+")
-    asyncio.run(array.store.delete(f"{array.path}/{key}"))
+    _remote(store).delete(f"{variable}/{key}")
 
 
-def read_state(store: str) -> dict[str, Any] | None:
+def read_state(store: Store) -> dict[str, Any] | None:
     """The ``daskgrad`` root attributes of an existing store, or None if it has none."""
     try:
-        group = zarr.open_group(store, mode="r", use_consolidated=False)
+        group = zarr.open_group(zarr_store_of(store), mode="r", use_consolidated=False)
     except Exception:
         return None
     state = group.attrs.get(STATE_KEY)
     return dict(state) if isinstance(state, dict) else None
 
 
-def set_state(store: str, *, consolidated: bool = False, **changes: Any) -> None:
+def set_state(store: Store, *, consolidated: bool = False, **changes: Any) -> None:
     """Update the ``daskgrad`` root attributes.
 
     ``consolidated=True`` opens the root with its consolidated metadata, so that rewriting the
     root attributes keeps it (root attributes stay valid after consolidation; child ones not).
     """
-    group = zarr.open_group(store, mode="r+", use_consolidated=consolidated)
+    group = zarr.open_group(zarr_store_of(store), mode="r+", use_consolidated=consolidated)
     state = dict(group.attrs.get(STATE_KEY, {}))  # type: ignore[arg-type]  # our own mapping
     state.update(changes)
     group.attrs[STATE_KEY] = state
 
 
-def finalize(store: str, variables: Iterable[str], expected: dict[str, set]) -> None:
+def finalize(store: Store, variables: Iterable[str], expected: dict[str, set]) -> None:
     """Check every chunk is there, consolidate the metadata, then mark the store complete.
 
     Raises
@@ -295,5 +296,5 @@ def finalize(store: str, variables: Iterable[str], expected: dict[str, set]) -> 
         warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
         # The run's lease files (daskgrad.lease.*) sit beside the arrays; they are not nodes.
         warnings.filterwarnings("ignore", message="Object at daskgrad.lease.")
-        zarr.consolidate_metadata(store)
+        zarr.consolidate_metadata(zarr_store_of(store))
     set_state(store, consolidated=True, complete=True, state="complete")

@@ -35,6 +35,8 @@ from dask._task_spec import DataNode, GraphNode
 from dask.highlevelgraph import HighLevelGraph
 
 from daskgrad.batch import store as zstore
+from daskgrad.batch.remote import zarr_store_of
+from daskgrad.batch.store import Store
 from daskgrad.core._compat import make_task, ref
 
 __all__ = ["Progress", "Stalled", "Tile", "TileWriter", "subgraph", "worker_infos"]
@@ -171,7 +173,7 @@ class TileWriter:
     [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]
     """
 
-    def __init__(self, arrays: Mapping[str, da.Array], path: str, token: str | None) -> None:
+    def __init__(self, arrays: Mapping[str, da.Array], path: Store, token: str | None) -> None:
         self.arrays = dict(arrays)
         self.path = path
         self.token = token
@@ -352,7 +354,7 @@ def _shards_in(path: Any, variable: str) -> Index | None:
 
     from daskgrad.batch.shards import shard_blocks_of
 
-    return shard_blocks_of(zarr.open_array(path, path=variable, mode="r"))
+    return shard_blocks_of(zarr.open_array(zarr_store_of(path), path=variable, mode="r"))
 
 
 def _deps(writes: Mapping) -> list:

@@ -33,6 +33,7 @@ from pydantic import (
 from daskgrad.batch.config.cluster import ClusterConfig
 from daskgrad.batch.config.errors import _describe, _fail, _show
 from daskgrad.batch.encoding import Encoding
+from daskgrad.batch.remote import credential_keys, url_has_password
 from daskgrad.core.options import (
     DEFAULT_NAME,
     DEFAULT_RADIUS,
@@ -106,9 +107,47 @@ def _plain_path(value: str) -> str:
         return unquote(parts.path)
     if "://" in value and not _is_url(value):
         _fail(f"{_show(value)} contains '://' but is not a URL (scheme://...)")
+    _no_password(value)
     # "~" is expanded once, here, so every later use (checks, zarr, the fingerprint) sees the
     # same path; zarr would otherwise create a directory literally named "~".
     return value if _is_url(value) else os.path.expanduser(value)
+
+
+def _no_password(value: str) -> str:
+    """Refuse a URL with a password in it: the path is recorded in the store and printed."""
+    if url_has_password(value):
+        _fail(
+            "a URL with a password in it (scheme://user:password@...) is refused: the path is "
+            "recorded in the output and printed. Give credentials as the storage client "
+            "expects (for S3: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE)"
+        )
+    return value
+
+
+def _storage_options(value: dict[str, Any]) -> dict[str, Any]:
+    """Refuse secrets in ``storage_options``; the message names the key, never its value."""
+    found = credential_keys(value)
+    if found:
+        _fail(
+            f"{found[0]!r} holds a credential; credentials are never taken from the config (it "
+            "is recorded in the output). Give them as the storage client expects (for S3: "
+            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE; or storage_options.profile)"
+        )
+    return value
+
+
+def _url_for_options(path: str, options: dict[str, Any]) -> None:
+    if options and not _is_url(path):
+        _fail(
+            f"storage_options apply to a URL (s3://bucket/...), and path {_show(path)} is a "
+            "local path; remove them or write the URL",
+            field="storage_options",
+        )
+
+
+#: fsspec options for a URL path (endpoint_url, anon, profile, client_kwargs ...). Never dumped:
+#: not in ``to_dict()`` (the store's attributes) nor in the fingerprint.
+StorageOptions = Annotated[dict[str, Any], AfterValidator(_storage_options)]
 
 
 def _names(value: Any) -> Any:
@@ -162,6 +201,9 @@ class InputConfig(BaseModel):
         variable stored without chunks, dask's automatic chunks of ``array.chunk-size``).
     engine : {'zarr', 'netcdf'} or None
         How to open ``path``; None guesses from the path (see :attr:`resolved_engine`).
+    storage_options : dict
+        fsspec options for a URL ``path`` (``endpoint_url``, ``anon``, ``profile``,
+        ``client_kwargs`` ...); keys holding credentials are refused. Never recorded.
     """
 
     model_config = _FROZEN
@@ -175,6 +217,10 @@ class InputConfig(BaseModel):
     )
     engine: Literal["zarr", "netcdf"] | None = Field(
         default=None, description="zarr or netcdf; default guessed from the path suffix"
+    )
+    storage_options: StorageOptions = Field(
+        default_factory=dict, exclude=True,
+        description="fsspec options for a URL (endpoint_url, anon, profile); no credentials",
     )
 
     @field_validator("path")
@@ -191,6 +237,11 @@ class InputConfig(BaseModel):
     @classmethod
     def _variables(cls, value: list[str] | None) -> list[str] | None:
         return _check_names(value, "variable")
+
+    @model_validator(mode="after")
+    def _options_need_a_url(self) -> InputConfig:
+        _url_for_options(self.path, self.storage_options)
+        return self
 
     @model_validator(mode="after")
     def _glob_engine(self) -> InputConfig:
@@ -346,6 +397,8 @@ class OutputConfig(BaseModel):
     lease_seconds : float
         How long this run's claim on the store lasts without renewal (the driver renews it
         every third of that). A stopped or dead run loses the store after this long.
+    storage_options : dict
+        fsspec options for a URL ``path``, as for the input. Never recorded.
     """
 
     model_config = _FROZEN
@@ -362,6 +415,10 @@ class OutputConfig(BaseModel):
     encoding: Encoding = Field(
         default_factory=Encoding, description="codec, level, dtype, shards, zarr_format"
     )
+    storage_options: StorageOptions = Field(
+        default_factory=dict, exclude=True,
+        description="fsspec options for a URL (endpoint_url, anon, profile); no credentials",
+    )
 
     @field_validator("path")
     @classmethod
@@ -376,6 +433,11 @@ class OutputConfig(BaseModel):
     def _name(cls, value: str) -> str:
         _checked(check_name_template, value)
         return value
+
+    @model_validator(mode="after")
+    def _options_need_a_url(self) -> OutputConfig:
+        _url_for_options(self.path, self.storage_options)
+        return self
 
 
 class RunConfig(BaseModel):
@@ -437,7 +499,16 @@ class RunConfig(BaseModel):
         """The config as plain JSON types (str, int, float, bool, None, list, dict).
 
         Every key is present, defaults included, so the result records exactly what ran; it is
-        meant for provenance attributes and for the resume fingerprint.
+        meant for provenance attributes and for the resume fingerprint. The exception is
+        ``storage_options`` (input and output): how to reach a store is not what ran, and is
+        never recorded.
+
+        Examples
+        --------
+        >>> cfg = RunConfig.model_validate({"input": {"path": "s3://b/in.zarr",
+        ...     "storage_options": {"anon": True}}, "output": {"path": "o.zarr"}})
+        >>> cfg.input.storage_options, "storage_options" in cfg.to_dict()["input"]
+        ({'anon': True}, False)
         """
         return self.model_dump(mode="json")
 

@@ -82,7 +82,9 @@ def peak_allocated(fn: Callable[[], object]) -> int:
     return peak
 
 
-def measure_rounds(contenders: dict[str, Callable[[], object]], repeat: int = 3) -> list[Measurement]:
+def measure_rounds(
+    contenders: dict[str, Callable[[], object]], repeat: int = 3
+) -> list[Measurement]:
     """Best wall time of each contender over ``repeat`` rounds, and its allocation peak.
 
     Every round runs all contenders, each round in a rotated order, so none always follows
@@ -91,7 +93,7 @@ def measure_rounds(contenders: dict[str, Callable[[], object]], repeat: int = 3)
     names = list(contenders)
     best = dict.fromkeys(names, float("inf"))
     for rep in range(repeat):
-        for name in names[rep % len(names):] + names[: rep % len(names)]:
+        for name in names[rep % len(names) :] + names[: rep % len(names)]:
             gc.collect()
             t0 = time.perf_counter()
             result = contenders[name]()
@@ -100,10 +102,15 @@ def measure_rounds(contenders: dict[str, Callable[[], object]], repeat: int = 3)
     return [Measurement(name, best[name], peak_allocated(contenders[name])) for name in names]
 
 
-def print_table(rows: list[Measurement], reference: str, title: str, memory: str = "peak memory") -> str:
+def print_table(
+    rows: list[Measurement], reference: str, title: str, memory: str = "peak memory"
+) -> str:
     ref = next(r for r in rows if r.name == reference)
     lines = [title, ""] if title else []
-    lines += [f"| contender | time (s) | {memory} (MiB) | time / daskgrad |", "|---|---:|---:|---:|"]
+    lines += [
+        f"| contender | time (s) | {memory} (MiB) | time / daskgrad |",
+        "|---|---:|---:|---:|",
+    ]
     for r in rows:
         mib = "n/a" if r.peak_bytes is None else f"{r.peak_bytes / 2**20:.0f}"
         lines.append(f"| {r.name} | {r.seconds:.3f} | {mib} | {r.seconds / ref.seconds:.2f} |")

@@ -35,8 +35,11 @@ def main() -> None:
     parser.add_argument("--size-gib", type=float, default=0.5)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--no-torch", action="store_true")
-    parser.add_argument("--system-malloc", action="store_true",
-                        help="keep glibc's default malloc thresholds for every contender")
+    parser.add_argument(
+        "--system-malloc",
+        action="store_true",
+        help="keep glibc's default malloc thresholds for every contender",
+    )
     args = parser.parse_args()
     same_allocator_for_everyone(sys.argv)
 
@@ -114,11 +117,16 @@ def main() -> None:
     bound = t["write bound (fill one output per dim)"]
     chunked_bound = t["write bound, chunked on both cores"]
     print()
-    for label, ours, theirs in [("own chunks", ours_name, dask_name), ("view chunks", view_ours, view_dask)]:
-        print(f"{label:>11}: dask.array.gradient / daskgrad = {t[theirs] / t[ours]:.2f}x, "
-              f"numpy.gradient / daskgrad = {t['numpy.gradient'] / t[ours]:.2f}x, "
-              f"daskgrad / write bound = {t[ours] / bound:.2f}x, "
-              f"daskgrad / chunked write bound = {t[ours] / chunked_bound:.2f}x")
+    for label, ours, theirs in [
+        ("own chunks", ours_name, dask_name),
+        ("view chunks", view_ours, view_dask),
+    ]:
+        print(
+            f"{label:>11}: dask.array.gradient / daskgrad = {t[theirs] / t[ours]:.2f}x, "
+            f"numpy.gradient / daskgrad = {t['numpy.gradient'] / t[ours]:.2f}x, "
+            f"daskgrad / write bound = {t[ours] / bound:.2f}x, "
+            f"daskgrad / chunked write bound = {t[ours] / chunked_bound:.2f}x"
+        )
 
 
 if __name__ == "__main__":

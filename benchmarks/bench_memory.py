@@ -39,7 +39,12 @@ CASES = {
     "x": (1, 1, 4),
     "all": (4, 4, 4),
 }
-CONTENDERS = ("daskgrad run", "ds.grad.to_zarr", "daskgrad.gradient + store", "dask.array.gradient + store")
+CONTENDERS = (
+    "daskgrad run",
+    "ds.grad.to_zarr",
+    "daskgrad.gradient + store",
+    "dask.array.gradient + store",
+)
 HERE = Path(__file__).resolve().parent
 DOCS = HERE.parent / "docs"
 
@@ -58,8 +63,12 @@ def make_input(path: Path, shape: tuple[int, ...], chunks: tuple[int, ...] = CHU
         noise = rng.standard_normal(z.shape, dtype=np.float32)
         return np.sin(z / 17) * np.cos(y / 29) + x / 512 + np.float32(0.01) * noise
 
-    arr = da.map_blocks(block, chunks=da.core.normalize_chunks(chunks, shape), dtype=np.float32,
-                        meta=np.empty((0, 0, 0), np.float32))
+    arr = da.map_blocks(
+        block,
+        chunks=da.core.normalize_chunks(chunks, shape),
+        dtype=np.float32,
+        meta=np.empty((0, 0, 0), np.float32),
+    )
     tmp = path.with_suffix(".tmp.zarr")
     shutil.rmtree(tmp, ignore_errors=True)
     xr.Dataset({"f": (("z", "y", "x"), arr)}).to_zarr(tmp, zarr_format=3, consolidated=False)
@@ -93,8 +102,9 @@ def one(contender: str, inp: str, out: str, budget: int) -> None:
         grads = daskgrad.gradient(x) if contender.startswith("daskgrad") else da.gradient(x)
         group = zarr.open_group(out, mode="w")
         targets = [
-            group.create_array(f"d{i}", shape=src.shape, chunks=src.chunks, dtype=src.dtype,
-                               fill_value=np.nan)
+            group.create_array(
+                f"d{i}", shape=src.shape, chunks=src.chunks, dtype=src.dtype, fill_value=np.nan
+            )
             for i in range(3)
         ]
         da.store(list(grads), targets, lock=False, scheduler="threads")
@@ -107,25 +117,41 @@ def run_contender(contender: str, inp: Path, out: Path, budget: int, workdir: Pa
         import yaml
 
         cfg = workdir / "run.yaml"
-        cfg.write_text(yaml.safe_dump({
-            "input": {"path": str(inp)},
-            "output": {"path": str(out), "mode": "overwrite"},
-            "cluster": {"kind": "threads", "n_workers": os.cpu_count(),
-                        "memory_limit": f"{budget // 2**20}MiB"},
-        }))
+        cfg.write_text(
+            yaml.safe_dump(
+                {
+                    "input": {"path": str(inp)},
+                    "output": {"path": str(out), "mode": "overwrite"},
+                    "cluster": {
+                        "kind": "threads",
+                        "n_workers": os.cpu_count(),
+                        "memory_limit": f"{budget // 2**20}MiB",
+                    },
+                }
+            )
+        )
         t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "daskgrad.batch.cli", "run", str(cfg), "--no-progress"],
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "daskgrad.batch.cli", "run", str(cfg), "--no-progress"],
+            capture_output=True,
+            text=True,
+        )
         seconds = time.perf_counter() - t0
         if proc.returncode:
             raise RuntimeError(proc.stdout + proc.stderr)
         peak = re.search(r"^peak memory driver: ([0-9.]+) (\w+)$", proc.stdout, re.MULTILINE)
         read = re.search(r"reading [0-9.]+ \w+ \(([+-][0-9]+)% of the input", proc.stdout)
         units = {"MiB": 2**20, "GiB": 2**30, "KiB": 2**10}
-        return {"seconds": seconds, "peak": float(peak.group(1)) * units[peak.group(2)],
-                "extra_read": int(read.group(1)) if read else 0}
-    proc = subprocess.run([sys.executable, __file__, "--one", contender, str(inp), str(out), str(budget)],
-                          capture_output=True, text=True)
+        return {
+            "seconds": seconds,
+            "peak": float(peak.group(1)) * units[peak.group(2)],
+            "extra_read": int(read.group(1)) if read else 0,
+        }
+    proc = subprocess.run(
+        [sys.executable, __file__, "--one", contender, str(inp), str(out), str(budget)],
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode:
         raise RuntimeError(proc.stdout + proc.stderr)
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -151,29 +177,51 @@ def cluster_case(workdir: Path) -> str:
     make_input(inp, (128, 2048, 4096), (64, 256, 256))
     out = workdir / "issue-out.zarr"
     cfg = workdir / "cluster.yaml"
-    cfg.write_text(yaml.safe_dump({
-        "input": {"path": str(inp)},
-        "output": {"path": str(out), "mode": "overwrite"},
-        "cluster": {"kind": "local", "n_workers": 2, "memory_limit": "768MiB", "stall_timeout": 300},
-    }))
-    env = dict(os.environ, DASK_DISTRIBUTED__WORKER__MEMORY__SPILL="false",
-               DASK_DISTRIBUTED__WORKER__MEMORY__TARGET="false")
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "input": {"path": str(inp)},
+                "output": {"path": str(out), "mode": "overwrite"},
+                "cluster": {
+                    "kind": "local",
+                    "n_workers": 2,
+                    "memory_limit": "768MiB",
+                    "stall_timeout": 300,
+                },
+            }
+        )
+    )
+    env = dict(
+        os.environ,
+        DASK_DISTRIBUTED__WORKER__MEMORY__SPILL="false",
+        DASK_DISTRIBUTED__WORKER__MEMORY__TARGET="false",
+    )
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "daskgrad.batch.cli", "run", str(cfg), "--no-progress"],
-                          capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "daskgrad.batch.cli", "run", str(cfg), "--no-progress"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     seconds = time.perf_counter() - t0
     text = proc.stdout + proc.stderr
     if proc.returncode:
         raise RuntimeError(text)
     check_equal(out, inp)
     paused = text.count("Pausing worker")
-    lines = [line for line in proc.stdout.splitlines() if line.startswith(("memory:", "peak memory", "read "))]
+    lines = [
+        line
+        for line in proc.stdout.splitlines()
+        if line.startswith(("memory:", "peak memory", "read "))
+    ]
     shutil.rmtree(out, ignore_errors=True)
-    return "\n".join([
-        f"4 GiB float32 (128, 2048, 4096), chunks (64, 256, 256), 2 workers x 768 MiB, spilling off: "
-        f"finished in {seconds:.1f} s, bit-exact on the checked corner, {paused} pause message(s)",
-        *(f"    {line}" for line in lines),
-    ])
+    return "\n".join(
+        [
+            f"4 GiB float32 (128, 2048, 4096), chunks (64, 256, 256), 2 workers x 768 MiB, spilling off: "
+            f"finished in {seconds:.1f} s, bit-exact on the checked corner, {paused} pause message(s)",
+            *(f"    {line}" for line in lines),
+        ]
+    )
 
 
 def plot(rows: dict, budget: int) -> None:
@@ -207,7 +255,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget-mib", type=int, default=384)
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
-    parser.add_argument("--contenders", nargs="+", default=list(CONTENDERS), choices=list(CONTENDERS))
+    parser.add_argument(
+        "--contenders", nargs="+", default=list(CONTENDERS), choices=list(CONTENDERS)
+    )
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/daskgrad-bench-memory"))
     parser.add_argument("--cluster", action="store_true", help="also the 4 GiB two-worker case")
     parser.add_argument("--no-plot", action="store_true")
@@ -219,8 +269,10 @@ def main() -> None:
         return
     budget = args.budget_mib * 2**20
     args.workdir.mkdir(parents=True, exist_ok=True)
-    print(f"float32, chunks {CHUNKS} (4 MiB), 3 dims, {os.cpu_count()} cores; daskgrad's budget "
-          f"{args.budget_mib} MiB (cluster.memory_limit, kind threads)\n")
+    print(
+        f"float32, chunks {CHUNKS} (4 MiB), 3 dims, {os.cpu_count()} cores; daskgrad's budget "
+        f"{args.budget_mib} MiB (cluster.memory_limit, kind threads)\n"
+    )
     rows: dict[str, dict] = {}
     for case in args.cases:
         shape = tuple(b * g for b, g in zip(BASE, CASES[case]))
@@ -233,14 +285,17 @@ def main() -> None:
             if contender == "daskgrad run":
                 check_equal(out, inp)
             shutil.rmtree(out, ignore_errors=True)
-    head = "| case | shape | input (MiB) |" + "".join(f" {c}: peak MiB (s) |" for c in args.contenders)
+    head = "| case | shape | input (MiB) |" + "".join(
+        f" {c}: peak MiB (s) |" for c in args.contenders
+    )
     print(head)
     print("|---|---|---:|" + "---:|" * len(args.contenders))
     for case, figures in rows.items():
         shape = tuple(b * g for b, g in zip(BASE, CASES[case]))
         size = np.prod(shape) * 4 / 2**20
         cells = "".join(
-            f" {figures[c]['peak'] / 2**20:.0f} ({figures[c]['seconds']:.1f}) |" for c in args.contenders
+            f" {figures[c]['peak'] / 2**20:.0f} ({figures[c]['seconds']:.1f}) |"
+            for c in args.contenders
         )
         print(f"| {case} | {shape} | {size:.0f} |{cells}")
     if "daskgrad run" in args.contenders and "base" in rows:

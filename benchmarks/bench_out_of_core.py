@@ -52,8 +52,12 @@ def make_input(path: Path, nz: int) -> None:
         rng = np.random.default_rng(loc[0][0] * 7 + loc[1][0] * 3 + loc[2][0])
         return np.sin(z / 17.0) * np.cos(y / 29.0) + x / 512.0 + 0.01 * rng.standard_normal(z.shape)
 
-    arr = da.map_blocks(block, chunks=da.core.normalize_chunks(CHUNKS, shape), dtype=np.float64,
-                        meta=np.empty((0, 0, 0)))
+    arr = da.map_blocks(
+        block,
+        chunks=da.core.normalize_chunks(CHUNKS, shape),
+        dtype=np.float64,
+        meta=np.empty((0, 0, 0)),
+    )
     import xarray as xr
 
     xr.Dataset({"f": (("z", "y", "x"), arr)}).to_zarr(path, zarr_format=3, consolidated=False)
@@ -71,8 +75,12 @@ def run_daskgrad(inp: Path, out: Path, workdir: Path) -> tuple[float, int]:
     cfg_path.write_text(yaml.safe_dump(config))
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "daskgrad.batch.cli", "run", str(cfg_path), "--no-progress"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daskgrad.batch.cli", "run", str(cfg_path), "--no-progress"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     output = proc.communicate()[0]
     elapsed = time.perf_counter() - t0
     if proc.returncode != 0:
@@ -102,13 +110,20 @@ def run_daskgrad_in_process(inp: Path, out: Path, encoding: dict | None = None) 
     from daskgrad.batch.config import load_config_text
     from daskgrad.batch.runner import run
 
-    cfg = load_config_text(yaml.safe_dump({
-        "input": {"path": str(inp)},
-        "gradient": {"dims": None if "demo" in inp.name else ["z", "y", "x"]},
-        "output": {"path": str(out), "mode": "overwrite",
-                   "encoding": {"codec": "zstd"} if encoding is None else encoding},
-        "cluster": {"kind": "threads", "n_workers": psutil.cpu_count()},
-    }))
+    cfg = load_config_text(
+        yaml.safe_dump(
+            {
+                "input": {"path": str(inp)},
+                "gradient": {"dims": None if "demo" in inp.name else ["z", "y", "x"]},
+                "output": {
+                    "path": str(out),
+                    "mode": "overwrite",
+                    "encoding": {"codec": "zstd"} if encoding is None else encoding,
+                },
+                "cluster": {"kind": "threads", "n_workers": psutil.cpu_count()},
+            }
+        )
+    )
     t0 = time.perf_counter()
     run(cfg, progress=False, echo=lambda line: None)
     return time.perf_counter() - t0
@@ -118,8 +133,14 @@ def _targets(src: zarr.Array, out: Path, n: int) -> list[zarr.Array]:
     shutil.rmtree(out, ignore_errors=True)
     group = zarr.open_group(str(out), mode="w")
     return [
-        group.create_array(f"c{i}", shape=src.shape, chunks=src.chunks, dtype=src.dtype,
-                           compressors=src.compressors, fill_value=np.nan)
+        group.create_array(
+            f"c{i}",
+            shape=src.shape,
+            chunks=src.chunks,
+            dtype=src.dtype,
+            compressors=src.compressors,
+            fill_value=np.nan,
+        )
         for i in range(n)
     ]
 
@@ -224,8 +245,11 @@ def codec_table(inp: Path, workdir: Path, repeat: int, size: int, demo: bool = F
         raw = raw_bytes(out)
         if "dtype" not in encoding and not demo:
             check_equal(out, inp)
-        print(f"| {label} | {best:.1f} | {cpu:.1f} | {written / 2**20:.0f} MiB | "
-              f"{raw / written:.2f} | {size / 2**30 / best:.3f} |", flush=True)
+        print(
+            f"| {label} | {best:.1f} | {cpu:.1f} | {written / 2**20:.0f} MiB | "
+            f"{raw / written:.2f} | {size / 2**30 / best:.3f} |",
+            flush=True,
+        )
     settle(workdir)
 
 
@@ -234,14 +258,26 @@ def main() -> None:
     parser.add_argument("--size-gib", type=float, default=1.0)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/daskgrad-bench"))
     parser.add_argument("--repeat", type=int, default=2)
-    parser.add_argument("--memory-larger", action="store_true",
-                        help="compare peak memory with an input 4x larger (default: 4x smaller)")
-    parser.add_argument("--system-malloc", action="store_true",
-                        help="keep glibc's default malloc thresholds for every contender")
-    parser.add_argument("--codecs", action="store_true",
-                        help="only the codec table: time and bytes per output.encoding")
-    parser.add_argument("--codecs-demo", action="store_true",
-                        help="the codec table on the demo dataset (float32, smooth) instead")
+    parser.add_argument(
+        "--memory-larger",
+        action="store_true",
+        help="compare peak memory with an input 4x larger (default: 4x smaller)",
+    )
+    parser.add_argument(
+        "--system-malloc",
+        action="store_true",
+        help="keep glibc's default malloc thresholds for every contender",
+    )
+    parser.add_argument(
+        "--codecs",
+        action="store_true",
+        help="only the codec table: time and bytes per output.encoding",
+    )
+    parser.add_argument(
+        "--codecs-demo",
+        action="store_true",
+        help="the codec table on the demo dataset (float32, smooth) instead",
+    )
     args = parser.parse_args()
     same_allocator_for_everyone(sys.argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -251,8 +287,10 @@ def main() -> None:
         nt = 24
         demo = args.workdir / f"demo-{nt}.zarr"
         demo_size = make_demo_input(demo, nt)
-        print(f"demo input: float32 t2m (time, lat, lon) and u (time, level, lat, lon), 0.25 deg, "
-              f"{nt} h = {demo_size / 2**30:.2f} GiB; gradient along every dim\n")
+        print(
+            f"demo input: float32 t2m (time, lat, lon) and u (time, level, lat, lon), 0.25 deg, "
+            f"{nt} h = {demo_size / 2**30:.2f} GiB; gradient along every dim\n"
+        )
         codec_table(demo, args.workdir, args.repeat, demo_size, demo=True)
         return
     nz = max(64, round(args.size_gib * 2**30 / (1024 * 512 * 8) / 64) * 64)
@@ -263,8 +301,10 @@ def main() -> None:
     if not args.codecs:
         make_input(other, other_nz)
     size = nz * 1024 * 512 * 8
-    print(f"input (z={nz}, y=1024, x=512) float64 = {size / 2**30:.2f} GiB, chunks {CHUNKS}, "
-          f"zstd (zarr default), {psutil.cpu_count()} cores, threads scheduler\n")
+    print(
+        f"input (z={nz}, y=1024, x=512) float64 = {size / 2**30:.2f} GiB, chunks {CHUNKS}, "
+        f"zstd (zarr default), {psutil.cpu_count()} cores, threads scheduler\n"
+    )
 
     if args.codecs:
         codec_table(big, args.workdir, args.repeat, size)
@@ -272,9 +312,14 @@ def main() -> None:
     contenders = {
         "daskgrad run": lambda: run_daskgrad(big, args.workdir / "daskgrad.zarr", args.workdir),
         "daskgrad runner in-process (no start-up)": lambda: (
-            run_daskgrad_in_process(big, args.workdir / "daskgrad.zarr"), 0),
+            run_daskgrad_in_process(big, args.workdir / "daskgrad.zarr"),
+            0,
+        ),
         "I/O bound (read once, write 3x)": lambda: (run_io_bound(big, args.workdir / "io.zarr"), 0),
-        "dask.array.gradient + to_zarr": lambda: (run_dask_gradient(big, args.workdir / "dask.zarr"), 0),
+        "dask.array.gradient + to_zarr": lambda: (
+            run_dask_gradient(big, args.workdir / "dask.zarr"),
+            0,
+        ),
     }
     best = {name: float("inf") for name in contenders}
     peaks = {"big": 0}
@@ -282,7 +327,7 @@ def main() -> None:
     for rep in range(args.repeat):
         # Rotate the order so no contender always runs right after another one's writes, and
         # flush each one's dirty pages before the next starts: disk write-back is shared.
-        for name in names[rep % len(names):] + names[: rep % len(names)]:
+        for name in names[rep % len(names) :] + names[: rep % len(names)]:
             settle(args.workdir)
             t, peak = contenders[name]()
             best[name] = min(best[name], t)
@@ -310,9 +355,11 @@ def main() -> None:
     print(f"daskgrad run (new process) / I/O bound           = {ours / io:.2f}x")
     print(f"dask.array.gradient+to_zarr / daskgrad run       = {theirs / ours:.2f}x")
     other_size = size * other_nz / nz
-    print(f"peak memory of daskgrad run (its peak resident set): {size / 2**30:.2f} GiB input -> "
-          f"{peaks['big'] / 2**20:.0f} MiB; {other_size / 2**30:.2f} GiB input -> "
-          f"{peaks['other'] / 2**20:.0f} MiB (ratio {peaks['other'] / peaks['big']:.2f})")
+    print(
+        f"peak memory of daskgrad run (its peak resident set): {size / 2**30:.2f} GiB input -> "
+        f"{peaks['big'] / 2**20:.0f} MiB; {other_size / 2**30:.2f} GiB input -> "
+        f"{peaks['other'] / 2**20:.0f} MiB (ratio {peaks['other'] / peaks['big']:.2f})"
+    )
 
 
 if __name__ == "__main__":

@@ -39,15 +39,19 @@ def main() -> None:
         path = Path(tmp) / "virtual.zarr"
         zarr.create_array(str(path), shape=(4096, 8192, 8192), chunks=(64, 512, 512), dtype="f4")
         x = da.from_zarr(str(path))
-        print(f"virtual input: {x.shape} float32 = {x.nbytes / 2**40:.2f} TiB, {x.npartitions} chunks\n")
+        print(
+            f"virtual input: {x.shape} float32 = {x.nbytes / 2**40:.2f} TiB, {x.npartitions} chunks\n"
+        )
         rows = [("daskgrad.gradient", *plan(daskgrad.gradient, x))]
         if not args.skip_dask:
             rows.append(("dask.array.gradient", *plan(lambda a: da.gradient(a), x)))
     print("| contender | build (s) | optimize (s) | total (s) | tasks | tasks per chunk |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, build, optimize, tasks in rows:
-        print(f"| {name} | {build:.2f} | {optimize:.2f} | {build + optimize:.2f} | {tasks} | "
-              f"{tasks / x.npartitions:.2f} |")
+        print(
+            f"| {name} | {build:.2f} | {optimize:.2f} | {build + optimize:.2f} | {tasks} | "
+            f"{tasks / x.npartitions:.2f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -23,7 +23,9 @@ import daskgrad
 
 def time_one_size(nz: int, repeat: int) -> dict[str, float]:
     x = np.random.default_rng(0).standard_normal((nz, 512, 512))
-    (dx,) = dask.persist(da.from_array(x, chunks=(64, 256, 256)).map_blocks(np.copy), scheduler="threads")
+    (dx,) = dask.persist(
+        da.from_array(x, chunks=(64, 256, 256)).map_blocks(np.copy), scheduler="threads"
+    )
     return {
         "daskgrad.gradient": measure(
             "d", lambda: dask.persist(*daskgrad.gradient(dx), scheduler="threads"), repeat
@@ -50,7 +52,10 @@ def main() -> None:
         nz = max(8, mib * 2**20 // (512 * 512 * 8))
         t = time_one_size(nz, args.repeat)
         rows.append((nz * 512 * 512 * 8 / 2**20, t))
-        print(f"{rows[-1][0]:6.0f} MiB  " + "  ".join(f"{k} {v:.3f}s" for k, v in t.items()), flush=True)
+        print(
+            f"{rows[-1][0]:6.0f} MiB  " + "  ".join(f"{k} {v:.3f}s" for k, v in t.items()),
+            flush=True,
+        )
 
     import matplotlib
 

@@ -45,11 +45,15 @@ def main() -> None:
         xr.Dataset({"f": (("z", "y", "x"), rng.standard_normal(SHAPE))}).chunk(
             dict(zip("zyx", CHUNKS))
         ).to_zarr(inp, zarr_format=3, consolidated=False)
-        cfg = load_config_text(yaml.safe_dump({
-            "input": {"path": str(inp)},
-            "output": {"path": str(Path(tmp) / "out.zarr")},
-            "cluster": {"kind": "local", "n_workers": 2, "memory_limit": "2GiB"},
-        }))
+        cfg = load_config_text(
+            yaml.safe_dump(
+                {
+                    "input": {"path": str(inp)},
+                    "output": {"path": str(Path(tmp) / "out.zarr")},
+                    "cluster": {"kind": "local", "n_workers": 2, "memory_limit": "2GiB"},
+                }
+            )
+        )
         with (
             dask.config.set({"distributed.admin.low-level-log-length": 10**6}),
             open_client(cfg.cluster) as client,
@@ -71,8 +75,10 @@ def main() -> None:
     print("|---|---:|")
     for kind, nbytes in sorted(moved.items(), key=lambda kv: -kv[1]):
         print(f"| {kind} | {nbytes:,} |")
-    print(f"\nhalo faces needed: {needed:,} bytes; moved in total: {total:,} bytes "
-          f"({total / needed:.2f}x the faces needed)")
+    print(
+        f"\nhalo faces needed: {needed:,} bytes; moved in total: {total:,} bytes "
+        f"({total / needed:.2f}x the faces needed)"
+    )
 
 
 if __name__ == "__main__":

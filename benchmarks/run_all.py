@@ -22,12 +22,26 @@ DOCS = HERE.parent / "docs" / "benchmarks-latest.md"
 
 BENCHMARKS = [
     ("In memory", "bench_inmemory.py", [], ["--size-gib", "0.125", "--repeat", "1"]),
-    ("Out of core (zarr to zarr)", "bench_out_of_core.py", ["--memory-larger"], ["--size-gib", "0.25", "--repeat", "1"]),
+    (
+        "Out of core (zarr to zarr)",
+        "bench_out_of_core.py",
+        ["--memory-larger"],
+        ["--size-gib", "0.25", "--repeat", "1"],
+    ),
     ("Planning a 1 TiB array", "bench_planning.py", [], []),
     ("Bytes moved between workers", "bench_transfer.py", [], []),
-    ("Time against array size", "bench_scaling.py", [], ["--sizes-mib", "32", "64", "--repeat", "1"]),
-    ("Peak memory against array size, grown along each dim", "bench_memory.py", ["--cluster"],
-     ["--cases", "base", "z", "--no-plot"]),
+    (
+        "Time against array size",
+        "bench_scaling.py",
+        [],
+        ["--sizes-mib", "32", "64", "--repeat", "1"],
+    ),
+    (
+        "Peak memory against array size, grown along each dim",
+        "bench_memory.py",
+        ["--cluster"],
+        ["--cases", "base", "z", "--no-plot"],
+    ),
     ("A run at scale, on paper", "scale_estimate.py", [], []),
 ]
 
@@ -42,14 +56,18 @@ def main() -> None:
         t0 = time.perf_counter()
         proc = subprocess.run(
             [sys.executable, str(HERE / script), *(quick if args.quick else full)],
-            capture_output=True, text=True, cwd=HERE,
+            capture_output=True,
+            text=True,
+            cwd=HERE,
         )
         text = proc.stdout.strip()
         print(text, flush=True)
         if proc.returncode:
             print(proc.stderr, file=sys.stderr)
             raise SystemExit(f"{script} failed")
-        sections.append(f"## {title}\n\n`python benchmarks/{script}` ({time.perf_counter() - t0:.0f} s)\n\n{text}\n")
+        sections.append(
+            f"## {title}\n\n`python benchmarks/{script}` ({time.perf_counter() - t0:.0f} s)\n\n{text}\n"
+        )
     header = (
         "# Benchmarks: raw output of the latest run\n\n"
         f"Measured with `python benchmarks/run_all.py` on {platform.machine()}, {os.cpu_count()} cores, "
@@ -58,7 +76,9 @@ def main() -> None:
     )
     if not args.quick:
         DOCS.write_text(
-            header + "\n" + "\n".join(sections)
+            header
+            + "\n"
+            + "\n".join(sections)
             + "\n![time against size](benchmark_scaling.png)\n"
             + "\n![peak memory against size](benchmark_memory.png)\n"
         )

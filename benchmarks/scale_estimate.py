@@ -32,8 +32,12 @@ def main() -> None:
     parser.add_argument("--worker-memory-gib", type=float, default=8.0)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--chunks", type=int, nargs=3, default=(64, 256, 256))
-    parser.add_argument("--block-seconds", type=float, default=0.42,
-                        help="core-seconds per block of --chunks float32 (read, 3 dims, write)")
+    parser.add_argument(
+        "--block-seconds",
+        type=float,
+        default=0.42,
+        help="core-seconds per block of --chunks float32 (read, 3 dims, write)",
+    )
     args = parser.parse_args()
 
     block = math.prod(args.chunks)
@@ -44,8 +48,9 @@ def main() -> None:
     blocks = math.prod(grid)
     shape = tuple(g * c for g, c in zip(grid, args.chunks))
     cost = BlockCost(in_bytes=4 * block, out_bytes=4 * block, outputs=3)
-    worker = WorkerMemory(int(args.worker_memory_gib * 2**30), args.threads, PROCESS_BASELINE,
-                          WORKER_FRACTION)
+    worker = WorkerMemory(
+        int(args.worker_memory_gib * 2**30), args.threads, PROCESS_BASELINE, WORKER_FRACTION
+    )
     capacity = worker.capacity(cost)
     tp = choose_plan(grid, (0, 1, 2), capacity, min_columns=2 * args.workers)
     box = tp.box
@@ -55,27 +60,43 @@ def main() -> None:
     border = sum(2 * own // b for i, b in enumerate(box) if i != tp.stream)
     tasks_per_tile = own * TASKS_PER_BLOCK + border * TASKS_PER_BORDER_BLOCK
     in_flight = min(tiles, args.workers)
-    core_seconds = blocks * args.block_seconds * (1 + 0.25 * extra / blocks)  # a re-read is ~1/4 of a block's work
+    core_seconds = (
+        blocks * args.block_seconds * (1 + 0.25 * extra / blocks)
+    )  # a re-read is ~1/4 of a block's work
     hours = core_seconds / (args.workers * args.threads) / 3600
-    print(f"array: float32 {shape} = {blocks * cost.in_bytes / 2**40:.1f} TiB, chunks {tuple(args.chunks)} "
-          f"({cost.in_bytes / 2**20:.0f} MiB), grid {grid} = {blocks:,} blocks")
-    print(f"cluster: {args.workers} workers x {args.worker_memory_gib:g} GiB, {args.threads} threads each")
+    print(
+        f"array: float32 {shape} = {blocks * cost.in_bytes / 2**40:.1f} TiB, chunks {tuple(args.chunks)} "
+        f"({cost.in_bytes / 2**20:.0f} MiB), grid {grid} = {blocks:,} blocks"
+    )
+    print(
+        f"cluster: {args.workers} workers x {args.worker_memory_gib:g} GiB, {args.threads} threads each"
+    )
     print(f"per worker: a tile may own {capacity} blocks ({worker.explain(cost)})")
     streamed = f", streamed along axis {tp.stream}" if tp.stream is not None else ""
-    print(f"tiles: {box} blocks each{streamed}, {tiles:,} tiles, {extra / blocks:+.0%} input read "
-          f"again ({extra:,} bordering blocks)")
+    print(
+        f"tiles: {box} blocks each{streamed}, {tiles:,} tiles, {extra / blocks:+.0%} input read "
+        f"again ({extra:,} bordering blocks)"
+    )
     handed = own // box[tp.stream] if tp.stream is not None else 0
     held = worker.baseline + args.threads * cost.per_thread + (own + handed) * cost.in_bytes
-    print(f"memory per worker at most: {held / 2**30:.2f} GiB "
-          f"(limit {args.worker_memory_gib:g} GiB, pause at 80%)")
-    print(f"tasks: {blocks * TASKS_PER_BLOCK + extra * TASKS_PER_BORDER_BLOCK:,} in all; "
-          f"{tasks_per_tile:,} per tile; at most {in_flight * tasks_per_tile:,} in the scheduler at once "
-          f"(~{in_flight * tasks_per_tile * SCHEDULER_BYTES_PER_TASK / 2**30:.1f} GiB of scheduler state)")
-    print(f"time: {core_seconds / 3600:,.0f} core-hours at {args.block_seconds} core-s per block -> "
-          f"{hours:.1f} h on {args.workers * args.threads} cores (compute- and I/O-bound alike)")
-    print(f"driver: the full graph of {blocks * 7:,} tasks before culling "
-          f"(~{blocks * 7 * 600 / 2**30:.1f} GiB, ~{blocks / 65536 * 3.3:.0f} s to build at the "
-          "measured 3.3 s per 65,536 blocks)")
+    print(
+        f"memory per worker at most: {held / 2**30:.2f} GiB "
+        f"(limit {args.worker_memory_gib:g} GiB, pause at 80%)"
+    )
+    print(
+        f"tasks: {blocks * TASKS_PER_BLOCK + extra * TASKS_PER_BORDER_BLOCK:,} in all; "
+        f"{tasks_per_tile:,} per tile; at most {in_flight * tasks_per_tile:,} in the scheduler at once "
+        f"(~{in_flight * tasks_per_tile * SCHEDULER_BYTES_PER_TASK / 2**30:.1f} GiB of scheduler state)"
+    )
+    print(
+        f"time: {core_seconds / 3600:,.0f} core-hours at {args.block_seconds} core-s per block -> "
+        f"{hours:.1f} h on {args.workers * args.threads} cores (compute- and I/O-bound alike)"
+    )
+    print(
+        f"driver: the full graph of {blocks * 7:,} tasks before culling "
+        f"(~{blocks * 7 * 600 / 2**30:.1f} GiB, ~{blocks / 65536 * 3.3:.0f} s to build at the "
+        "measured 3.3 s per 65,536 blocks)"
+    )
 
 
 if __name__ == "__main__":

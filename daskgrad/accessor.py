@@ -123,7 +123,9 @@ def _curvilinear_results(
     return {f.name: along[f.dim] for f in vp.fields if f.role == "grid"}
 
 
-def build_gradients(obj: XarrayObject, plan: GradientPlan, numpy_chunks: bool = False) -> xr.Dataset:
+def build_gradients(
+    obj: XarrayObject, plan: GradientPlan, numpy_chunks: bool = False
+) -> xr.Dataset:
     """The gradient fields that ``plan`` describes, lazy where ``obj`` is dask-backed.
 
     ``numpy_chunks`` cuts numpy-backed variables into dask's ``"auto"`` chunks first (for
@@ -145,7 +147,11 @@ def build_gradients(obj: XarrayObject, plan: GradientPlan, numpy_chunks: bool = 
                 data, chunks=da.core.normalize_chunks("auto", data.shape, dtype=data.dtype)
             )
         plain = [f for f in vp.fields if f.role not in _CURVILINEAR_ROLES]
-        results = dict(zip((f.name for f in plain), differentiate_axes(data, vp.axis_spacings, plan.nan_policy)))
+        results = dict(
+            zip(
+                (f.name for f in plain), differentiate_axes(data, vp.axis_spacings, plan.nan_policy)
+            )
+        )
         if vp.curvilinear is not None:
             results.update(_curvilinear_results(obj, data, vp, plan))
         for field in vp.fields:
@@ -274,7 +280,9 @@ def _takes_options(method: _Method) -> _Method:
     hints = {f.name: f.type for f in dataclasses.fields(GradientOptions)}
     defaults = {f.name: f.default for f in dataclasses.fields(GradientOptions)}
     options = [
-        inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=defaults[k], annotation=hints[k])
+        inspect.Parameter(
+            k, inspect.Parameter.KEYWORD_ONLY, default=defaults[k], annotation=hints[k]
+        )
         for k in GradientOptions.keywords()
     ]
     leading = [p for p in params if p.kind is not p.KEYWORD_ONLY]
@@ -401,6 +409,4 @@ class GradAccessor:
         >>> xr.open_zarr(path)["df_dx"].encoding["chunks"]
         (2,)
         """
-        gradients_to_zarr(
-            self._obj, store, GradientOptions.from_call(dim, options), mode, encoding
-        )
+        gradients_to_zarr(self._obj, store, GradientOptions.from_call(dim, options), mode, encoding)

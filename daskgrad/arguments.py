@@ -63,14 +63,14 @@ def choose_variables(
             raise OptionError(
                 "variables",
                 f"variables is for Datasets; a DataArray is differentiated itself, so leave "
-                f"variables=None (got {variables!r})"
+                f"variables=None (got {variables!r})",
             )
         label = obj.name if obj.name is not None else UNNAMED
         if not _is_numeric(obj):
             raise OptionError(
                 "variables",
                 f"the DataArray {label!r} has dtype {obj.dtype}; the accessor differentiates "
-                "integer, float and complex data"
+                "integer, float and complex data",
             )
         return [(None, label, True)]
     available = list(obj.data_vars)
@@ -80,7 +80,7 @@ def choose_variables(
             raise OptionError(
                 "variables",
                 f"the Dataset has no numeric data variable to differentiate (data variables: "
-                f"{available}); integer, float and complex variables are differentiated"
+                f"{available}); integer, float and complex variables are differentiated",
             )
         return chosen
     if isinstance(variables, str) or (
@@ -93,7 +93,7 @@ def choose_variables(
         raise OptionError(
             "variables",
             f"variables must be None, a variable name or a non-empty list of names; got "
-            f"{variables!r}"
+            f"{variables!r}",
         )
     if len(set(names)) != len(names):
         raise OptionError("variables", f"variables={variables!r} names a variable more than once")
@@ -103,13 +103,13 @@ def choose_variables(
             raise OptionError(
                 "variables",
                 f"variables: {v!r} is not a data variable of the Dataset{where}; the data "
-                f"variables are {available}"
+                f"variables are {available}",
             )
         if not _is_numeric(obj[v]):
             raise OptionError(
                 "variables",
                 f"variables: {v!r} has dtype {obj[v].dtype}; the accessor differentiates "
-                "integer, float and complex variables"
+                "integer, float and complex variables",
             )
     return [(v, v, True) for v in names]
 
@@ -126,12 +126,16 @@ def requested_dims(obj: XarrayObject, dim: Any, chosen: Sequence[xr.DataArray]) 
     elif isinstance(dim, (list, tuple)):
         dims = list(dim)
     else:
-        raise OptionError("dim", f"dim must be None, a dim name or a list of dim names; got {dim!r}")
+        raise OptionError(
+            "dim", f"dim must be None, a dim name or a list of dim names; got {dim!r}"
+        )
     if not dims:
         raise OptionError("dim", "dim is an empty list; give dim names, or None for every dim")
     for d in dims:
         if d not in obj.dims:
-            raise OptionError("dim", f"dim {d!r} is not a dim of the {kind_of(obj)}; its dims are {all_dims}")
+            raise OptionError(
+                "dim", f"dim {d!r} is not a dim of the {kind_of(obj)}; its dims are {all_dims}"
+            )
     if len(set(dims)) != len(dims):
         raise OptionError("dim", f"dim={dim!r} names a dim more than once")
     have = {d for x in chosen for d in x.dims}
@@ -140,14 +144,12 @@ def requested_dims(obj: XarrayObject, dim: Any, chosen: Sequence[xr.DataArray]) 
             raise OptionError(
                 "dim",
                 f"dim {d!r} is in none of the chosen variables "
-                f"{[x.name for x in chosen]}; their dims are {sorted(have, key=str)}"
+                f"{[x.name for x in chosen]}; their dims are {sorted(have, key=str)}",
             )
     return dims
 
 
-def periodic_map(
-    obj: XarrayObject, periodic: Any, dims: Sequence[Hashable]
-) -> dict[Hashable, Any]:
+def periodic_map(obj: XarrayObject, periodic: Any, dims: Sequence[Hashable]) -> dict[Hashable, Any]:
     if periodic is None:
         return {}
     if isinstance(periodic, Mapping):
@@ -162,18 +164,18 @@ def periodic_map(
         raise OptionError(
             "periodic",
             "periodic must be None, a dim name, a list of dim names or a dict {dim: period}; "
-            f"got {periodic!r}"
+            f"got {periodic!r}",
         )
     for d in mapping:
         if d not in obj.dims:
             raise OptionError(
                 "periodic",
-                f"periodic dim {d!r} is not a dim of the {kind_of(obj)}; its dims are {list(obj.dims)}"
+                f"periodic dim {d!r} is not a dim of the {kind_of(obj)}; its dims are {list(obj.dims)}",
             )
         if d not in dims:
             raise OptionError(
                 "periodic",
                 f"periodic dim {d!r} is not among the differentiated dims {list(dims)}; add it "
-                "to dim or drop it from periodic"
+                "to dim or drop it from periodic",
             )
     return mapping

@@ -45,6 +45,7 @@ def _unit(datetime_unit: str) -> np.timedelta64:
     """One ``datetime_unit`` as a timedelta64 (the unit is checked by :mod:`daskgrad.core.options`)."""
     return np.timedelta64(1, datetime_unit)  # type: ignore[call-overload]
 
+
 __all__ = [
     "DimSpacing",
     "coordinate_numbers",
@@ -217,21 +218,23 @@ def period_number(period: Any, *, kind: CoordKind, datetime_unit: str, label: st
             raise OptionError(
                 "periodic",
                 f"periodic period of dim {label} is a time delta ({period!r}) but the dim's "
-                "coordinate is not a time; give a number"
+                "coordinate is not a time; give a number",
             )
         value = np.timedelta64(period) / _unit(datetime_unit)
         if not value > 0:
-            raise OptionError("periodic", f"periodic period of dim {label} must be positive; got {period!r}")
+            raise OptionError(
+                "periodic", f"periodic period of dim {label} must be positive; got {period!r}"
+            )
         return float(value)
     if isinstance(period, bool) or not isinstance(period, (numbers.Real, np.integer, np.floating)):
         raise OptionError(
-                "periodic",
-            f"periodic period of dim {label} must be a positive number or None; got {period!r}"
+            "periodic",
+            f"periodic period of dim {label} must be a positive number or None; got {period!r}",
         )
     if not (math.isfinite(float(period)) and float(period) > 0):
         raise OptionError(
-                "periodic",
-            f"periodic period of dim {label} must be a finite positive number; got {period!r}"
+            "periodic",
+            f"periodic period of dim {label} must be a finite positive number; got {period!r}",
         )
     return period  # type: ignore[return-value]  # a real number, kept as given
 
@@ -260,10 +263,10 @@ def resolve_period(values: np.ndarray, period: Any, label: str) -> Any:
     span = x[-1] - x[0] if n else 0
     if not abs(span) < period:
         raise OptionError(
-                "periodic",
+            "periodic",
             f"periodic period of dim {label} is {period!r}, but its coordinate already spans "
             f"{float(abs(span))!r} (from {float(x[0])!r} to {float(x[-1])!r}); the period must be "
-            "longer than that"
+            "longer than that",
         )
     return -period if span < 0 else period
 

@@ -208,7 +208,9 @@ def _dim_spacings(
     roles: dict[Hashable, Role | None] = {}
     for d in dims:
         role = axes.role(d) if axes is not None else None
-        coord_name = None if axes is None or role is None else (axes.lat if role == "lat" else axes.lon)
+        coord_name = (
+            None if axes is None or role is None else (axes.lat if role == "lat" else axes.lon)
+        )
         try:
             s = dim_spacing(
                 obj,
@@ -334,7 +336,9 @@ def plan_gradients(
                 )
             continue
         plain_own = [d for d in own if d not in grid_dims]
-        vp = _variable_plan(obj, key, label, x, plain_own, spacings, roles, options, spherical_axes, now)
+        vp = _variable_plan(
+            obj, key, label, x, plain_own, spacings, roles, options, spherical_axes, now
+        )
         if isinstance(axes, CurvilinearAxes) and any(d in grid_dims for d in own):
             vp = _with_curvilinear(vp, obj, x, label, own, axes, options, now)
         var_plans.append(vp)
@@ -428,7 +432,9 @@ def _with_curvilinear(
             edge_order=options.edge_order,
             now=now,
         )
-        made.append(GradientField(options.name.format(var=label, dim=dim), label, dim, None, role, attrs))
+        made.append(
+            GradientField(options.name.format(var=label, dim=dim), label, dim, None, role, attrs)
+        )
     plain = iter(vp.fields)
     fields: list[GradientField] = []
     for d in own:

@@ -25,7 +25,9 @@ from daskgrad.batch.plot import plot_store
 def rotated_pole_grid(ny: int, nx: int, pole_lat: float = 50.0, centre_lon: float = -30.0):
     """2-D latitude/longitude (degrees) of a regular grid in a frame whose pole is tilted."""
     rlat, rlon = np.meshgrid(
-        np.deg2rad(np.linspace(-25.0, 25.0, ny)), np.deg2rad(np.linspace(-35.0, 35.0, nx)), indexing="ij"
+        np.deg2rad(np.linspace(-25.0, 25.0, ny)),
+        np.deg2rad(np.linspace(-35.0, 35.0, nx)),
+        indexing="ij",
     )
     x, y, z = np.cos(rlat) * np.cos(rlon), np.cos(rlat) * np.sin(rlon), np.sin(rlat)
     tilt = np.deg2rad(90.0 - pole_lat)
@@ -39,11 +41,19 @@ def ocean(ny: int = 240, nx: int = 320, nt: int = 4) -> xr.Dataset:
     phi, lam = np.deg2rad(lat), np.deg2rad(lon)
     sst = 300.0 - 25.0 * np.sin(phi) ** 2 + 2.0 * np.sin(4 * lam) * np.cos(phi)
     j, i = np.meshgrid(np.arange(nx), np.arange(ny))
-    land = ((i - 0.55 * ny) ** 2 + (j - 0.4 * nx) ** 2 < (0.12 * ny) ** 2) | (j > 0.85 * nx - 0.2 * i)
+    land = ((i - 0.55 * ny) ** 2 + (j - 0.4 * nx) ** 2 < (0.12 * ny) ** 2) | (
+        j > 0.85 * nx - 0.2 * i
+    )
     sst = np.where(land, np.nan, sst)
     data = np.stack([sst + 0.3 * k for k in range(nt)])
     return xr.Dataset(
-        {"sst": (("time", "y", "x"), data, {"units": "K", "standard_name": "sea_surface_temperature"})},
+        {
+            "sst": (
+                ("time", "y", "x"),
+                data,
+                {"units": "K", "standard_name": "sea_surface_temperature"},
+            )
+        },
         coords={
             "nav_lat": (("y", "x"), lat, {"units": "degrees_north", "standard_name": "latitude"}),
             "nav_lon": (("y", "x"), lon, {"units": "degrees_east", "standard_name": "longitude"}),

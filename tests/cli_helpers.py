@@ -81,7 +81,9 @@ def grid_coords(n: int) -> dict[str, np.ndarray]:
     return {"y": np.arange(n) * 0.5, "x": np.linspace(0.0, 1.0, n) ** 2 + np.arange(n)}
 
 
-def write_grid(path: Path, n: int = 256, chunk: int = 16, values: np.ndarray | None = None) -> np.ndarray:
+def write_grid(
+    path: Path, n: int = 256, chunk: int = 16, values: np.ndarray | None = None
+) -> np.ndarray:
     """Write ``a(y, x)``, n x n float64 in chunk x chunk chunks; returns the values."""
     if values is None:
         values = np.random.default_rng(7).standard_normal((n, n))
@@ -163,7 +165,9 @@ def wait_for_chunks(store: Path, n: int, proc: subprocess.Popen, timeout: float 
             return count
         if proc.poll() is not None:
             out, err = proc.communicate()
-            raise AssertionError(f"the run ended (status {proc.returncode}) before {n} chunks:\n{out}\n{err}")
+            raise AssertionError(
+                f"the run ended (status {proc.returncode}) before {n} chunks:\n{out}\n{err}"
+            )
         time.sleep(0.01)
     proc.kill()
     raise AssertionError(f"fewer than {n} chunks after {timeout} s")
@@ -245,7 +249,8 @@ def alive(pid: int) -> bool:
 def make_certificates(directory: Path) -> tuple[str, str, str]:
     """A throwaway CA and one certificate for 127.0.0.1: ``(ca_file, cert, key)``."""
     ca_key, ca, key, csr, cert, ext = (
-        str(directory / name) for name in ("ca.key", "ca.pem", "node.key", "node.csr", "node.pem", "ext")
+        str(directory / name)
+        for name in ("ca.key", "ca.pem", "node.key", "node.csr", "node.pem", "ext")
     )
     Path(ext).write_text("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
     for command in (

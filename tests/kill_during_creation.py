@@ -25,7 +25,9 @@ def main(config: str, k: int) -> None:
 
     def hook(event: str, args: tuple) -> None:
         nonlocal events
-        if event in ("os.mkdir", "os.rename") or (event == "open" and str(args[0]).endswith(".partial")):
+        if event in ("os.mkdir", "os.rename") or (
+            event == "open" and str(args[0]).endswith(".partial")
+        ):
             events += 1
             if events == k:
                 os.kill(os.getpid(), signal.SIGKILL)

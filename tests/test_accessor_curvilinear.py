@@ -50,7 +50,9 @@ def test_geographic_components_named_east_and_north_with_cf_attributes():
     attrs = out["dT_deast"].attrs
     assert attrs["units"] == "K m-1"
     assert attrs["standard_name"] == "eastward_derivative_of_sea_water_temperature"
-    assert out["dT_dnorth"].attrs["standard_name"] == "northward_derivative_of_sea_water_temperature"
+    assert (
+        out["dT_dnorth"].attrs["standard_name"] == "northward_derivative_of_sea_water_temperature"
+    )
 
 
 def test_grid_components_per_metre_along_each_grid_dim_dask_equals_numpy():
@@ -58,7 +60,9 @@ def test_grid_components_per_metre_along_each_grid_dim_dask_equals_numpy():
     lazy = ds.chunk({"time": 1, "y": 7, "x": 9}).grad.lazy(["y", "x"], geometry="spherical")
     assert lazy["dT_dy"].chunks == ds.chunk({"time": 1, "y": 7, "x": 9})["T"].chunks
     out = lazy.compute()
-    dy, dx = grid_components(ds["T"].values, ds["nav_lat"].values, ds["nav_lon"].values, axes=(1, 2))
+    dy, dx = grid_components(
+        ds["T"].values, ds["nav_lat"].values, ds["nav_lon"].values, axes=(1, 2)
+    )
     np.testing.assert_array_equal(out["dT_dy"].values, dy)
     np.testing.assert_array_equal(out["dT_dx"].values, dx)
     assert out["dT_dx"].attrs["units"] == "K m-1"
@@ -90,7 +94,9 @@ def test_a_regular_grid_given_in_2d_matches_the_1d_spherical_result():
     )
     for mine, theirs in (("dT_deast", "dT_dlon"), ("dT_dnorth", "dT_dlat")):
         want = ref[theirs].values
-        np.testing.assert_allclose(got[mine].values, want, rtol=1e-10, atol=1e-10 * np.abs(want).max())
+        np.testing.assert_allclose(
+            got[mine].values, want, rtol=1e-10, atol=1e-10 * np.abs(want).max()
+        )
 
 
 @pytest.mark.parametrize(
@@ -126,7 +132,11 @@ def test_batch_run_with_components_geographic(tmp_path):
         yaml.safe_dump(
             {
                 "input": {"path": str(tmp_path / "in.zarr")},
-                "gradient": {"dims": ["y", "x"], "geometry": "spherical", "components": "geographic"},
+                "gradient": {
+                    "dims": ["y", "x"],
+                    "geometry": "spherical",
+                    "components": "geographic",
+                },
                 "output": {"path": str(tmp_path / "out.zarr")},
                 "cluster": {"kind": "threads"},
             }

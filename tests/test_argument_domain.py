@@ -48,19 +48,28 @@ def test_complex_coordinates_match_numpy_for_every_chunking(rng, dtype, edge_ord
         expected = numpy_reference(x, spacing, None, edge_order)
         for g, e in zip(daskgrad.gradient(x, spacing=spacing, edge_order=edge_order), expected):
             assert_bitwise_equal(g, e)
-        dask_spacing = [da.from_array(np.asarray(s), chunks=2) if np.ndim(s) else s for s in spacing]
+        dask_spacing = [
+            da.from_array(np.asarray(s), chunks=2) if np.ndim(s) else s for s in spacing
+        ]
         for chunks in CHUNKINGS_2D:
             for sp in (spacing, dask_spacing):
-                lazy = daskgrad.gradient(da.from_array(x, chunks=chunks), spacing=sp, edge_order=edge_order)
+                lazy = daskgrad.gradient(
+                    da.from_array(x, chunks=chunks), spacing=sp, edge_order=edge_order
+                )
                 for g, e in zip(dask.compute(*lazy, scheduler="sync"), expected):
                     assert_bitwise_equal(g, e)
 
 
 def test_complex_coordinates_are_checked_like_real_ones():
     x = np.ones((4, 3), complex)
-    with pytest.raises(ValueError, match=re.escape("coordinate for dim 0 repeats the value (1+1j) at indices 1 and 2")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape("coordinate for dim 0 repeats the value (1+1j) at indices 1 and 2"),
+    ):
         daskgrad.gradient(x, spacing=[[0, 1 + 1j, 1 + 1j, 2], 1.0])
-    with pytest.raises(ValueError, match=re.escape("coordinate for dim 0 must be finite, got (nan+1j) at index 2")):
+    with pytest.raises(
+        ValueError, match=re.escape("coordinate for dim 0 must be finite, got (nan+1j) at index 2")
+    ):
         daskgrad.gradient(x, spacing=[[0, 1j, complex(np.nan, 1), 2], 1.0])
     with pytest.raises(ValueError, match="must be a finite, non-zero step, got 0j"):
         daskgrad.gradient(x, spacing=0j)
@@ -71,14 +80,24 @@ def test_complex_coordinates_are_checked_like_real_ones():
 
 @pytest.mark.parametrize(
     "values",
-    [np.arange(5.0) ** 2, np.arange(5, dtype=np.float32), np.arange(5), np.array([1, 0, 1, 1, 0], bool),
-     np.arange(5).astype("M8[s]")],
+    [
+        np.arange(5.0) ** 2,
+        np.arange(5, dtype=np.float32),
+        np.arange(5),
+        np.array([1, 0, 1, 1, 0], bool),
+        np.arange(5).astype("M8[s]"),
+    ],
     ids=lambda v: str(v.dtype),
 )
 @pytest.mark.parametrize(
     "spacing",
-    [1 + 1j, np.complex128(0.5 + 2j), np.complex64(1j), [np.arange(5) * (1 + 1j)],
-     [np.array([0, 1, 3, 4, 6], complex)]],
+    [
+        1 + 1j,
+        np.complex128(0.5 + 2j),
+        np.complex64(1j),
+        [np.arange(5) * (1 + 1j)],
+        [np.array([0, 1, 3, 4, 6], complex)],
+    ],
     ids=["py", "c128", "c64", "uniform-coords", "coords"],
 )
 def test_complex_spacing_with_real_values_is_refused_at_call_time(values, spacing):
@@ -130,7 +149,9 @@ def one_d_case(draw):
         "py-complex": complex(rng.standard_normal(), rng.standard_normal()),
         "c128": np.complex128(rng.standard_normal() + 1j),
         "c64": np.complex64(0.3 - 1.7j),
-        "complex-coords": [_complex_coords(rng, n, draw(st.sampled_from([np.complex128, np.complex64])))],
+        "complex-coords": [
+            _complex_coords(rng, n, draw(st.sampled_from([np.complex128, np.complex64])))
+        ],
         "complex-uniform": [np.arange(n) * (0.3 + 0.9j)],
     }[form]
     values = rng.standard_normal(n) * 10
@@ -146,7 +167,9 @@ def test_one_dimensional_ends_match_numpys_scalar_arithmetic(case):
     values, spacing, edge_order, chunks = case
     (expected,) = numpy_reference(values, spacing, None, edge_order)
     (eager,) = daskgrad.gradient(values, spacing=spacing, edge_order=edge_order)
-    (lazy,) = daskgrad.gradient(da.from_array(values, chunks=chunks), spacing=spacing, edge_order=edge_order)
+    (lazy,) = daskgrad.gradient(
+        da.from_array(values, chunks=chunks), spacing=spacing, edge_order=edge_order
+    )
     assert_bitwise_equal(eager, expected)
     assert_bitwise_equal(lazy.compute(scheduler="sync"), expected)
 
@@ -199,7 +222,9 @@ def test_dask_coordinates_are_not_computed_when_gradient_is_called(rng, edge_ord
     uniform = np.arange(7) * 0.5
     c0, n0 = _counted(nonuniform)
     c1, n1 = _counted(uniform)
-    grads = daskgrad.gradient(da.from_array(x, chunks=(3, 2)), spacing=[c0, c1], edge_order=edge_order)
+    grads = daskgrad.gradient(
+        da.from_array(x, chunks=(3, 2)), spacing=[c0, c1], edge_order=edge_order
+    )
     assert n0.calls == n1.calls == 0
     expected = numpy_reference(x, [nonuniform, uniform], None, edge_order)
     for g, e in zip(dask.compute(*grads, scheduler="sync"), expected):
@@ -214,7 +239,10 @@ def test_dask_coordinates_are_not_computed_when_gradient_is_called(rng, edge_ord
     ("coord", "message"),
     [
         ([0.0, 1.0, np.nan, 3.0, 4.0], "coordinate for dim 1 must be finite, got nan at index 2"),
-        ([0.0, 1.0, 1.0, 3.0, 4.0], "coordinate for dim 1 repeats the value 1.0 at indices 1 and 2"),
+        (
+            [0.0, 1.0, 1.0, 3.0, 4.0],
+            "coordinate for dim 1 repeats the value 1.0 at indices 1 and 2",
+        ),
         ([0.0, 1.0, np.inf, 3.0, 4.0], "coordinate for dim 1 must be finite, got inf at index 2"),
     ],
 )
@@ -227,15 +255,26 @@ def test_invalid_dask_coordinate_raises_at_compute_time_naming_the_dim(coord, me
 
 def test_dask_coordinate_shape_is_checked_from_metadata_without_computing():
     x = da.ones((3, 5), chunks=2)
-    with pytest.raises(ValueError, match=re.escape("coordinate for dim 1 has length 4 but the values have 5 points")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape("coordinate for dim 1 has length 4 but the values have 5 points"),
+    ):
         daskgrad.gradient(x, spacing=[_exploding(np.arange(4.0))], dim=1)
-    with pytest.raises(ValueError, match=re.escape("coordinate for dim 1 has shape (5, 1), which does not fit values of shape (3, 5)")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "coordinate for dim 1 has shape (5, 1), which does not fit values of shape (3, 5)"
+        ),
+    ):
         daskgrad.gradient(x, spacing=[_exploding(np.ones((5, 1)))], dim=1)
     # Unknown chunk sizes: the length is checked in the graph.
     unknown = da.from_array(np.arange(4.0), chunks=2)
     unknown = unknown[unknown >= 0]
     (g,) = daskgrad.gradient(x, spacing=[unknown], dim=1)
-    with pytest.raises(ValueError, match=re.escape("coordinate for dim 1 has length 4 but the values have 5 points")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape("coordinate for dim 1 has length 4 but the values have 5 points"),
+    ):
         g.compute(scheduler="sync")
 
 
@@ -254,17 +293,24 @@ def test_zero_dimensional_dask_step_stays_lazy(rng):
     for step in (np.float32(0.3), np.float64(0.25), 2):
         meta = np.empty((), np.asarray(step).dtype)
         counter = _Counter()
-        lazy_step = da.from_array(np.asarray(step), chunks=()).map_blocks(counter, dtype=meta.dtype, meta=meta)
+        lazy_step = da.from_array(np.asarray(step), chunks=()).map_blocks(
+            counter, dtype=meta.dtype, meta=meta
+        )
         for spacing in (lazy_step, [lazy_step, 1.0]):
             grads = daskgrad.gradient(da.from_array(x, chunks=2), spacing=spacing, edge_order=2)
             assert counter.calls == 0
             host = np.asarray(step)  # numpy's form of the computed dask step: a 0-d array
-            expected = numpy_reference(x, [host, host if not isinstance(spacing, list) else 1.0], None, 2)
+            expected = numpy_reference(
+                x, [host, host if not isinstance(spacing, list) else 1.0], None, 2
+            )
             for g, e in zip(dask.compute(*grads, scheduler="sync"), expected):
                 assert_bitwise_equal(g, e)
             counter.calls = 0
     # A 0-d numpy array is used as numpy uses it.
-    for e, g in zip(numpy_reference(x, [np.array(np.float32(0.3))] * 2), daskgrad.gradient(x, spacing=np.array(np.float32(0.3)))):
+    for e, g in zip(
+        numpy_reference(x, [np.array(np.float32(0.3))] * 2),
+        daskgrad.gradient(x, spacing=np.array(np.float32(0.3))),
+    ):
         assert_bitwise_equal(g, e)
     bad = da.from_array(np.array(0.0), chunks=())
     (g,) = daskgrad.gradient(da.from_array(x, chunks=2), spacing=[bad], dim=0)

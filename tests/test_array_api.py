@@ -45,7 +45,11 @@ def _no_promotion_namespace(used: set[str]) -> types.SimpleNamespace:
         func = getattr(xps, name)
 
         def call(a, b):
-            assert isinstance(a, StrictArray) and isinstance(b, StrictArray), (name, type(a), type(b))
+            assert isinstance(a, StrictArray) and isinstance(b, StrictArray), (
+                name,
+                type(a),
+                type(b),
+            )
             assert a.dtype == b.dtype, f"{name}: implicit promotion {a.dtype} with {b.dtype}"
             used.add(name)
             return func(a, b)
@@ -120,9 +124,13 @@ def test_gradient_on_numpy_and_dask_inputs_through_array_api_strict(strict_kerne
     x = (x > 0) if dtype == "bool" else x.astype(dtype)
     for spacing in _spacings(rng, shape, dtype.startswith("complex")):
         for edge_order in (1, 2):
-            expected = numpy_reference(x.astype(np.int64) if dtype == "bool" else x, spacing, None, edge_order)
+            expected = numpy_reference(
+                x.astype(np.int64) if dtype == "bool" else x, spacing, None, edge_order
+            )
             eager = daskgrad.gradient(x, spacing=spacing, edge_order=edge_order)
-            lazy = daskgrad.gradient(da.from_array(x, chunks=(2, 3)), spacing=spacing, edge_order=edge_order)
+            lazy = daskgrad.gradient(
+                da.from_array(x, chunks=(2, 3)), spacing=spacing, edge_order=edge_order
+            )
             for got in (eager, dask.compute(*lazy, scheduler="sync")):
                 for g, e in zip(got, expected):
                     assert_bitwise_equal(g, e)

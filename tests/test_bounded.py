@@ -104,7 +104,9 @@ def test_tiny_tiles_write_the_same_bits_as_one_graph(tmp_path):
 
     _create_store(p)
     cost = max((g.cost for g in p.groups), key=lambda c: c.in_bytes)
-    worker = WorkerMemory(limit=cost.per_thread + 2 * cost.in_bytes, threads=1, baseline=0, fraction=1.0)
+    worker = WorkerMemory(
+        limit=cost.per_thread + 2 * cost.in_bytes, threads=1, baseline=0, fraction=1.0
+    )
     plans = tile_plans(p.groups, worker, 1)
     tiles = tiles_to_write(p.groups, plans, p.expected(), p.input)
     assert len(tiles) > 10
@@ -112,10 +114,15 @@ def test_tiny_tiles_write_the_same_bits_as_one_graph(tmp_path):
     for t in tiles:  # each tile owns at most what its variable's blocks leave room for
         positions = {idx for blocks in t.blocks.values() for idx in blocks}
         g = group_of_output[next(iter(t.blocks))]
-        held = len(positions) + (len(positions) // plans[g.source].box[plans[g.source].stream]
-                                 if plans[g.source].stream is not None else 0)
+        held = len(positions) + (
+            len(positions) // plans[g.source].box[plans[g.source].stream]
+            if plans[g.source].stream is not None
+            else 0
+        )
         assert held <= worker.capacity(g.cost)
-    TileWriter({v: p.result[v].data for v in p.variables}, str(tmp_path / "out.zarr"), p.fingerprint).run(tiles)
+    TileWriter(
+        {v: p.result[v].data for v in p.variables}, str(tmp_path / "out.zarr"), p.fingerprint
+    ).run(tiles)
     zstore.finalize(str(tmp_path / "out.zarr"), p.variables, p.expected())
     assert_store_equals(tmp_path / "out.zarr", reference(inp, cfg))
 
@@ -144,7 +151,10 @@ def _big_input(path, shape=(64, 512, 512), chunks=(16, 128, 128)):
 def _cli(args, env=None, timeout=300):
     return subprocess.run(
         [sys.executable, "-m", "daskgrad.batch.cli", *args],
-        capture_output=True, text=True, timeout=timeout, env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
     )
 
 
@@ -152,7 +162,9 @@ def _peaks(stdout: str) -> dict[str, float]:
     units = {"B": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30}
     return {
         who: float(value) * units[unit]
-        for who, value, unit in re.findall(r"^peak memory (.+?): ([0-9.]+) (\w+)$", stdout, re.MULTILINE)
+        for who, value, unit in re.findall(
+            r"^peak memory (.+?): ([0-9.]+) (\w+)$", stdout, re.MULTILINE
+        )
     }
 
 
@@ -179,7 +191,9 @@ def test_a_threads_run_keeps_to_its_memory_limit(big_input, tmp_path):
     """
     limit = 220 * MiB
     cfg = write_config(
-        tmp_path / "run.yaml", big_input, tmp_path / "out.zarr",
+        tmp_path / "run.yaml",
+        big_input,
+        tmp_path / "out.zarr",
         gradient={"dims": None, "periodic": {}, "edge_order": 1},
         cluster={"kind": "threads", "n_workers": 2, "memory_limit": "220MiB"},
     )
@@ -193,14 +207,18 @@ def test_a_threads_run_keeps_to_its_memory_limit(big_input, tmp_path):
 
 
 @pytest.mark.cluster
-def test_workers_without_spilling_finish_within_their_limit_and_are_never_paused(big_input, tmp_path):
+def test_workers_without_spilling_finish_within_their_limit_and_are_never_paused(
+    big_input, tmp_path
+):
     """Two workers of 320 MiB, spilling off: the read-once working set would not fit.
 
     A worker rests at about 230 MiB here once it has imported what a block task imports, so
     the limit leaves room for a few blocks in flight; 300 MiB left a fraction of a MiB.
     """
     cfg = write_config(
-        tmp_path / "run.yaml", big_input, tmp_path / "out.zarr",
+        tmp_path / "run.yaml",
+        big_input,
+        tmp_path / "out.zarr",
         gradient={"dims": None, "periodic": {}, "edge_order": 1},
         cluster={"kind": "local", "n_workers": 2, "memory_limit": "320MiB", "stall_timeout": 60},
     )
@@ -224,7 +242,9 @@ def test_a_memory_limit_too_small_for_any_tile_is_refused_with_the_least_that_wo
 ):
     out = tmp_path / "out.zarr"
     cfg = write_config(
-        tmp_path / "run.yaml", big_input, out,
+        tmp_path / "run.yaml",
+        big_input,
+        out,
         gradient={"dims": None, "periodic": {}, "edge_order": 1},
         cluster={"kind": "local", "n_workers": 2, "memory_limit": "200MiB"},
     )
@@ -246,7 +266,9 @@ def test_paused_workers_end_the_run_with_one_line_and_resume_finishes_it(tmp_pat
     write_input(inp)
     out = tmp_path / "out.zarr"
     cfg = write_config(
-        tmp_path / "run.yaml", inp, out,
+        tmp_path / "run.yaml",
+        inp,
+        out,
         cluster={"kind": "local", "n_workers": 1, "memory_limit": "1GiB", "stall_timeout": 4},
     )
     env = dict(os.environ, DASK_DISTRIBUTED__WORKER__MEMORY__PAUSE="0.01")
@@ -268,7 +290,9 @@ def test_accessor_to_zarr_keeps_to_the_budget_too(big_input, tmp_path):
         f"    xr.open_zarr({str(big_input)!r}, consolidated=False).grad.to_zarr({str(out)!r})\n"
         "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])\n"
     )
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr
     assert int(proc.stdout.split()[-1]) * 1024 <= 240 * MiB
     _check_against_numpy(out, big_input)

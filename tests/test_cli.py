@@ -85,7 +85,10 @@ def test_validate_good_config_touches_nothing(small_input, tmp_path):
     result = daskgrad("validate", config)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"{config}: OK\n")
-    assert "dt2m_dlat: {'time': 8, 'lat': 19, 'lon': 24} float32, zarr chunks (4, 10, 12)" in result.stdout
+    assert (
+        "dt2m_dlat: {'time': 8, 'lat': 19, 'lon': 24} float32, zarr chunks (4, 10, 12)"
+        in result.stdout
+    )
     assert "no cluster: dask threaded scheduler, 2 threads" in result.stdout
     assert not out.exists()
     assert tree_snapshot(small_input) == before
@@ -216,7 +219,14 @@ def test_corpus_validate(path):
     assert result.stdout == ""
 
 
-RUN_SAMPLE = ["python_tag", "edge_order_3", "duplicate_section", "walltime_number", "alias", "mode_off"]
+RUN_SAMPLE = [
+    "python_tag",
+    "edge_order_3",
+    "duplicate_section",
+    "walltime_number",
+    "alias",
+    "mode_off",
+]
 
 
 @pytest.mark.parametrize("stem", RUN_SAMPLE)
@@ -227,7 +237,9 @@ def test_corpus_run(stem, tmp_path, monkeypatch):
     result = invoke("run", "--no-progress", path)
     assert result.exit_code == 2, (result.output, result.exception)
     lines = stderr_lines(result.stderr)
-    assert len(lines) == 1 and lines[0].startswith(str(path)) and expected in lines[0], result.stderr
+    assert len(lines) == 1 and lines[0].startswith(str(path)) and expected in lines[0], (
+        result.stderr
+    )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -307,7 +319,12 @@ def test_demo_on_a_fresh_folder(tmp_path):
     )
     expected = reference(folder / "input.zarr", cfg)
     assert sorted(expected.data_vars) == [
-        "dt2m_dlat", "dt2m_dlon", "dt2m_dtime", "du_dlat", "du_dlon", "du_dtime",
+        "dt2m_dlat",
+        "dt2m_dlon",
+        "dt2m_dtime",
+        "du_dlat",
+        "du_dlon",
+        "du_dtime",
     ]
     assert_store_equals(out, expected)
     for v in expected.data_vars:  # complete: every block is a chunk file
@@ -363,7 +380,9 @@ def test_set_resume_refuses_another_config_and_bad_values(small_input, tmp_path)
     other = invoke("run", config, "--set", "output.mode=resume", "--set", "gradient.edge_order=1")
     assert other.exit_code == 2
     (line,) = stderr_lines(other.stderr)
-    assert line.startswith(f"{config}: output.mode: cannot resume") and "fingerprint differs" in line
+    assert (
+        line.startswith(f"{config}: output.mode: cannot resume") and "fingerprint differs" in line
+    )
 
     typo = invoke("run", config, "--set", "output.mode=resum")
     assert typo.exit_code == 2
@@ -387,8 +406,15 @@ def test_set_overrides_any_key(small_input, tmp_path):
     config = write_config(tmp_path / "c.yaml", small_input, tmp_path / "unused.zarr")
     out = tmp_path / "elsewhere.zarr"
     result = invoke(
-        "run", "--no-progress", config, "--set", f"output.path={out}",
-        "--set", "gradient.dims=[lat]", "--set", "gradient.periodic={}",
+        "run",
+        "--no-progress",
+        config,
+        "--set",
+        f"output.path={out}",
+        "--set",
+        "gradient.dims=[lat]",
+        "--set",
+        "gradient.periodic={}",
     )
     assert result.exit_code == 0, result.output
     assert not (tmp_path / "unused.zarr").exists()
@@ -402,7 +428,9 @@ def test_set_overrides_any_key(small_input, tmp_path):
 
 
 @pytest.mark.cluster
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI for certificates")
+@pytest.mark.skipif(
+    shutil.which("openssl") is None, reason="needs the openssl CLI for certificates"
+)
 def test_run_on_an_existing_tls_cluster(small_input, tmp_path):
     from distributed import LocalCluster, Security
 
@@ -432,7 +460,9 @@ def test_run_on_an_existing_tls_cluster(small_input, tmp_path):
         assert len(remote.scheduler_info["workers"]) == 1  # the remote cluster is left running
 
         # Plain tcp:// to the same scheduler is refused by the config: tls needs a tls:// address.
-        plain = invoke("validate", config, "--set", f"cluster.address={address.replace('tls', 'tcp')}")
+        plain = invoke(
+            "validate", config, "--set", f"cluster.address={address.replace('tls', 'tcp')}"
+        )
         assert plain.exit_code == 2
         assert "cluster.tls: certificates need a tls:// address" in plain.stderr
     assert_store_equals(out, reference(small_input, load_config(config)))
@@ -460,6 +490,8 @@ def test_run_report_refused_without_a_scheduler(tmp_path, small_input):
     assert "a performance report comes from a distributed scheduler" in result.stderr
     assert not (tmp_path / "out.zarr").exists()
     missing = tmp_path / "no" / "run.html"
-    local = write_config(tmp_path / "l.yaml", small_input, tmp_path / "o.zarr", cluster={"kind": "local"})
+    local = write_config(
+        tmp_path / "l.yaml", small_input, tmp_path / "o.zarr", cluster={"kind": "local"}
+    )
     result = invoke("run", "--report", str(missing), str(local))
     assert result.exit_code == 2 and "cannot write into" in result.stderr

@@ -716,20 +716,26 @@ def test_check_paths_urls_are_looked_up(in_tmp):
             check_paths(_cfg(f"memory://{root}/absent.zarr", "g.zarr"))
         with pytest.raises(ConfigError, match="overlaps the input"):
             check_paths(
-                _cfg(f"memory://{root}/in.zarr", f"memory://{root}/in.zarr/g.zarr", mode="overwrite")
+                _cfg(
+                    f"memory://{root}/in.zarr", f"memory://{root}/in.zarr/g.zarr", mode="overwrite"
+                )
             )
     finally:
         fs.rm(root, recursive=True)
 
 
-@pytest.mark.parametrize(("url", "package"), [("s3://bucket/in.zarr", "s3fs"), ("https://host/in.zarr", "aiohttp")])
+@pytest.mark.parametrize(
+    ("url", "package"), [("s3://bucket/in.zarr", "s3fs"), ("https://host/in.zarr", "aiohttp")]
+)
 def test_check_paths_url_needs_its_package(in_tmp, url, package, monkeypatch):
     import fsspec  # noqa: F401  (loads fsspec.registry)
 
     # The package is hidden, installed or not: importing it fails, and fsspec forgets the
     # filesystem class it may have registered already.
     monkeypatch.setitem(sys.modules, package, None)
-    monkeypatch.delitem(sys.modules["fsspec.registry"]._registry, url.split("://")[0], raising=False)
+    monkeypatch.delitem(
+        sys.modules["fsspec.registry"]._registry, url.split("://")[0], raising=False
+    )
     with pytest.raises(ConfigError) as info:
         check_paths(_cfg(url, "g.zarr"))
     assert str(info.value) == (

@@ -43,7 +43,11 @@ def _explicit(name):
             # Arrays, or scalars already in the operation's dtype: never a Python scalar, whose
             # promotion differs between NEP 50 (numpy 2) and value-based casting (CuPy).
             assert isinstance(a, np.ndarray) or (isinstance(a, np.generic) and a.dtype == dtype), (
-                name, type(a), getattr(a, "dtype", None), dtype)
+                name,
+                type(a),
+                getattr(a, "dtype", None),
+                dtype,
+            )
         return func(*args, **kwargs)
 
     return call
@@ -62,11 +66,21 @@ def _cases(rng, dtypes=("float32",)):
             if dtype.startswith("complex"):
                 x = x + 1j * rng.standard_normal(shape)
             x = x.astype(dtype)
-            spacings = [None, 0.5, 0.3, np.float64(0.25), np.float32(0.1), 3,
-                        [np.cumsum(rng.random(n) + 0.1) for n in shape],
-                        [np.cumsum(rng.random(n) + 0.1).astype(np.float32) for n in shape]]
+            spacings = [
+                None,
+                0.5,
+                0.3,
+                np.float64(0.25),
+                np.float32(0.1),
+                3,
+                [np.cumsum(rng.random(n) + 0.1) for n in shape],
+                [np.cumsum(rng.random(n) + 0.1).astype(np.float32) for n in shape],
+            ]
             if dtype.startswith("complex"):
-                spacings += [0.5 - 2j, [np.cumsum(rng.random(n) + 0.1 + 1j * rng.random(n)) for n in shape]]
+                spacings += [
+                    0.5 - 2j,
+                    [np.cumsum(rng.random(n) + 0.1 + 1j * rng.random(n)) for n in shape],
+                ]
             for edge_order in (1, 2):
                 for spacing in spacings:
                     yield x, spacing, edge_order
@@ -84,9 +98,14 @@ def test_kernel_uses_only_functions_cupy_has(monkeypatch, rng):
     monkeypatch.setattr(daskgrad.core.kernels, "array_module", lambda block: Recorder())
     dtypes = ("float32", "float64", "float16", "complex64", "complex128", "int32", "bool")
     for x, spacing, edge_order in _cases(rng, dtypes):
-        expected = numpy_reference(x.astype(np.int64) if x.dtype == bool else x, spacing, None, edge_order)
+        expected = numpy_reference(
+            x.astype(np.int64) if x.dtype == bool else x, spacing, None, edge_order
+        )
         lazy = daskgrad.gradient(da.from_array(x, chunks=2), spacing=spacing, edge_order=edge_order)
-        for got in (daskgrad.gradient(x, spacing=spacing, edge_order=edge_order), dask.compute(*lazy, scheduler="sync")):
+        for got in (
+            daskgrad.gradient(x, spacing=spacing, edge_order=edge_order),
+            dask.compute(*lazy, scheduler="sync"),
+        ):
             for g, e in zip(got, expected):
                 assert_bitwise_equal(g, e)
     assert used <= set(CUPY_FUNCTIONS)
@@ -94,7 +113,9 @@ def test_kernel_uses_only_functions_cupy_has(monkeypatch, rng):
 
 
 def _cupy():
-    cupy = pytest.importorskip("cupy", reason="CuPy is not installed (pip install 'daskgrad[cupy]')")
+    cupy = pytest.importorskip(
+        "cupy", reason="CuPy is not installed (pip install 'daskgrad[cupy]')"
+    )
     try:
         if cupy.cuda.runtime.getDeviceCount() < 1:
             pytest.skip(reason="CuPy is installed but no CUDA device is visible")
@@ -119,7 +140,9 @@ def test_dask_of_cupy_chunks_runs_on_the_gpu(rng):
     cupy = _cupy()
     for x, spacing, edge_order in _cases(rng):
         expected = numpy_reference(x, spacing, None, edge_order)
-        lazy = daskgrad.gradient(da.from_array(cupy.asarray(x), chunks=2), spacing=spacing, edge_order=edge_order)
+        lazy = daskgrad.gradient(
+            da.from_array(cupy.asarray(x), chunks=2), spacing=spacing, edge_order=edge_order
+        )
         for g, e in zip(dask.compute(*lazy, scheduler="sync"), expected):
             assert isinstance(g, cupy.ndarray)
             assert_bitwise_equal(cupy.asnumpy(g), e)

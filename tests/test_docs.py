@@ -82,7 +82,10 @@ def test_curvilinear_coast_example_runs(tmp_path):
 
     script = Path(__file__).resolve().parent.parent / "examples" / "curvilinear_coast.py"
     done = subprocess.run(
-        [sys.executable, str(script), "--out", str(tmp_path)], capture_output=True, text=True, timeout=300
+        [sys.executable, str(script), "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr
     assert "['dsst_deast', 'dsst_dnorth']" in done.stdout

@@ -137,7 +137,9 @@ def test_worker_killed_mid_run(grid, tmp_path, figures):
     assert not [line for line in stderr.splitlines() if line.startswith("INFO ")]  # no -v: quiet
     assert _state(out)["complete"] is True
     assert_same_bits(out, grid_reference(values))
-    figures(f"killed at {at_kill} of {TOTAL} blocks, {t_kill - t0:.1f} s in; run took {time.monotonic() - t0:.1f} s")
+    figures(
+        f"killed at {at_kill} of {TOTAL} blocks, {t_kill - t0:.1f} s in; run took {time.monotonic() - t0:.1f} s"
+    )
 
 
 @pytest.mark.cluster
@@ -150,9 +152,15 @@ def test_worker_death_beyond_allowed_failures(grid, tmp_path, figures):
     stdout, stderr = _finish(proc)
     assert proc.returncode == 1, stderr
     assert "allowed-failures 0" in stdout
-    assert "error: workers died while running the same task more often than cluster.allowed_failures" in stderr
+    assert (
+        "error: workers died while running the same task more often than cluster.allowed_failures"
+        in stderr
+    )
     assert "KilledWorker" in stderr or "all those workers died" in stderr
-    assert f"the output {out} is incomplete; resume with: daskgrad run {config} --set output.mode=resume" in stderr
+    assert (
+        f"the output {out} is incomplete; resume with: daskgrad run {config} --set output.mode=resume"
+        in stderr
+    )
     assert "Traceback" not in stderr.split("error: ")[-1]
     state = _state(out)
     assert state["complete"] is False and state["state"] == "stopped"
@@ -164,7 +172,9 @@ def test_worker_death_beyond_allowed_failures(grid, tmp_path, figures):
     assert f"blocks written: {TOTAL - present} of {TOTAL}" in result.stdout
     assert _state(out)["complete"] is True
     assert_same_bits(out, grid_reference(values))
-    figures(f"killed at {at_kill} of {TOTAL}; {present} on disk at exit 1; resume wrote {TOTAL - present}")
+    figures(
+        f"killed at {at_kill} of {TOTAL}; {present} on disk at exit 1; resume wrote {TOTAL - present}"
+    )
 
 
 def test_unreachable_scheduler(small_grid, tmp_path, figures):
@@ -175,13 +185,17 @@ def test_unreachable_scheduler(small_grid, tmp_path, figures):
         port = s.getsockname()[1]
     address = f"tcp://127.0.0.1:{port}"
     out = tmp_path / "out.zarr"
-    config = grid_config(tmp_path / "c.yaml", inp, out, cluster={"kind": "address", "address": address})
+    config = grid_config(
+        tmp_path / "c.yaml", inp, out, cluster={"kind": "address", "address": address}
+    )
     result = daskgrad(
         "run", "--no-progress", config, env={"DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "1s"}
     )
     assert result.returncode == 1, result.stderr
     (line,) = stderr_lines(result.stderr)
-    assert line.startswith(f"error: cannot start or reach the cluster (existing cluster at {address}): ")
+    assert line.startswith(
+        f"error: cannot start or reach the cluster (existing cluster at {address}): "
+    )
     assert line.endswith("; nothing was written")
     assert not out.exists()
     figures(line[:110] + "...")
@@ -210,7 +224,10 @@ def test_driver_sigkill_then_resume(grid, tmp_path, figures):
 
     t0 = time.monotonic()
     result = _resume(config)
-    assert f"resuming: {present} of {TOTAL} blocks already written, {TOTAL - present} to go" in result.stdout
+    assert (
+        f"resuming: {present} of {TOTAL} blocks already written, {TOTAL - present} to go"
+        in result.stdout
+    )
     assert f"blocks written: {TOTAL - present} of {TOTAL}" in result.stdout
     assert partial_files(out) == []
     assert _state(out)["complete"] is True
@@ -281,7 +298,9 @@ def test_sigint_stops_cleanly_then_resume(grid, tmp_path, figures, kind):
     else:
         # The worker processes get the signal too and print their own KeyboardInterrupt
         # tracebacks (distributed's, on the same stderr); daskgrad's message is printed once.
-        assert [line for line in stderr_lines(stderr) if line.startswith("interrupted")] == [message]
+        assert [line for line in stderr_lines(stderr) if line.startswith("interrupted")] == [
+            message
+        ]
     state = _state(out)
     assert state["complete"] is False and state["state"] == "stopped"
     present = len(chunk_files(out))
@@ -291,7 +310,9 @@ def test_sigint_stops_cleanly_then_resume(grid, tmp_path, figures, kind):
     assert _resumed_count(result.stdout) == present
     assert _state(out)["complete"] is True
     assert_same_bits(out, grid_reference(values))
-    figures(f"signalled at {at_signal} of {TOTAL} blocks; stopped in {stop_s:.2f} s with {present} on disk")
+    figures(
+        f"signalled at {at_signal} of {TOTAL} blocks; stopped in {stop_s:.2f} s with {present} on disk"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -321,7 +342,9 @@ def _half_written(inp: Path, out: Path, config: Path, state: str) -> int:
 
 
 @pytest.mark.parametrize(
-    ("state", "flags"), [("running", ()), ("stopped", ("--verify",))], ids=["after-crash", "verify-flag"]
+    ("state", "flags"),
+    [("running", ()), ("stopped", ("--verify",))],
+    ids=["after-crash", "verify-flag"],
 )
 def test_torn_output_chunks_are_rewritten(small_grid, tmp_path, caplog, figures, state, flags):
     """Output chunks truncated, overwritten with garbage, emptied, plus a stray .partial file => found on resume (automatically after an unclean stop, or with --verify) and rewritten; equal bits."""
@@ -347,7 +370,9 @@ def test_torn_output_chunks_are_rewritten(small_grid, tmp_path, caplog, figures,
     assert not stray.exists()
     assert _state(out)["complete"] is True
     assert_same_bits(out, grid_reference(values))
-    figures(f"{written} of {SMALL_TOTAL} blocks present, 3 damaged + 1 .partial; {SMALL_TOTAL - kept} rewritten")
+    figures(
+        f"{written} of {SMALL_TOTAL} blocks present, 3 damaged + 1 .partial; {SMALL_TOTAL - kept} rewritten"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -377,7 +402,10 @@ def test_corrupted_input_chunk(private_grid, tmp_path, figures):
     assert lines[0].startswith(
         "error: InputReadError: cannot read input variable 'a', chunk (3, 5) (region [24:32, 40:48])"
     )
-    assert lines[1] == f"the output {out} is incomplete; resume with: daskgrad run {config} --set output.mode=resume"
+    assert (
+        lines[1]
+        == f"the output {out} is incomplete; resume with: daskgrad run {config} --set output.mode=resume"
+    )
     state = _state(out)
     assert state["complete"] is False and state["state"] == "stopped"
 
@@ -408,7 +436,9 @@ def test_missing_input_chunk_reads_as_fill_value(private_grid, tmp_path, figures
     expected = grid_reference(filled)
     assert_same_bits(out, expected)
     assert int(np.isnan(expected["da_dx"]).sum()) > 64  # the hole spreads into its neighbours
-    figures(f"NaN outputs: da_dy {int(np.isnan(expected['da_dy']).sum())}, da_dx {int(np.isnan(expected['da_dx']).sum())}")
+    figures(
+        f"NaN outputs: da_dy {int(np.isnan(expected['da_dy']).sum())}, da_dx {int(np.isnan(expected['da_dx']).sum())}"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -421,10 +451,14 @@ def _mount_tmpfs(folder: Path, size: str) -> None:
     try:
         subprocess.run(
             ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
-            check=True, capture_output=True, timeout=30,
+            check=True,
+            capture_output=True,
+            timeout=30,
         )
     except (OSError, subprocess.SubprocessError) as err:
-        pytest.skip(reason=f"cannot mount a small tmpfs to fill up (needs root or CAP_SYS_ADMIN): {err}")
+        pytest.skip(
+            reason=f"cannot mount a small tmpfs to fill up (needs root or CAP_SYS_ADMIN): {err}"
+        )
 
 
 def _umount(folder: Path) -> None:
@@ -576,9 +610,9 @@ def test_bad_coordinates_are_one_line_errors(tmp_path, kind, problem, figures):
     else:
         x[6] = x[5]
     inp = tmp_path / "in.zarr"
-    xr.Dataset(
-        {"a": (("y", "x"), np.ones((64, 64)))}, coords={"y": np.arange(64.0), "x": x}
-    ).chunk(8).to_zarr(inp, zarr_format=3, consolidated=False)
+    xr.Dataset({"a": (("y", "x"), np.ones((64, 64)))}, coords={"y": np.arange(64.0), "x": x}).chunk(
+        8
+    ).to_zarr(inp, zarr_format=3, consolidated=False)
     out = tmp_path / "out.zarr"
     config = grid_config(tmp_path / "c.yaml", inp, out)
     for command in ("validate", "run"):
@@ -625,23 +659,66 @@ _KEYS = {
     "gradient": ["dims", "edge_order", "datetime_unit", "periodic", "geometry", "radius"],
     "output": ["path", "mode", "name", "verify"],
     "cluster": [
-        "kind", "n_workers", "threads_per_worker", "memory_limit", "address", "tls",
-        "dashboard", "allowed_failures", "jobqueue",
+        "kind",
+        "n_workers",
+        "threads_per_worker",
+        "memory_limit",
+        "address",
+        "tls",
+        "dashboard",
+        "allowed_failures",
+        "jobqueue",
     ],
 }
 _WORDS = [
-    "off", "yes", "2:00:00", "010", "6.371e6", "1e3", "tls://h:1", "tcp://h:1", "slurm", "local",
-    "threads", "resume", "overwrite", "d{var}_d{dim}", "{var}", "spherical", "s", "M", "4GiB",
-    "auto", "a", "y", "x", "in.zarr", "*.nc", "file:///tmp/x", "~", "..", "/",
+    "off",
+    "yes",
+    "2:00:00",
+    "010",
+    "6.371e6",
+    "1e3",
+    "tls://h:1",
+    "tcp://h:1",
+    "slurm",
+    "local",
+    "threads",
+    "resume",
+    "overwrite",
+    "d{var}_d{dim}",
+    "{var}",
+    "spherical",
+    "s",
+    "M",
+    "4GiB",
+    "auto",
+    "a",
+    "y",
+    "x",
+    "in.zarr",
+    "*.nc",
+    "file:///tmp/x",
+    "~",
+    "..",
+    "/",
 ]
 _scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-3, 2**40), st.floats(), st.text(max_size=12),
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 2**40),
+    st.floats(),
+    st.text(max_size=12),
     st.sampled_from(_WORDS),
 )
 _values = st.recursive(
     _scalars,
-    lambda inner: st.lists(inner, max_size=3)
-    | st.dictionaries(st.sampled_from([k for keys in _KEYS.values() for k in keys]) | st.text(max_size=6), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from([k for keys in _KEYS.values() for k in keys]) | st.text(max_size=6),
+            inner,
+            max_size=3,
+        )
+    ),
     max_leaves=6,
 )
 
@@ -714,7 +791,10 @@ def test_random_config_documents_never_crash(small_grid, tmp_path, figures, monk
         config.write_text(text, encoding="utf-8", errors="surrogatepass")
         result = invoke("validate", config)
         assert result.exit_code in (0, 2), (text, result.output, result.exception)
-        assert result.exception is None or isinstance(result.exception, SystemExit), (text, result.exception)
+        assert result.exception is None or isinstance(result.exception, SystemExit), (
+            text,
+            result.exception,
+        )
         assert "Traceback" not in result.output
         if result.exit_code == 2:
             lines = stderr_lines(result.stderr)
@@ -724,12 +804,16 @@ def test_random_config_documents_never_crash(small_grid, tmp_path, figures, monk
             assert result.stdout.startswith(f"{config}: OK")
         seen[result.exit_code] += 1
 
-    @settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @settings(
+        max_examples=120, deadline=None, suppress_health_check=list(HealthCheck), database=None
+    )
     @given(_documents(str(inp), str(out)))
     def documents(doc):
         check(yaml.safe_dump(doc, allow_unicode=True))
 
-    @settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @settings(
+        max_examples=80, deadline=None, suppress_health_check=list(HealthCheck), database=None
+    )
     @given(st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=200))
     def texts(text):
         check(text)
@@ -788,4 +872,6 @@ def test_local_cluster_listens_on_loopback_only(small_grid, tmp_path, figures):
     assert "bound to 127.0.0.1, dashboard on 127.0.0.1" in stdout
     assert "Scheduler at:     tcp://127.0.0.1:" in stderr  # -v shows distributed's INFO lines
     assert_same_bits(out, grid_reference(values))
-    figures(f"{len(listening)} listening sockets in {len({p for p, _, _ in listening})} processes, all 127.0.0.1")
+    figures(
+        f"{len(listening)} listening sockets in {len({p for p, _, _ in listening})} processes, all 127.0.0.1"
+    )

@@ -49,7 +49,9 @@ def test_dask_matches_numpy_for_every_spacing_form(rng, chunks, edge_order):
     x = rng.standard_normal((7, 9, 5))
     for label, spacing in spacing_forms(rng, x.shape):
         expected = numpy_reference(x, spacing, None, edge_order)
-        lazy = daskgrad.gradient(da.from_array(x, chunks=chunks), spacing=spacing, edge_order=edge_order)
+        lazy = daskgrad.gradient(
+            da.from_array(x, chunks=chunks), spacing=spacing, edge_order=edge_order
+        )
         assert len(lazy) == 3, label
         assert all(g.chunks == da.from_array(x, chunks=chunks).chunks for g in lazy), label
         for g, e in zip(dask.compute(*lazy, scheduler="sync"), expected):
@@ -78,7 +80,11 @@ def test_dtypes_follow_numpy(rng, dtype, edge_order):
         expected = numpy_reference(x, spacing, None, edge_order)
         for got in (
             daskgrad.gradient(x, spacing=spacing, edge_order=edge_order),
-            dask.compute(*daskgrad.gradient(da.from_array(x, chunks=(3, 2)), spacing=spacing, edge_order=edge_order)),
+            dask.compute(
+                *daskgrad.gradient(
+                    da.from_array(x, chunks=(3, 2)), spacing=spacing, edge_order=edge_order
+                )
+            ),
         ):
             for g, e in zip(got, expected):
                 assert_bitwise_equal(g, e)
@@ -94,10 +100,15 @@ def test_bool_values_are_zero_one_integers():
 
 @pytest.mark.parametrize("unit", ["D", "s", "ns"])
 def test_datetime_and_timedelta_behave_as_in_numpy(unit):
-    t = np.array(["2020-01-01", "2020-01-03", "2020-01-04", "2020-02-01", "2020-02-03"], dtype=f"M8[{unit}]")
+    t = np.array(
+        ["2020-01-01", "2020-01-03", "2020-01-04", "2020-02-01", "2020-02-03"], dtype=f"M8[{unit}]"
+    )
     for values in (t, t - t[0]):
         (expected,) = numpy_reference(values)
-        for got in (daskgrad.gradient(values)[0], daskgrad.gradient(da.from_array(values, chunks=2))[0].compute()):
+        for got in (
+            daskgrad.gradient(values)[0],
+            daskgrad.gradient(da.from_array(values, chunks=2))[0].compute(),
+        ):
             assert_bitwise_equal(got, expected)
 
 
@@ -142,7 +153,11 @@ def test_nan_and_inf_propagate_as_in_numpy(rng):
         for edge_order in (1, 2):
             expected = numpy_reference(x, spacing, None, edge_order)
             with np.errstate(invalid="ignore"):
-                got = dask.compute(*daskgrad.gradient(da.from_array(x, chunks=(2, 3)), spacing=spacing, edge_order=edge_order))
+                got = dask.compute(
+                    *daskgrad.gradient(
+                        da.from_array(x, chunks=(2, 3)), spacing=spacing, edge_order=edge_order
+                    )
+                )
             for g, e in zip(got, expected):
                 assert_bitwise_equal(g, e)
 
@@ -162,8 +177,12 @@ def test_power_of_two_steps_multiply_by_the_reciprocal_with_numpys_bits(dtype, s
     with np.errstate(all="ignore"):
         expected = numpy_reference(x, [step, step], None, 1)
         expected_view = numpy_reference(x.T, [step, step], None, 1)
-        got = dask.compute(*daskgrad.gradient(da.from_array(x, chunks=(3, 4)), spacing=[step, step]))
-        view = dask.compute(*daskgrad.gradient(da.from_array(x.T, chunks=(4, 3)), spacing=[step, step]))
+        got = dask.compute(
+            *daskgrad.gradient(da.from_array(x, chunks=(3, 4)), spacing=[step, step])
+        )
+        view = dask.compute(
+            *daskgrad.gradient(da.from_array(x.T, chunks=(4, 3)), spacing=[step, step])
+        )
     for g, e in zip(got, expected):
         assert_bitwise_equal(g, e)
     for g, e in zip(view, expected_view):
@@ -216,17 +235,62 @@ def test_dask_result_is_lazy():
         (np.ones((3, 4)), {"dim": -3}, np.exceptions.AxisError, "out of bounds"),
         (np.ones((3, 4)), {"dim": "x"}, TypeError, "dim must be None, an int or a sequence"),
         (np.ones((3, 4)), {"dim": [0.5]}, TypeError, "dim must hold ints"),
-        (np.ones((3, 4)), {"spacing": [1.0]}, ValueError, "spacing has 1 entries but 2 dim(s) are differentiated"),
-        (np.ones((3, 4)), {"spacing": [1.0, 2.0, 3.0]}, ValueError, "spacing has 3 entries but 2 dim(s)"),
-        (np.ones((3, 4)), {"spacing": [np.arange(4.0), 1.0]}, ValueError, "coordinate for dim 0 has length 4 but the values have 3 points"),
-        (np.ones((3, 4)), {"spacing": [np.ones((3, 3)), 1.0]}, ValueError, "coordinate for dim 0 has shape (3, 3), which does not fit values of shape (3, 4): it does not broadcast along dim 1"),
-        (np.ones((3, 4)), {"spacing": [1.0, [0.0, 1.0, 1.0, 2.0]]}, ValueError, "coordinate for dim 1 repeats the value 1.0 at indices 1 and 2"),
-        (np.ones((3, 4)), {"spacing": [[0.0, np.nan, 2.0], 1.0]}, ValueError, "coordinate for dim 0 must be finite, got nan at index 1"),
+        (
+            np.ones((3, 4)),
+            {"spacing": [1.0]},
+            ValueError,
+            "spacing has 1 entries but 2 dim(s) are differentiated",
+        ),
+        (
+            np.ones((3, 4)),
+            {"spacing": [1.0, 2.0, 3.0]},
+            ValueError,
+            "spacing has 3 entries but 2 dim(s)",
+        ),
+        (
+            np.ones((3, 4)),
+            {"spacing": [np.arange(4.0), 1.0]},
+            ValueError,
+            "coordinate for dim 0 has length 4 but the values have 3 points",
+        ),
+        (
+            np.ones((3, 4)),
+            {"spacing": [np.ones((3, 3)), 1.0]},
+            ValueError,
+            "coordinate for dim 0 has shape (3, 3), which does not fit values of shape (3, 4): it does not broadcast along dim 1",
+        ),
+        (
+            np.ones((3, 4)),
+            {"spacing": [1.0, [0.0, 1.0, 1.0, 2.0]]},
+            ValueError,
+            "coordinate for dim 1 repeats the value 1.0 at indices 1 and 2",
+        ),
+        (
+            np.ones((3, 4)),
+            {"spacing": [[0.0, np.nan, 2.0], 1.0]},
+            ValueError,
+            "coordinate for dim 0 must be finite, got nan at index 1",
+        ),
         (np.ones((3, 4)), {"spacing": 0.0}, ValueError, "must be a finite, non-zero step, got 0.0"),
-        (np.ones((3, 4)), {"spacing": [1.0, np.inf]}, ValueError, "spacing for dim 1 must be a finite, non-zero step"),
+        (
+            np.ones((3, 4)),
+            {"spacing": [1.0, np.inf]},
+            ValueError,
+            "spacing for dim 1 must be a finite, non-zero step",
+        ),
         (np.ones((3, 4)), {"spacing": "a"}, TypeError, "must be a number"),
-        (np.ones((1, 4)), {}, ValueError, "dim 0 has 1 point(s); edge_order=1 needs at least 2 points"),
-        (np.ones((2, 4)), {"edge_order": 2}, ValueError, "dim 0 has 2 point(s); edge_order=2 needs at least 3 points"),
+        (
+            np.ones((1, 4)),
+            {},
+            ValueError,
+            "dim 0 has 1 point(s); edge_order=1 needs at least 2 points",
+        ),
+        (
+            np.ones((2, 4)),
+            {"edge_order": 2},
+            ValueError,
+            "dim 0 has 2 point(s); edge_order=2 needs at least 3 points",
+        ),
         (np.float64(3.0), {}, ValueError, "at least one dim"),
     ],
 )
@@ -267,5 +331,8 @@ def test_periodic_period_must_extend_the_coordinate_monotonically(coord, period)
 def test_periodic_single_point_coordinate_needs_its_period():
     from daskgrad.core.spacing import axis_spacing
 
-    with pytest.raises(ValueError, match=re.escape("periodic dim 0 has 1 point(s), so its period cannot be inferred")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape("periodic dim 0 has 1 point(s), so its period cannot be inferred"),
+    ):
         axis_spacing(np.array([3.0]), axis=0, size=1, edge_order=1, periodic=True)

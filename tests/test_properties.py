@@ -54,7 +54,9 @@ def _spacing_entry(draw, n: int, complex_values: bool):
     if kind == "int-coords":
         return np.arange(n) * draw(st.integers(1, 5))
     if kind == "blockwise-uniform":  # uniform in pieces: the per-block uniformity trap
-        steps = np.repeat(draw(st.sampled_from([[0.1, 0.3], [1.0, 1.0], [2.0, 0.5, 2.0]])), n)[: n - 1]
+        steps = np.repeat(draw(st.sampled_from([[0.1, 0.3], [1.0, 1.0], [2.0, 0.5, 2.0]])), n)[
+            : n - 1
+        ]
         return np.concatenate([[0.0], np.cumsum(steps)])
     increments = draw(st.lists(st.floats(0.05, 10.0), min_size=n - 1, max_size=n - 1))
     dtype = draw(st.sampled_from([np.float64, np.float32]))
@@ -70,9 +72,18 @@ def case(draw):
     edge_order = draw(st.sampled_from([1, 2]))
     shape = tuple(draw(st.integers(edge_order + 1, 7 if ndim < 4 else 4)) for _ in range(ndim))
     chunks = tuple(draw(chunking(n)) for n in shape)
-    dims = draw(st.one_of(st.none(), st.integers(-ndim, ndim - 1), st.permutations(range(ndim)).flatmap(
-        lambda p: st.integers(1, ndim).map(lambda k: tuple(p[:k])))))
-    axes = tuple(range(ndim)) if dims is None else ((dims % ndim,) if isinstance(dims, int) else dims)
+    dims = draw(
+        st.one_of(
+            st.none(),
+            st.integers(-ndim, ndim - 1),
+            st.permutations(range(ndim)).flatmap(
+                lambda p: st.integers(1, ndim).map(lambda k: tuple(p[:k]))
+            ),
+        )
+    )
+    axes = (
+        tuple(range(ndim)) if dims is None else ((dims % ndim,) if isinstance(dims, int) else dims)
+    )
     dtype = draw(st.sampled_from(["float64", "float32", "int32", "complex128", "complex64"]))
     form = draw(st.sampled_from(["none", "scalar", "per-dim"]))
     if form == "none":
@@ -95,7 +106,9 @@ def test_dask_and_numpy_inputs_equal_numpy_gradient_bit_for_bit(c):
         host = [s.compute() if isinstance(s, da.Array) else s for s in spacing]
     expected = numpy_reference(values, host, dims, edge_order)
     eager = daskgrad.gradient(values, spacing=spacing, dim=dims, edge_order=edge_order)
-    lazy = daskgrad.gradient(da.from_array(values, chunks=chunks), spacing=spacing, dim=dims, edge_order=edge_order)
+    lazy = daskgrad.gradient(
+        da.from_array(values, chunks=chunks), spacing=spacing, dim=dims, edge_order=edge_order
+    )
     assert len(eager) == len(lazy) == len(expected)
     for g in lazy:
         assert g.chunks == chunks

@@ -82,7 +82,9 @@ def test_resume_writes_only_missing_blocks_and_equals_a_full_run(inp, tmp_path):
 def test_resume_refuses_a_store_from_another_config(inp, tmp_path):
     out = tmp_path / "out.zarr"
     run(make_config(inp, out), progress=False, echo=lambda s: None)
-    other = make_config(inp, out, gradient={"edge_order": 1}, output={"path": str(out), "mode": "resume"})
+    other = make_config(
+        inp, out, gradient={"edge_order": 1}, output={"path": str(out), "mode": "resume"}
+    )
     with pytest.raises(ConfigError, match="fingerprint differs"):
         run(other, progress=False, echo=lambda s: None)
 
@@ -92,7 +94,12 @@ def test_overwrite_replaces_and_error_refuses(inp, tmp_path):
     run(make_config(inp, out), progress=False, echo=lambda s: None)
     with pytest.raises(ConfigError, match="exists"):
         run(make_config(inp, out), progress=False, echo=lambda s: None)
-    cfg = make_config(inp, out, gradient={"dims": ["lat"], "periodic": {}}, output={"path": str(out), "mode": "overwrite"})
+    cfg = make_config(
+        inp,
+        out,
+        gradient={"dims": ["lat"], "periodic": {}},
+        output={"path": str(out), "mode": "overwrite"},
+    )
     run(cfg, progress=False, echo=lambda s: None)
     assert sorted(xr.open_zarr(out).data_vars) == ["dt2m_dlat", "du_dlat"]
 
@@ -102,21 +109,37 @@ def test_all_nan_blocks_are_written(tmp_path):
     ds = write_input(inp)
     masked = ds.copy()
     masked["t2m"] = ds["t2m"].where(ds["lat"] > 0)  # a land mask: whole blocks of NaN
-    masked.chunk({"time": 4, "level": 3, "lat": 10, "lon": 12}).to_zarr(inp, mode="w", zarr_format=3, consolidated=False)
+    masked.chunk({"time": 4, "level": 3, "lat": 10, "lon": 12}).to_zarr(
+        inp, mode="w", zarr_format=3, consolidated=False
+    )
     out = tmp_path / "out.zarr"
     cfg = make_config(inp, out, gradient={"dims": ["lat", "lon"], "periodic": {"lon": 360.0}})
     run(cfg, progress=False, echo=lambda s: None)
     for v in ("dt2m_dlat", "dt2m_dlon"):
-        assert zstore.present_blocks(str(out), v) == zstore.expected_blocks((8, 19, 24), (4, 10, 12))
+        assert zstore.present_blocks(str(out), v) == zstore.expected_blocks(
+            (8, 19, 24), (4, 10, 12)
+        )
     assert_store_equals(out, reference(inp, cfg))
 
 
 def test_unknown_variable_and_dim_are_config_errors(inp, tmp_path):
     out = tmp_path / "out.zarr"
-    with pytest.raises(ConfigError, match=r"input\.variables: variables: 'T' is not a data variable of the Dataset"):
-        run(make_config(inp, out, input={"path": str(inp), "variables": ["T"]}), progress=False, echo=lambda s: None)
-    with pytest.raises(ConfigError, match=r"gradient\.dims: dim 'depth' is not a dim of the Dataset"):
-        run(make_config(inp, out, gradient={"dims": ["depth"], "periodic": {}}), progress=False, echo=lambda s: None)
+    with pytest.raises(
+        ConfigError, match=r"input\.variables: variables: 'T' is not a data variable of the Dataset"
+    ):
+        run(
+            make_config(inp, out, input={"path": str(inp), "variables": ["T"]}),
+            progress=False,
+            echo=lambda s: None,
+        )
+    with pytest.raises(
+        ConfigError, match=r"gradient\.dims: dim 'depth' is not a dim of the Dataset"
+    ):
+        run(
+            make_config(inp, out, gradient={"dims": ["depth"], "periodic": {}}),
+            progress=False,
+            echo=lambda s: None,
+        )
     assert not out.exists()
 
 
@@ -125,7 +148,11 @@ def test_netcdf_files_by_glob(tmp_path):
     for i, part in enumerate((ds.isel(time=slice(0, 4)), ds.isel(time=slice(4, None)))):
         part.to_netcdf(tmp_path / f"part{i}.nc")
     out = tmp_path / "out.zarr"
-    cfg = make_config(tmp_path / "part*.nc", out, input={"path": str(tmp_path / "part*.nc"), "chunks": {"time": 4, "lat": 10, "lon": 12}})
+    cfg = make_config(
+        tmp_path / "part*.nc",
+        out,
+        input={"path": str(tmp_path / "part*.nc"), "chunks": {"time": 4, "lat": 10, "lon": 12}},
+    )
     run(cfg, progress=False, echo=lambda s: None)
     expected = ds.grad.compute(["time", "lat", "lon"], edge_order=2, periodic={"lon": 360.0})
     got = xr.open_zarr(out)
@@ -178,7 +205,9 @@ def test_small_blocks_get_a_note_only_when_they_are_many(inp, tmp_path, monkeypa
     assert small_blocks_note(p, min_blocks=10, min_bytes=1024) is None  # blocks above the size
 
     lines = []
-    monkeypatch.setattr(daskgrad.batch.runner, "small_blocks_note", lambda p: small_blocks_note(p, min_blocks=10))
+    monkeypatch.setattr(
+        daskgrad.batch.runner, "small_blocks_note", lambda p: small_blocks_note(p, min_blocks=10)
+    )
     run(make_config(inp, tmp_path / "out.zarr"), progress=False, echo=lines.append)
     assert sum(line.startswith("note: 48 output blocks") for line in lines) == 1
 
@@ -187,13 +216,21 @@ def test_name_template_collisions_are_decided_with_the_data(inp, tmp_path):
     """One rule for the template (daskgrad.core.options): a template without {dim} is refused only
     when two outputs would share a name, naming output.name, as the accessor does."""
     out = tmp_path / "out.zarr"
-    with pytest.raises(ConfigError, match=r"output\.name: name='g_\{var\}' gives the same output name"):
+    with pytest.raises(
+        ConfigError, match=r"output\.name: name='g_\{var\}' gives the same output name"
+    ):
         run(make_config(inp, out, output={"name": "g_{var}"}), progress=False, echo=lambda s: None)
     assert not out.exists()
-    cfg = make_config(inp, out, gradient={"dims": ["lat"], "periodic": {}}, output={"name": "g_{var}"})
+    cfg = make_config(
+        inp, out, gradient={"dims": ["lat"], "periodic": {}}, output={"name": "g_{var}"}
+    )
     run(cfg, progress=False, echo=lambda s: None)
     got = xr.open_zarr(out)
-    expected = xr.open_zarr(inp, consolidated=False).load().grad.compute("lat", edge_order=2, name="g_{var}")
+    expected = (
+        xr.open_zarr(inp, consolidated=False)
+        .load()
+        .grad.compute("lat", edge_order=2, name="g_{var}")
+    )
     assert sorted(got.data_vars) == sorted(expected.data_vars) == ["g_t2m", "g_u"]
     for v in expected.data_vars:
         np.testing.assert_array_equal(got[v].values, expected[v].values)

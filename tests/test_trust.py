@@ -159,7 +159,7 @@ def test_resume_after_the_input_changed(tmp_path, figures):
     result = invoke("run", "--no-progress", config, "--set", "output.mode=overwrite")
     assert result.exit_code == 0, result.output
     assert_same_bits(out, grid_reference(new))
-    figures(f"refused with {written} of 128 blocks kept: {line[line.index('the input'):][:70]}...")
+    figures(f"refused with {written} of 128 blocks kept: {line[line.index('the input') :][:70]}...")
 
 
 def test_input_changed_during_the_run(tmp_path, figures):
@@ -219,7 +219,9 @@ def test_stalled_writer_cannot_write_after_a_takeover(tmp_path, figures):
     """Run A SIGSTOPped mid-run; run B (`mode: overwrite`, another input) started => B is refused while A's lease lives (one line naming A's host and pid), takes over once it expires and completes; A, continued, ends with exit 1 and one line, and the store is B's result bit for bit, complete."""
     inp_a, inp_b, out = tmp_path / "a.zarr", tmp_path / "b.zarr", tmp_path / "out.zarr"
     write_grid(inp_a, 256, 16)
-    values_b = write_grid(inp_b, 256, 16, values=np.random.default_rng(5).standard_normal((256, 256)))
+    values_b = write_grid(
+        inp_b, 256, 16, values=np.random.default_rng(5).standard_normal((256, 256))
+    )
     lease = {"lease_seconds": 4}
     config_a = grid_config(tmp_path / "a.yaml", inp_a, out, output=lease)
     config_b = grid_config(tmp_path / "b.yaml", inp_b, out, output={**lease, "mode": "overwrite"})
@@ -261,8 +263,14 @@ def test_stalled_writer_cannot_write_after_a_takeover(tmp_path, figures):
     state = _state(out)
     assert state["complete"] is True and state["state"] == "complete"
     assert_same_bits(out, grid_reference(values_b))
-    mid = "" if locked is None else f", first frozen mid-write (B refused: lock held), re-stopped {restops}x"
-    figures(f"A stopped at {at} blocks{mid}; B took over after the lease expired; A: {a_line[7:60]}...")
+    mid = (
+        ""
+        if locked is None
+        else f", first frozen mid-write (B refused: lock held), re-stopped {restops}x"
+    )
+    figures(
+        f"A stopped at {at} blocks{mid}; B took over after the lease expired; A: {a_line[7:60]}..."
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -280,7 +288,9 @@ def test_accessor_to_zarr_refuses_its_own_source(tmp_path, monkeypatch, figures)
     cases = [(ds, "in.zarr"), (ds, str(tmp_path / "in.zarr") + "/"), (ds, "in.zarr/g.zarr"),
              (ds, "."), (ds["a"], "in.zarr"), (xr.open_dataset("in.nc", chunks={}), "in.nc")]  # fmt: skip
     for obj, target in cases:
-        with pytest.raises(ValueError, match=r"^store=.* the source .* of the data being differentiated"):
+        with pytest.raises(
+            ValueError, match=r"^store=.* the source .* of the data being differentiated"
+        ):
             obj.grad.to_zarr(target, mode="w")
     assert tree_snapshot(tmp_path / "in.zarr") == before
     ds.grad.to_zarr("g.zarr")  # elsewhere is fine
@@ -302,11 +312,13 @@ def test_tilde_paths_are_normalized_before_checks(tmp_path, monkeypatch, figures
             result = invoke(command, config)
             assert result.exit_code == 2, result.output
             line = _one_line(result.stderr)
-            assert "output.path" in line and ("inside the input" in line or "is the input itself" in line)
+            assert "output.path" in line and (
+                "inside the input" in line or "is the input itself" in line
+            )
             assert "delete" not in line
     assert tree_snapshot(tmp_path / "in.zarr") == before
     assert not (tmp_path / "~").exists()
-    figures(line[line.index("output.path"):][:100])
+    figures(line[line.index("output.path") :][:100])
 
 
 # --------------------------------------------------------------------------------------------
@@ -331,24 +343,36 @@ def test_zarr_format_2_input(tmp_path, figures):
     figures("run and accessor: v3 output, equal bits")
 
 
-@pytest.mark.parametrize(("url", "package"), [("s3://bucket/in.zarr", "s3fs"), ("https://example.org/in.zarr", "aiohttp")])
+@pytest.mark.parametrize(
+    ("url", "package"),
+    [("s3://bucket/in.zarr", "s3fs"), ("https://example.org/in.zarr", "aiohttp")],
+)
 def test_url_input_without_its_package(tmp_path, url, package, figures, monkeypatch):
     """An `s3://` or `https://` input without s3fs/aiohttp installed => validate and run: exit 2 with one line naming the package; nothing written."""
     # Hide the package from the real command, installed or not: a module of that name that
     # fails to import comes first on the path.
     hidden = tmp_path / "hidden"
     (hidden / package).mkdir(parents=True)
-    (hidden / package / "__init__.py").write_text(f'raise ImportError("No module named {package!r}")\n')
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(hidden), os.environ.get("PYTHONPATH")])))
+    (hidden / package / "__init__.py").write_text(
+        f'raise ImportError("No module named {package!r}")\n'
+    )
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [str(hidden), os.environ.get("PYTHONPATH")]))
+    )
     config = tmp_path / "c.yaml"
-    config.write_text(yaml.safe_dump({"input": {"path": url}, "output": {"path": str(tmp_path / "o.zarr")}}))
+    config.write_text(
+        yaml.safe_dump({"input": {"path": url}, "output": {"path": str(tmp_path / "o.zarr")}})
+    )
     for command in ("validate", "run"):
         result = daskgrad(command, config)
         assert result.returncode == 2, result.stderr
         line = _one_line(result.stderr)
-        assert line == f"{config}: input.path: {url!r} needs the package {package!r}, which is not installed (pip install {package})"
+        assert (
+            line
+            == f"{config}: input.path: {url!r} needs the package {package!r}, which is not installed (pip install {package})"
+        )
     assert not (tmp_path / "o.zarr").exists()
-    figures(line[len(str(config)) + 2:])
+    figures(line[len(str(config)) + 2 :])
 
 
 def test_names_with_a_backslash_are_refused(tmp_path, figures):
@@ -372,7 +396,7 @@ def test_names_with_a_backslash_are_refused(tmp_path, figures):
     with pytest.raises(ValueError, match=r"^name='d\{var\}\\\\d\{dim\}' contains"):
         ok.grad.to_zarr(tmp_path / "acc.zarr", name="d{var}\\d{dim}")
     assert not (tmp_path / "acc.zarr").exists()
-    figures(lines[2][lines[2].index("input.variables"):][:80])
+    figures(lines[2][lines[2].index("input.variables") :][:80])
 
 
 # --------------------------------------------------------------------------------------------
@@ -399,7 +423,9 @@ def test_address_that_is_not_a_dask_scheduler(tmp_path, figures):
 
     threading.Thread(target=accept, daemon=True).start()
     address = f"tcp://127.0.0.1:{server.getsockname()[1]}"
-    config = _small_config(tmp_path, inp, out, cluster={"kind": "address", "address": address, "connect_timeout": 2})
+    config = _small_config(
+        tmp_path, inp, out, cluster={"kind": "address", "address": address, "connect_timeout": 2}
+    )
     t0 = time.monotonic()
     try:
         result = daskgrad("run", "--no-progress", config, timeout=60)
@@ -410,7 +436,9 @@ def test_address_that_is_not_a_dask_scheduler(tmp_path, figures):
     seconds = time.monotonic() - t0
     assert result.returncode == 1, result.stderr
     line = _one_line(result.stderr)
-    assert line.startswith(f"error: cannot start or reach the cluster (existing cluster at {address}): ")
+    assert line.startswith(
+        f"error: cannot start or reach the cluster (existing cluster at {address}): "
+    )
     assert "did not answer as a dask scheduler within 2 s (cluster.connect_timeout)" in line
     assert not out.exists()
     figures(f"ended in {seconds:.1f} s (process start included)")
@@ -425,18 +453,23 @@ def test_jobqueue_without_its_submit_command(tmp_path, figures):
     (bin_dir / "python").symlink_to(sys.executable)
     lines = []
     for kind, command in [("slurm", "sbatch"), ("pbs", "qsub"), ("lsf", "bsub")]:
-        config = _small_config(tmp_path, inp, out, cluster={"kind": kind, "jobqueue": {"cores": 1, "memory": "1GiB"}})
+        config = _small_config(
+            tmp_path, inp, out, cluster={"kind": kind, "jobqueue": {"cores": 1, "memory": "1GiB"}}
+        )
         result = invoke("run", "--no-progress", config) if shutil.which(command) is None else None
         if result is None:
             continue
         assert result.exit_code == 2, result.output
         line = _one_line(result.stderr)
-        assert f"cluster.kind: {kind} submits worker jobs with {command!r}, which is not on PATH" in line
+        assert (
+            f"cluster.kind: {kind} submits worker jobs with {command!r}, which is not on PATH"
+            in line
+        )
         lines.append(line)
         assert not out.exists()
     if not lines:
         pytest.skip(reason="every batch system's submit command is installed here")
-    figures(lines[0][lines[0].index("cluster.kind"):][:80])
+    figures(lines[0][lines[0].index("cluster.kind") :][:80])
 
 
 # --------------------------------------------------------------------------------------------
@@ -451,7 +484,12 @@ def test_store_creation_killed_then_resume_or_overwrite(tmp_path, figures):
     inp = tmp_path / "in.zarr"
     values = write_grid(inp, 64, 8)
     want = grid_reference(values)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE.parent), os.environ.get("PYTHONPATH")]))}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(HERE.parent), os.environ.get("PYTHONPATH")])
+        ),
+    }
 
     def kill_at(k: int) -> tuple[int, Path]:
         out = tmp_path / f"k{k}" / "out.zarr"
@@ -466,7 +504,9 @@ def test_store_creation_killed_then_resume_or_overwrite(tmp_path, figures):
     states = set()
     for (code, out), k in zip(killed, KILL_POINTS):
         assert code == -signal.SIGKILL, f"creation ended before event {k}"
-        states.add("absent" if not out.exists() else "state" if zstore.read_state(str(out)) else "no state")
+        states.add(
+            "absent" if not out.exists() else "state" if zstore.read_state(str(out)) else "no state"
+        )
         copy = out.with_name("copy.zarr")
         if out.exists():
             shutil.copytree(out, copy)
@@ -480,8 +520,12 @@ def test_store_creation_killed_then_resume_or_overwrite(tmp_path, figures):
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "thesis.tex").write_text("years of work")
-    result = invoke("run", "--no-progress", _small_config(tmp_path, inp, foreign, output={"mode": "overwrite"}))
-    assert result.exit_code == 2 and "is not a zarr store; refusing to overwrite it" in result.stderr
+    result = invoke(
+        "run", "--no-progress", _small_config(tmp_path, inp, foreign, output={"mode": "overwrite"})
+    )
+    assert (
+        result.exit_code == 2 and "is not a zarr store; refusing to overwrite it" in result.stderr
+    )
     assert (foreign / "thesis.tex").exists()
     figures(f"{len(KILL_POINTS)} kill points; left {sorted(states)}; all resumed and overwritten")
 
@@ -509,8 +553,13 @@ def test_verify_repairs_a_complete_store(tmp_path, figures):
     assert "blocks written: 3 of 128" in result.stdout
     assert _state(out)["complete"] is True
     assert_same_bits(out, grid_reference(values))
-    assert xr.open_zarr(out, consolidated=True)["da_dx"].values.tobytes() == grid_reference(values)["da_dx"].tobytes()
-    again = invoke("run", "--no-progress", config, "--set", "output.mode=resume", "--set", "output.verify=true")
+    assert (
+        xr.open_zarr(out, consolidated=True)["da_dx"].values.tobytes()
+        == grid_reference(values)["da_dx"].tobytes()
+    )
+    again = invoke(
+        "run", "--no-progress", config, "--set", "output.mode=resume", "--set", "output.verify=true"
+    )
     assert "is already complete; every chunk decodes; nothing to do" in again.stdout
     figures("3 of 128 damaged; repaired 3; verified again: all decode")
 

@@ -32,7 +32,9 @@ def cases() -> list[TorchCase]:
     out = [
         # The examples of the torch.gradient documentation.
         TorchCase("doc_1d", np.array([-2.0, 1.0, -3.0, 4.0, 5.0], np.float32) ** 2 + 5),
-        TorchCase("doc_spacing_half", np.array([0.0, 0.25, 1.0, 2.25], np.float32), {"spacing": (0.5,)}),
+        TorchCase(
+            "doc_spacing_half", np.array([0.0, 0.25, 1.0, 2.25], np.float32), {"spacing": (0.5,)}
+        ),
         TorchCase("doc_3x3", np.arange(1.0, 10.0, dtype=np.float32).reshape(3, 3)),
         TorchCase("doc_3x3x3", np.arange(27.0, dtype=np.float32).reshape(3, 3, 3)),
     ]
@@ -46,15 +48,23 @@ def cases() -> list[TorchCase]:
             dims = (2, 0)
             coords = [np.cumsum(rng.random(shape[d]) + 0.1) for d in dims]
             # torch evaluates the non-uniform formulas in another order: agreement to rounding.
-            out.append(TorchCase(
-                f"coords_seed{seed}_edge{edge_order}", values,
-                {"spacing": coords, "dim": dims, "edge_order": edge_order}, rtol=1e-12,
-            ))
+            out.append(
+                TorchCase(
+                    f"coords_seed{seed}_edge{edge_order}",
+                    values,
+                    {"spacing": coords, "dim": dims, "edge_order": edge_order},
+                    rtol=1e-12,
+                )
+            )
         values = np.random.default_rng(1).standard_normal((5, 6))
-        out.append(TorchCase(
-            f"per_dim_scalars_edge{edge_order}", values, {"spacing": [0.5, 2.0], "edge_order": edge_order},
-            rtol=1e-13,
-        ))
+        out.append(
+            TorchCase(
+                f"per_dim_scalars_edge{edge_order}",
+                values,
+                {"spacing": [0.5, 2.0], "edge_order": edge_order},
+                rtol=1e-13,
+            )
+        )
     return out
 
 

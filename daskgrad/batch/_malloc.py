@@ -62,6 +62,7 @@ def malloc_env(memory_limit: int | None = None) -> dict[str, str]:
     threshold = str(threshold_for(memory_limit))
     return {**MALLOC_ENV, "MALLOC_MMAP_THRESHOLD_": threshold, "MALLOC_TRIM_THRESHOLD_": threshold}
 
+
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 _M_ARENA_MAX = -8

@@ -178,7 +178,6 @@ def warmed_resident() -> int:
     import xarray  # noqa: F401
     import zarr  # noqa: F401
 
-
     return resident_here()
 
 

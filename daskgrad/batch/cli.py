@@ -59,7 +59,10 @@ def _setup_logging(verbose: int) -> None:
 
 
 set_option = click.option(
-    "--set", "overrides", multiple=True, metavar="KEY=VALUE",
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
     help="Override one config key by its dotted path, e.g. --set output.path=/scratch/g.zarr.",
 )
 
@@ -188,9 +191,21 @@ def validate(config: str, overrides: tuple[str, ...]) -> None:
 
 
 @main.command()
-@click.option("--out", "out", default="daskgrad-demo", show_default=True, type=click.Path(file_okay=False),
-              help="Folder for the synthetic input and the gradient store.")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a key of configs/demo.yaml.")
+@click.option(
+    "--out",
+    "out",
+    default="daskgrad-demo",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Folder for the synthetic input and the gradient store.",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a key of configs/demo.yaml.",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 def demo(out: str, overrides: tuple[str, ...], no_progress: bool) -> None:
     """Make a synthetic dataset in OUT and run configs/demo.yaml on it."""
@@ -203,7 +218,9 @@ def demo(out: str, overrides: tuple[str, ...], no_progress: bool) -> None:
         probe.touch()  # mkdir succeeds on an existing read-only folder; writing tells
         probe.unlink()
     except OSError as err:
-        _fail_config(ConfigError("--out", None, None, f"cannot write to {out!r}: {err.strerror or err}"))
+        _fail_config(
+            ConfigError("--out", None, None, f"cannot write to {out!r}: {err.strerror or err}")
+        )
     source = folder / "input.zarr"
     config = str(demo_config_path())
     cfg = _load(
@@ -213,7 +230,9 @@ def demo(out: str, overrides: tuple[str, ...], no_progress: bool) -> None:
     if not source.exists():
         click.echo(f"writing synthetic input {source}")
         chunks = dict(cfg.input.chunks or {})
-        make_demo_dataset().chunk(chunks).to_zarr(source, mode="w", zarr_format=3, consolidated=False)
+        make_demo_dataset().chunk(chunks).to_zarr(
+            source, mode="w", zarr_format=3, consolidated=False
+        )
     _run(cfg, config, verify=False, progress=not no_progress)
     import xarray as xr
 
@@ -231,18 +250,37 @@ def demo(out: str, overrides: tuple[str, ...], no_progress: bool) -> None:
 @main.command()
 @click.argument("store", type=str)
 @click.argument("variable", type=str)
-@click.option("--out", "out", default=None, type=click.Path(dir_okay=False),
-              help="The PNG to write (default: VARIABLE.png here).")
-@click.option("--sel", "sel", multiple=True, metavar="DIM=VALUE",
-              help="Fix a dim at the coordinate value nearest VALUE (repeatable).")
-@click.option("--isel", "isel", multiple=True, metavar="DIM=INDEX", help="Fix a dim at an index (repeatable).")
-def plot(store: str, variable: str, out: str | None, sel: tuple[str, ...], isel: tuple[str, ...]) -> None:
+@click.option(
+    "--out",
+    "out",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="The PNG to write (default: VARIABLE.png here).",
+)
+@click.option(
+    "--sel",
+    "sel",
+    multiple=True,
+    metavar="DIM=VALUE",
+    help="Fix a dim at the coordinate value nearest VALUE (repeatable).",
+)
+@click.option(
+    "--isel", "isel", multiple=True, metavar="DIM=INDEX", help="Fix a dim at an index (repeatable)."
+)
+def plot(
+    store: str, variable: str, out: str | None, sel: tuple[str, ...], isel: tuple[str, ...]
+) -> None:
     """Write a PNG of one slice of VARIABLE in STORE (a map for lat/lon dims)."""
     from daskgrad.batch.plot import INSTALL_HINT, PlotError, parse_selection, plot_store
 
     try:
-        result = plot_store(store, variable, out=out, sel=parse_selection(sel, "--sel"),
-                            isel=parse_selection(isel, "--isel"))
+        result = plot_store(
+            store,
+            variable,
+            out=out,
+            sel=parse_selection(sel, "--sel"),
+            isel=parse_selection(isel, "--isel"),
+        )
     except PlotError as err:
         _fail_config(err)
     except ImportError as err:

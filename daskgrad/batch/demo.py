@@ -54,12 +54,28 @@ def make_demo_dataset(
     ).astype(np.float32)
     return xr.Dataset(
         {
-            "t2m": (("time", "lat", "lon"), t2m, {"long_name": "2 metre temperature", "standard_name": "air_temperature", "units": "K"}),
-            "u": (("time", "level", "lat", "lon"), u, {"long_name": "eastward wind", "standard_name": "eastward_wind", "units": "m s-1"}),
+            "t2m": (
+                ("time", "lat", "lon"),
+                t2m,
+                {
+                    "long_name": "2 metre temperature",
+                    "standard_name": "air_temperature",
+                    "units": "K",
+                },
+            ),
+            "u": (
+                ("time", "level", "lat", "lon"),
+                u,
+                {"long_name": "eastward wind", "standard_name": "eastward_wind", "units": "m s-1"},
+            ),
         },
         coords={
             "time": ("time", time, {"standard_name": "time"}),
-            "level": ("level", level, {"long_name": "pressure level", "standard_name": "air_pressure", "units": "hPa"}),
+            "level": (
+                "level",
+                level,
+                {"long_name": "pressure level", "standard_name": "air_pressure", "units": "hPa"},
+            ),
             "lat": ("lat", lat, {"standard_name": "latitude", "units": "degrees_north"}),
             "lon": ("lon", lon, {"standard_name": "longitude", "units": "degrees_east"}),
         },

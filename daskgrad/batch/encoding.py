@@ -368,13 +368,13 @@ def resolve(
             raise OptionError(
                 "encoding.dtype",
                 f"{s.dtype!r} cannot store {variable!r}, whose values are "
-                f"{result_dtype} (only float and complex results are cast)"
+                f"{result_dtype} (only float and complex results are cast)",
             )
         if result_dtype.kind == "c" and dtype.kind != "c":
             raise OptionError(
                 "encoding.dtype",
                 f"{s.dtype!r} would drop the imaginary part of {variable!r} "
-                f"({result_dtype}); use complex64 or complex128"
+                f"({result_dtype}); use complex64 or complex128",
             )
     enc: dict[str, Any] = {"compressors": _compressors(s, dtype.itemsize, encoding.zarr_format)}
     blocks = None
@@ -384,7 +384,7 @@ def resolve(
             if unknown:
                 raise OptionError(
                     "encoding.shards",
-                    f"dim {unknown[0]!r} is not a dim of {variable!r} ({', '.join(dims)})"
+                    f"dim {unknown[0]!r} is not a dim of {variable!r} ({', '.join(dims)})",
                 )
         blocks = shard_blocks(s.shards, dims, chunk_shape, grid, dtype.itemsize)
         enc["shards"] = tuple(b * c for b, c in zip(blocks, chunk_shape))
@@ -406,8 +406,7 @@ def resolve_all(
     if unknown:
         raise OptionError(
             "encoding.variables",
-            f"{unknown[0]!r} is not an output variable; the outputs are "
-            f"{', '.join(names)}"
+            f"{unknown[0]!r} is not an output variable; the outputs are {', '.join(names)}",
         )
     layouts = {}
     for v in names:

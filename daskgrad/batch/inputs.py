@@ -28,9 +28,11 @@ def _region_text(key: tuple) -> str:
     >>> _region_text((slice(0, 4), 2))
     '[0:4, 2]'
     """
-    return "[" + ", ".join(
-        f"{s.start}:{s.stop}" if isinstance(s, slice) else str(s) for s in key
-    ) + "]"
+    return (
+        "["
+        + ", ".join(f"{s.start}:{s.stop}" if isinstance(s, slice) else str(s) for s in key)
+        + "]"
+    )
 
 
 class _NamedGetter:
@@ -77,7 +79,9 @@ def open_input(cfg: InputConfig) -> xr.Dataset:
             warnings.filterwarnings("ignore", message="Failed to open Zarr store with consolidated")
             # storage_options (endpoint, anon, profile) reach fsspec for a URL; None for a path.
             options = cfg.storage_options if "://" in cfg.path else None
-            ds = xr.open_dataset(cfg.path, engine="zarr", chunks=None, storage_options=options or None)
+            ds = xr.open_dataset(
+                cfg.path, engine="zarr", chunks=None, storage_options=options or None
+            )
     else:
         found = resolve_input(cfg.path)
         paths = found.paths
@@ -101,7 +105,9 @@ def open_input(cfg: InputConfig) -> xr.Dataset:
                 # Stored without chunks (a contiguous netCDF variable): one block would be the
                 # whole variable, so let dask size the blocks (``array.chunk-size``, 128 MiB).
                 chunks[d] = "auto"
-        normalized = da.core.normalize_chunks(tuple(chunks[d] for d in var.dims), var.shape, dtype=var.dtype)
+        normalized = da.core.normalize_chunks(
+            tuple(chunks[d] for d in var.dims), var.shape, dtype=var.dtype
+        )
         chunked[name] = var.chunk(
             dict(zip(var.dims, normalized)),
             from_array_kwargs={"getitem": _NamedGetter(str(name), normalized)},

@@ -57,6 +57,7 @@ _WALLTIME_PARTS = re.compile(r"^(?:(\d+)-)?(\d{1,2}):(\d{2}):(\d{2})$")
 # Job keywords daskgrad sets itself; a config must not override them.
 _RESERVED_JOB_KWARGS = frozenset({"scheduler", "name", "job_name", "config_name", "protocol"})
 
+
 def jobqueue_kwargs(cfg: Any, *, extra_env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """dask-jobqueue Job keyword arguments for ``cfg.jobqueue`` (only the keys that are set).
 
@@ -251,5 +252,3 @@ def _worker_env(extra_env: Mapping[str, str] | None) -> dict[str, str]:
         env[key] = value
     env.update(WORKER_ENV)  # never overridable: resume depends on it (docs/reliability.md)
     return env
-
-

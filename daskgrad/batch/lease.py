@@ -298,7 +298,11 @@ class Lease:
         """
         wait = min(10.0, self.seconds) if wait is None else wait
         with _locked(self.store, exclusive=True, wait=wait, create=True) as lease:
-            if lease is not None and lease.get("owner") != self.run_id and _is_live(lease, time.time()):
+            if (
+                lease is not None
+                and lease.get("owner") != self.run_id
+                and _is_live(lease, time.time())
+            ):
                 raise LeaseHeld(
                     f"the output {self.store!r} is in use by {describe(lease)}; wait for it "
                     "to finish, or, if it is stopped for good, until its lease expires"

@@ -57,7 +57,11 @@ def _fsspec_lines(url: str, storage_options: Mapping[str, Any]) -> list[str]:
     lines = []
     for key, info in sorted(fs.find(root, detail=True).items()):
         stamp = next(
-            (str(info[k]) for k in ("mtime", "LastModified", "last_modified", "ETag", "etag") if k in info),
+            (
+                str(info[k])
+                for k in ("mtime", "LastModified", "last_modified", "ETag", "etag")
+                if k in info
+            ),
             "",
         )
         lines.append(f"{key}\t{info.get('size')}\t{stamp}")

@@ -92,7 +92,9 @@ class Plan:
 
     def block_count(self, variable: str) -> int:
         """Blocks (zarr chunks) of an output variable."""
-        return int(np.prod(zstore.chunk_grid(self.result[variable].shape, self.chunk_shapes[variable])))
+        return int(
+            np.prod(zstore.chunk_grid(self.result[variable].shape, self.chunk_shapes[variable]))
+        )
 
 
 def _refuse(source: str, key: str, reason: str) -> ConfigError:
@@ -137,7 +139,9 @@ def _coordinate_checksums(ds: xr.Dataset) -> dict[str, str]:
     sums = {}
     for name, coord in ds.coords.items():
         values = np.asarray(coord.values)
-        sums[str(name)] = hashlib.sha256(values.tobytes() + str(values.dtype).encode()).hexdigest()[:16]
+        sums[str(name)] = hashlib.sha256(values.tobytes() + str(values.dtype).encode()).hexdigest()[
+            :16
+        ]
     return sums
 
 
@@ -153,7 +157,9 @@ def plan(cfg: RunConfig, source: str = "<config>") -> Plan:
         ) from err
     except (OSError, ValueError, KeyError) as err:
         raise _refuse(
-            source, "input.path", f"cannot open {cfg.input.path!r} as {cfg.input.resolved_engine}: {err}"
+            source,
+            "input.path",
+            f"cannot open {cfg.input.path!r} as {cfg.input.resolved_engine}: {err}",
         ) from err
     except Exception as err:  # object storage: credentials, endpoint, access (one line)
         problem = storage_problem(err)
@@ -177,7 +183,15 @@ def plan(cfg: RunConfig, source: str = "<config>") -> Plan:
     identity = {
         "daskgrad": daskgrad.__version__,
         "input": cfg.input.path,
-        "variables": {v: [list(ds[v].dims), list(ds[v].shape), str(ds[v].dtype), list(map(list, ds[v].chunks or ()))] for v in variables},
+        "variables": {
+            v: [
+                list(ds[v].dims),
+                list(ds[v].shape),
+                str(ds[v].dtype),
+                list(map(list, ds[v].chunks or ())),
+            ]
+            for v in variables
+        },
         "coords": _coordinate_checksums(ds),
         "gradient": cfg.gradient.model_dump(mode="json"),
         "name": cfg.output.name,
@@ -196,10 +210,16 @@ def plan(cfg: RunConfig, source: str = "<config>") -> Plan:
     shards = {v: lay.shard_blocks for v, lay in layouts.items()}
     groups = [group_of(ds, result, vp, chunk_shapes, shards) for vp in gplan.variables]
     p = Plan(
-        cfg, source, ds, result, chunk_shapes, fingerprint, bytes_in, groups=groups,
-        input_digest=digest, layouts=layouts,
+        cfg,
+        source,
+        ds,
+        result,
+        chunk_shapes,
+        fingerprint,
+        bytes_in,
+        groups=groups,
+        input_digest=digest,
+        layouts=layouts,
     )
     check_memory(p, configured_worker(cfg.cluster))
     return p
-
-

@@ -90,7 +90,11 @@ class RunSummary:
         ['read 1.0 MiB, wrote 3.0 MiB in 2.0 s (1.5 MiB/s written)', 'peak memory driver: 256.0 MiB']
         """
         rate = self.bytes_written / self.seconds / 2**20 if self.seconds else 0.0
-        out = [f"repaired {self.repaired} damaged chunk(s) of a complete store"] if self.repaired else []
+        out = (
+            [f"repaired {self.repaired} damaged chunk(s) of a complete store"]
+            if self.repaired
+            else []
+        )
         out += [
             f"blocks written: {self.blocks_written} of {self.blocks_total}",
             f"read {size_text(self.bytes_read)}, wrote {size_text(self.bytes_written)} in "
@@ -191,11 +195,20 @@ def prepare_store(
     exists = store.exists() if isinstance(store, RemoteStore) else Path(out.path).exists()
     state = zstore.read_state(store) if exists else None
     if exists and out.mode == "error":
-        raise ConfigError(p.source, "output.path", None, f"{out.path!r} exists; use --set output.mode=overwrite or resume")
+        raise ConfigError(
+            p.source,
+            "output.path",
+            None,
+            f"{out.path!r} exists; use --set output.mode=overwrite or resume",
+        )
     half = exists and _never_created(p, state)
     replace = exists and (out.mode == "overwrite" or half)
     if replace:
-        log.info("%s: replacing %s", "overwrite" if out.mode == "overwrite" else "half-created store", out.path)
+        log.info(
+            "%s: replacing %s",
+            "overwrite" if out.mode == "overwrite" else "half-created store",
+            out.path,
+        )
         exists = False
     if not exists:
         p.store_id = uuid.uuid4().hex
@@ -214,14 +227,18 @@ def prepare_store(
 
     if state is None or state.get("fingerprint") != p.fingerprint:
         raise ConfigError(
-            p.source, "output.mode", None,
+            p.source,
+            "output.mode",
+            None,
             f"cannot resume {out.path!r}: it was written by a different config or input "
             "(fingerprint differs); use --set output.mode=overwrite",
         )
     change = _input_changed(p, state)
     if change:
         raise ConfigError(
-            p.source, "output.mode", None,
+            p.source,
+            "output.mode",
+            None,
             f"cannot resume {out.path!r}: the input changed since the store was created "
             f"({change}); use --set output.mode=overwrite",
         )
@@ -279,7 +296,9 @@ def _unreadable(p: Plan, variable: str, present: set, client: Any, *, remove: bo
     return bad
 
 
-def _region(index: tuple[int, ...], chunk_shape: tuple[int, ...], shape: tuple[int, ...]) -> tuple[slice, ...]:
+def _region(
+    index: tuple[int, ...], chunk_shape: tuple[int, ...], shape: tuple[int, ...]
+) -> tuple[slice, ...]:
     return tuple(slice(i * c, min(n, (i + 1) * c)) for i, c, n in zip(index, chunk_shape, shape))
 
 
@@ -332,7 +351,9 @@ def run(
     check_paths(cfg, source=source)
     p = plan(cfg, source)
     t0 = time.perf_counter()
-    echo(f"daskgrad {daskgrad.__version__}: {len(p.variables)} output variable(s) -> {cfg.output.path}")
+    echo(
+        f"daskgrad {daskgrad.__version__}: {len(p.variables)} output variable(s) -> {cfg.output.path}"
+    )
     glob_note = resolve_input(cfg.input.path).note(cfg.input.path)
     if glob_note:
         echo(glob_note)
@@ -396,9 +417,7 @@ def run(
         if tiles:
             echo(tiles_line(p, plans, len(tiles), read, worker, client))
         try:
-            written = TileWriter(
-                {v: p.result[v].data for v in p.variables}, p.store, p.token
-            ).run(
+            written = TileWriter({v: p.result[v].data for v in p.variables}, p.store, p.token).run(
                 tiles,
                 client=client,
                 stall_timeout=cfg.cluster.stall_timeout,
@@ -450,7 +469,9 @@ def _check_before_complete(p: Plan, lease: Lease | None) -> None:
     cfg = p.config
     if p.input_digest is not None:
         now = input_digest(
-            cfg.input.path, cfg.input.resolved_engine, p.input_digest.get("arrays", []),
+            cfg.input.path,
+            cfg.input.resolved_engine,
+            p.input_digest.get("arrays", []),
             storage_options=cfg.input.storage_options,
         )
         change = describe_change(p.input_digest, now)

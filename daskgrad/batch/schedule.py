@@ -81,8 +81,6 @@ class Group:
     shard: tuple[int, ...] | None = None
 
 
-
-
 def group_of(
     ds: xr.Dataset,
     result: xr.Dataset,
@@ -129,8 +127,6 @@ def _common_shard(shards: Sequence[tuple[int, ...] | None]) -> tuple[int, ...] |
     return tuple(math.lcm(*column) for column in zip(*given))
 
 
-
-
 def tile_plans(groups: Sequence[Group], worker: WorkerMemory, workers: int) -> dict[str, TilePlan]:
     """Per input variable, its block grid cut into tiles that fit one worker's memory.
 
@@ -155,7 +151,10 @@ def tile_plans(groups: Sequence[Group], worker: WorkerMemory, workers: int) -> d
         min_columns = 2 * workers if workers > 1 else 1
         if g.shard is None:
             plans[g.source] = choose_plan(
-                g.grid, g.axes, worker.capacity(g.cost), periodic=g.periodic,
+                g.grid,
+                g.axes,
+                worker.capacity(g.cost),
+                periodic=g.periodic,
                 min_columns=min_columns,
             )
             continue
@@ -164,8 +163,11 @@ def tile_plans(groups: Sequence[Group], worker: WorkerMemory, workers: int) -> d
         per = g.shard
         coarse = tuple(-(-n // p) for n, p in zip(g.grid, per))
         tp = choose_plan(
-            coarse, g.axes, worker.capacity(g.cost) // math.prod(per),
-            periodic=g.periodic, min_columns=min_columns,
+            coarse,
+            g.axes,
+            worker.capacity(g.cost) // math.prod(per),
+            periodic=g.periodic,
+            min_columns=min_columns,
         )
         box = tuple(min(n, b * p) for n, b, p in zip(g.grid, tp.box, per))
         plans[g.source] = TilePlan(g.grid, box, tp.axes, g.periodic, tp.stream)
@@ -225,7 +227,9 @@ def check_memory(p: Any, worker: WorkerMemory | None, *, key: str | None = None)
     for g in p.groups:
         if g.shard is not None and worker.capacity(g.cost) < math.prod(g.shard):
             raise ConfigError(
-                p.source, "output.encoding.shards", None,
+                p.source,
+                "output.encoding.shards",
+                None,
                 f"a shard of {' x '.join(map(str, g.shard))} blocks of {g.source!r} "
                 f"({g.block_text}) is written by one task, but {size_text(worker.limit)} per "
                 f"worker holds the work of {worker.capacity(g.cost)} block(s) at once; set "
@@ -235,7 +239,9 @@ def check_memory(p: Any, worker: WorkerMemory | None, *, key: str | None = None)
             continue
         least = worker.least(g.cost)
         raise ConfigError(
-            p.source, key, None,
+            p.source,
+            key,
+            None,
             f"{size_text(worker.limit)} per worker is too small for the blocks of {g.source!r} "
             f"({g.block_text}): a worker needs at least {size_text(least)} "
             f"({worker.explain(g.cost)}); raise {key} or set smaller input.chunks",

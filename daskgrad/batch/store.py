@@ -99,7 +99,9 @@ def _open_read(store: Store, variable: str) -> zarr.Array:
     return zarr.open_array(zarr_store_of(store), path=variable, mode="r")
 
 
-def present_blocks(store: Store, variable: str, *, remove_partial: bool = True) -> set[tuple[int, ...]]:
+def present_blocks(
+    store: Store, variable: str, *, remove_partial: bool = True
+) -> set[tuple[int, ...]]:
     """Block indices whose chunk exists in the output store.
 
     With shards, a shard's key stands for all its blocks (shards are written whole, in one

@@ -56,9 +56,7 @@ def _dependencies(graph: Mapping, task: Any) -> Iterable[Hashable]:
     return dask.core.get_dependencies(graph, task=task)  # a legacy tuple task
 
 
-def subgraph(
-    graph: Mapping, keys: Iterable[Hashable], stop: Collection[Hashable] = ()
-) -> dict:
+def subgraph(graph: Mapping, keys: Iterable[Hashable], stop: Collection[Hashable] = ()) -> dict:
     """The tasks that ``keys`` need, found by walking dependencies from them.
 
     The cost is proportional to the tasks found, not to ``graph``: a ``HighLevelGraph`` finds
@@ -227,7 +225,13 @@ class TileWriter:
             layout = tuple(b - a + 1 for a, b in zip(first, last))
             key = (self._name, v, "shard", *shard)
             writes[key] = make_task(
-                key, shards.write_shard, self.path, v, region, self.token, layout,
+                key,
+                shards.write_shard,
+                self.path,
+                v,
+                region,
+                self.token,
+                layout,
                 *(ref((arr.name, *m)) for m in members),
             )
             self._sizes[key] = len(members)
@@ -329,7 +333,9 @@ class TileWriter:
                     done, count = lane.harvest()
                     written += done
                     finished += count
-                lanes = {a: lane for a, lane in lanes.items() if not (lane.orphaned and not lane.busy)}
+                lanes = {
+                    a: lane for a, lane in lanes.items() if not (lane.orphaned and not lane.busy)
+                }
                 if finished:
                     last_write = now
                     progress.add(finished)
@@ -363,7 +369,11 @@ def _deps(writes: Mapping) -> list:
 
 def _following(tiles: Sequence[Tile], i: int) -> Tile | None:
     """The next tile if it continues the same column."""
-    if i + 1 < len(tiles) and tiles[i].column is not None and tiles[i + 1].column == tiles[i].column:
+    if (
+        i + 1 < len(tiles)
+        and tiles[i].column is not None
+        and tiles[i + 1].column == tiles[i].column
+    ):
         return tiles[i + 1]
     return None
 

@@ -387,7 +387,9 @@ def _interior(ops: _Ops, out, f, axis: int, spacing: BlockSpacing, work) -> None
         for r0 in range(0, outer, step):
             rows = slice(r0, min(outer, r0 + step))
             g = f2[rows]
-            _central_nonuniform(ops, out2[rows, 1 : n - 1], g[:, : n - 2], g[:, 1 : n - 1], g[:, 2:], *w)
+            _central_nonuniform(
+                ops, out2[rows, 1 : n - 1], g[:, : n - 2], g[:, 1 : n - 1], g[:, 2:], *w
+            )
         return
     f3, out3 = f.reshape(outer, n, stride), out.reshape(outer, n, stride)
     w = _weights(ops, interior_weights, work, (1, -1, 1))

@@ -230,12 +230,15 @@ def check_name_template(name: Any) -> frozenset[str]:
     example = "write e.g. 'd{var}_d{dim}'"
     if not isinstance(name, str):
         raise OptionError(
-            "name", f"name must be a format string using {{var}} and {{dim}}; {example}; got {name!r}"
+            "name",
+            f"name must be a format string using {{var}} and {{dim}}; {example}; got {name!r}",
         )
     try:
         parsed = [f for f in string.Formatter().parse(name) if f[1] is not None]
     except ValueError as err:
-        raise OptionError("name", f"name={name!r} is not a valid template ({err}); {example}") from None
+        raise OptionError(
+            "name", f"name={name!r} is not a valid template ({err}); {example}"
+        ) from None
     for _, field, spec, conversion in parsed:
         if field not in ("var", "dim"):
             raise OptionError(
@@ -243,7 +246,8 @@ def check_name_template(name: Any) -> frozenset[str]:
             )
         if spec or conversion:
             raise OptionError(
-                "name", f"name={name!r}: write plain {{var}} and {{dim}} (no !conversion or :format)"
+                "name",
+                f"name={name!r}: write plain {{var}} and {{dim}} (no !conversion or :format)",
             )
     for sep in ("/", "\\"):
         if sep in name:

@@ -168,9 +168,7 @@ def _check_scalar_step(step: Any, label: str) -> Any:
             f"spacing for {label} must be a number, got {step!r} of dtype {value.dtype}"
         )
     if not finite or value == 0:
-        raise ValueError(
-            f"spacing for {label} must be a finite, non-zero step, got {step!r}"
-        )
+        raise ValueError(f"spacing for {label} must be a finite, non-zero step, got {step!r}")
     return step
 
 
@@ -306,9 +304,7 @@ class _SpacingSpec:
 
 def _check_coordinate_shape(shape: tuple, spec: _SpacingSpec) -> None:
     if len(shape) != 1:
-        raise ValueError(
-            f"coordinate for {spec.label} must be 1-D, got an array of shape {shape}"
-        )
+        raise ValueError(f"coordinate for {spec.label} must be 1-D, got an array of shape {shape}")
     if not np.isnan(shape[0]) and shape[0] != spec.size:
         raise ValueError(
             f"coordinate for {spec.label} has length {shape[0]} but the values have "
@@ -441,8 +437,13 @@ def resolve_lazy_spacing(spec: _SpacingSpec, *chunks: Any) -> AxisSpacing:
     """
     if len(chunks) == 1 and np.ndim(chunks[0]) == 0:  # a 0-d dask step
         return axis_spacing(
-            to_numpy(chunks[0]), axis=spec.axis, size=spec.size, edge_order=spec.edge_order,
-            label=spec.label, periodic=spec.periodic, period=spec.period,
+            to_numpy(chunks[0]),
+            axis=spec.axis,
+            size=spec.size,
+            edge_order=spec.edge_order,
+            label=spec.label,
+            periodic=spec.periodic,
+            period=spec.period,
         )
     coord = np.concatenate([np.atleast_1d(to_numpy(c)) for c in chunks])
     return _coordinate_spacing(coord, spec)
@@ -516,11 +517,7 @@ def normalize_spacing(
         elif lazy and _is_dask_array(entry):
             if shape[axis] < edge_order + 1:  # the same error as for every other form
                 axis_spacing(None, axis=axis, size=shape[axis], edge_order=edge_order)
-            records.append(
-                _lazy_axis_spacing(entry, axis, shape[axis], edge_order, f"dim {axis}")
-            )
+            records.append(_lazy_axis_spacing(entry, axis, shape[axis], edge_order, f"dim {axis}"))
         else:
-            records.append(
-                axis_spacing(entry, axis=axis, size=shape[axis], edge_order=edge_order)
-            )
+            records.append(axis_spacing(entry, axis=axis, size=shape[axis], edge_order=edge_order))
     return records

@@ -63,7 +63,6 @@ def check_bytes(value: str, allow_auto: bool = False) -> str:
     return value
 
 
-
 class JobqueueConfig(BaseModel):
     """Batch jobs for ``cluster.kind`` slurm, pbs, sge or lsf (``cluster.jobqueue:``).
 
@@ -271,7 +270,9 @@ class ClusterConfig(BaseModel):
             and kind not in ("pbs", "sge")
         ):
             _fail(f"resource_spec is for pbs and sge only (kind is {kind!r})", "jobqueue")
-        local_only = () if kind == "threads" else ("n_workers", "threads_per_worker", "memory_limit")
+        local_only = (
+            () if kind == "threads" else ("n_workers", "threads_per_worker", "memory_limit")
+        )
         if kind != "local":
             for name in local_only:
                 if getattr(self, name) != ClusterConfig.model_fields[name].default:
@@ -279,10 +280,14 @@ class ClusterConfig(BaseModel):
                     _fail(f"not used with kind {kind!r}{hint}", name)
         if kind in ("threads", "address") and self.dashboard:
             _fail(f"no dashboard is started with kind {kind!r}", "dashboard")
-        if kind == "threads" and self.allowed_failures != ClusterConfig.model_fields["allowed_failures"].default:
+        if (
+            kind == "threads"
+            and self.allowed_failures != ClusterConfig.model_fields["allowed_failures"].default
+        ):
             _fail("not used with kind 'threads' (no distributed scheduler)", "allowed_failures")
-        if kind == "threads" and self.stall_timeout != ClusterConfig.model_fields["stall_timeout"].default:
+        if (
+            kind == "threads"
+            and self.stall_timeout != ClusterConfig.model_fields["stall_timeout"].default
+        ):
             _fail("not used with kind 'threads' (no workers to watch)", "stall_timeout")
         return self
-
-

@@ -111,5 +111,3 @@ def _fail(reason: str, field: str | None = None) -> typing.NoReturn:
     if field is not None:
         ctx["field"] = field
     raise PydanticCustomError("daskgrad", "{reason}", ctx)
-
-

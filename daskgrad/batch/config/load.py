@@ -134,5 +134,3 @@ def load_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> 
             source, None, line, f"is not UTF-8 text (byte {raw[err.start]:#04x})"
         ) from None
     return load_config_text(text, source, overrides)
-
-

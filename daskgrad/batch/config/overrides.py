@@ -47,5 +47,3 @@ def apply_override(data: dict[str, Any], item: str) -> tuple[str, ...]:
         target = child
     target[path[-1]] = value
     return path
-
-

@@ -219,7 +219,8 @@ class InputConfig(BaseModel):
         default=None, description="zarr or netcdf; default guessed from the path suffix"
     )
     storage_options: StorageOptions = Field(
-        default_factory=dict, exclude=True,
+        default_factory=dict,
+        exclude=True,
         description="fsspec options for a URL (endpoint_url, anon, profile); no credentials",
     )
 
@@ -416,7 +417,8 @@ class OutputConfig(BaseModel):
         default_factory=Encoding, description="codec, level, dtype, shards, zarr_format"
     )
     storage_options: StorageOptions = Field(
-        default_factory=dict, exclude=True,
+        default_factory=dict,
+        exclude=True,
         description="fsspec options for a URL (endpoint_url, anon, profile); no credentials",
     )
 
@@ -511,5 +513,3 @@ class RunConfig(BaseModel):
         ({'anon': True}, False)
         """
         return self.model_dump(mode="json")
-
-

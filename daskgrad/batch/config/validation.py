@@ -166,5 +166,3 @@ def from_validation(
         if loc[: len(path)] == path:
             return ConfigError("--set", key, None, reason)
     return ConfigError(source, key, _line_of(node, loc), reason)
-
-

@@ -222,5 +222,3 @@ def load_yaml(text: str, source: str = "<string>") -> tuple[Any, yaml.Node | Non
         if loader is not None:
             loader.dispose()
     return data, node
-
-

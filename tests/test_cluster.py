@@ -585,3 +585,13 @@ def test_slurm_cluster_dashboard_link_is_loopback() -> None:
         assert link is not None
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+/status", link), link
         assert _http_status(link) == 200
+
+
+@pytest.mark.cluster
+def test_a_second_cluster_in_one_process_gets_its_own_malloc_thresholds() -> None:
+    """distributed's Nanny writes pre-spawn-environ into os.environ and prefers it next time."""
+    for limit, threshold in (("4GiB", 1 << 28), ("1GiB", 1 << 26)):
+        with open_client(cluster(n_workers=1, memory_limit=limit)) as client:
+            got = set(client.run(os.environ.get, "MALLOC_MMAP_THRESHOLD_").values())
+            assert got == {str(threshold)}, limit
+    assert "MALLOC_MMAP_THRESHOLD_" not in os.environ

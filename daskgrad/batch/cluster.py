@@ -239,11 +239,15 @@ def _open_local(cfg: Any, extra_env: Mapping[str, str] | None) -> Iterator[distr
         # when the Nanny restarts a killed one) with os.environ as it is then, so both stay set
         # for the whole life of the cluster.
         stack.enter_context(_scheduler_config(cfg))
-        stack.enter_context(_patched_environ(_worker_env(extra_env)))
         # The Nanny applies pre-spawn-environ to each worker process it starts (it defaults to
         # MALLOC_TRIM_THRESHOLD_=65536); block buffers are reused instead (daskgrad.batch._malloc).
+        # It also writes those variables into this process's os.environ and, for the next
+        # cluster, prefers os.environ's values to the config's: so they are set here too, for
+        # the cluster's life, and put back after (a second run in one process gets its own).
+        malloc = malloc_env(_limit_bytes(cfg))
+        stack.enter_context(_patched_environ({**_worker_env(extra_env), **malloc}))
         spawn_env = dict(dask.config.get("distributed.nanny.pre-spawn-environ", default={}) or {})
-        spawn_env.update(malloc_env(_limit_bytes(cfg)))
+        spawn_env.update(malloc)
         stack.enter_context(dask.config.set({"distributed.nanny.pre-spawn-environ": spawn_env}))
         cluster = stack.enter_context(
             LocalCluster(

@@ -185,6 +185,15 @@ Period = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Radius = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
+def _storage_options_field() -> Any:
+    """``storage_options`` of a URL: never dumped, so never in the store, the fingerprint or a log."""
+    return Field(
+        default_factory=dict,
+        exclude=True,
+        description="fsspec options for a URL (endpoint_url, anon, profile); no credentials",
+    )
+
+
 class InputConfig(BaseModel):
     """Where the data comes from (``input:``).
 
@@ -218,11 +227,7 @@ class InputConfig(BaseModel):
     engine: Literal["zarr", "netcdf"] | None = Field(
         default=None, description="zarr or netcdf; default guessed from the path suffix"
     )
-    storage_options: StorageOptions = Field(
-        default_factory=dict,
-        exclude=True,
-        description="fsspec options for a URL (endpoint_url, anon, profile); no credentials",
-    )
+    storage_options: StorageOptions = _storage_options_field()
 
     @field_validator("path")
     @classmethod
@@ -416,11 +421,7 @@ class OutputConfig(BaseModel):
     encoding: Encoding = Field(
         default_factory=Encoding, description="codec, level, dtype, shards, zarr_format"
     )
-    storage_options: StorageOptions = Field(
-        default_factory=dict,
-        exclude=True,
-        description="fsspec options for a URL (endpoint_url, anon, profile); no credentials",
-    )
+    storage_options: StorageOptions = _storage_options_field()
 
     @field_validator("path")
     @classmethod

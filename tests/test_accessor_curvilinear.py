@@ -144,7 +144,7 @@ def test_batch_run_with_components_geographic(tmp_path):
     )
     result = CliRunner().invoke(main, ["run", "--no-progress", str(config)])
     assert result.exit_code == 0, result.output
-    got = xr.open_zarr(tmp_path / "out.zarr", consolidated=False)
+    got = xr.open_zarr(tmp_path / "out.zarr")  # consolidated, as a run leaves it
     want = ds.grad.compute(["y", "x"], geometry="spherical", components="geographic")
     assert sorted(got.data_vars) == ["dT_deast", "dT_dnorth"]
     for v in want.data_vars:

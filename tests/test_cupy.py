@@ -112,7 +112,8 @@ def test_kernel_uses_only_functions_cupy_has(monkeypatch, rng):
     assert {"subtract", "divide", "multiply", "add", "empty"} <= used
 
 
-def _cupy():
+def cupy_or_skip():
+    """CuPy with a CUDA device, or a skip that says which one is missing."""
     cupy = pytest.importorskip(
         "cupy", reason="CuPy is not installed (pip install 'daskgrad[cupy]')"
     )
@@ -126,7 +127,7 @@ def _cupy():
 
 @pytest.mark.gpu
 def test_cupy_in_cupy_out(rng):
-    cupy = _cupy()
+    cupy = cupy_or_skip()
     for x, spacing, edge_order in _cases(rng):
         expected = numpy_reference(x, spacing, None, edge_order)
         got = daskgrad.gradient(cupy.asarray(x), spacing=spacing, edge_order=edge_order)
@@ -137,7 +138,7 @@ def test_cupy_in_cupy_out(rng):
 
 @pytest.mark.gpu
 def test_dask_of_cupy_chunks_runs_on_the_gpu(rng):
-    cupy = _cupy()
+    cupy = cupy_or_skip()
     for x, spacing, edge_order in _cases(rng):
         expected = numpy_reference(x, spacing, None, edge_order)
         lazy = daskgrad.gradient(
@@ -150,7 +151,7 @@ def test_dask_of_cupy_chunks_runs_on_the_gpu(rng):
 
 @pytest.mark.gpu
 def test_cupy_coordinates(rng):
-    cupy = _cupy()
+    cupy = cupy_or_skip()
     x = rng.standard_normal((8, 5))
     coord = np.cumsum(rng.random(8) + 0.1)
     (got,) = daskgrad.gradient(cupy.asarray(x), spacing=[cupy.asarray(coord)], dim=0)
@@ -159,7 +160,7 @@ def test_cupy_coordinates(rng):
 
 @pytest.mark.gpu
 def test_accessor_on_cupy_data(rng):
-    cupy = _cupy()
+    cupy = cupy_or_skip()
     x = rng.standard_normal((8, 9))
     y = np.cumsum(rng.random(8) + 0.1)
     lon = np.arange(0.0, 360.0, 40.0)

@@ -16,6 +16,7 @@ import pytest
 from conftest import assert_bitwise_equal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_cupy import cupy_or_skip
 
 import daskgrad
 
@@ -286,14 +287,7 @@ def test_too_short_and_bad_dtypes():
 
 @pytest.mark.gpu
 def test_cupy_values_and_coordinates_equal_the_numpy_lines():
-    cupy = pytest.importorskip(
-        "cupy", reason="CuPy is not installed (pip install 'daskgrad[cupy]')"
-    )
-    try:
-        if cupy.cuda.runtime.getDeviceCount() < 1:
-            pytest.skip("CuPy is installed but there is no CUDA device")
-    except cupy.cuda.runtime.CUDARuntimeError as err:
-        pytest.skip(f"CuPy is installed but there is no CUDA device ({err})")
+    cupy = cupy_or_skip()
     rng = np.random.default_rng(11)
     values = rng.normal(size=(3, 4, 7))
     coord = make_coordinate(rng, (4, 7), 1, "float64")

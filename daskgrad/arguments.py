@@ -20,7 +20,7 @@ from typing import Any
 
 import xarray as xr
 
-from daskgrad.core.options import OptionError
+from daskgrad.core.options import OptionError, is_member
 
 __all__ = [
     "NUMERIC_KINDS",
@@ -37,13 +37,6 @@ NUMERIC_KINDS = "iufc"
 UNNAMED = "var"
 
 XarrayObject = xr.DataArray | xr.Dataset
-
-
-def _is_member(value: Any, container: Any) -> bool:
-    try:
-        return value in container
-    except TypeError:  # unhashable
-        return False
 
 
 def kind_of(obj: XarrayObject) -> str:
@@ -84,7 +77,7 @@ def choose_variables(
             )
         return chosen
     if isinstance(variables, str) or (
-        not isinstance(variables, (list, tuple)) and _is_member(variables, obj.data_vars)
+        not isinstance(variables, (list, tuple)) and is_member(variables, obj.data_vars)
     ):
         names = [variables]
     else:
@@ -121,7 +114,7 @@ def requested_dims(obj: XarrayObject, dim: Any, chosen: Sequence[xr.DataArray]) 
         for x in chosen:
             seen.update(dict.fromkeys(x.dims))
         return list(seen)
-    if isinstance(dim, str) or (not isinstance(dim, (list, tuple)) and _is_member(dim, obj.dims)):
+    if isinstance(dim, str) or (not isinstance(dim, (list, tuple)) and is_member(dim, obj.dims)):
         dims = [dim]
     elif isinstance(dim, (list, tuple)):
         dims = list(dim)
@@ -155,7 +148,7 @@ def periodic_map(obj: XarrayObject, periodic: Any, dims: Sequence[Hashable]) -> 
     if isinstance(periodic, Mapping):
         mapping = dict(periodic)
     elif isinstance(periodic, str) or (
-        not isinstance(periodic, (list, tuple, set, frozenset)) and _is_member(periodic, obj.dims)
+        not isinstance(periodic, (list, tuple, set, frozenset)) and is_member(periodic, obj.dims)
     ):
         mapping = {periodic: None}
     elif isinstance(periodic, (list, tuple, set, frozenset)):

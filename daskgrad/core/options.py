@@ -48,6 +48,7 @@ __all__ = [
     "check_name_template",
     "check_nan_policy",
     "check_radius",
+    "is_member",
 ]
 
 DatetimeUnit = Literal["W", "D", "h", "m", "s", "ms", "us", "ns", "ps", "fs", "as"]
@@ -97,7 +98,14 @@ class OptionError(ValueError):
         self.argument = argument
 
 
-def _is_member(value: Any, allowed: tuple) -> bool:
+def is_member(value: Any, allowed: Any) -> bool:
+    """``value in allowed``, False where that cannot be asked (an unhashable value, an array).
+
+    Examples
+    --------
+    >>> is_member("x", ("x", "y")), is_member(["x"], {"x": 1})
+    (True, False)
+    """
     try:
         return value in allowed
     except (TypeError, ValueError):  # unhashable, or an array whose truth is ambiguous
@@ -113,7 +121,7 @@ def check_edge_order(edge_order: Any) -> int:
     2
     """
     # bool is refused although True == 1; 1.0 and numpy integers are taken, as numpy takes them.
-    if isinstance(edge_order, bool) or not _is_member(edge_order, EDGE_ORDERS):
+    if isinstance(edge_order, bool) or not is_member(edge_order, EDGE_ORDERS):
         raise OptionError("edge_order", f"edge_order must be 1 or 2; got {edge_order!r}")
     return int(edge_order)
 

@@ -464,3 +464,45 @@ def xarray_encoding(
             **layout.zarr_encoding,
         }
     return template, encoding
+
+
+def write_metadata(
+    result: Any,
+    store: Any,
+    layouts: Mapping[str, Layout],
+    chunk_shapes: Mapping[str, Sequence[int]],
+    zarr_format: int,
+    mode: str,
+) -> None:
+    """Create the output store of the lazy ``result``: every array's metadata as ``layouts``
+    say, the coordinates (small, loaded now) and the attributes; no block is computed.
+
+    The input's own encoding (a v2 compressor, netCDF settings) is dropped: it must not reach
+    the output. Blocks are written later, each by its own task (:mod:`daskgrad.batch.writer`).
+
+    Examples
+    --------
+    >>> import tempfile, dask.array as da, xarray as xr, zarr
+    >>> ds = xr.Dataset({"g": ("x", da.zeros(4, chunks=2))})
+    >>> lay = resolve(Encoding(), "g", ["x"], ds["g"].dtype, (2,), (2,))
+    >>> path = tempfile.mkdtemp() + "/m.zarr"
+    >>> write_metadata(ds, path, {"g": lay}, {"g": (2,)}, 3, "w-")
+    >>> zarr.open_group(path)["g"].chunks
+    (2,)
+    """
+    template = result.copy().drop_encoding()
+    for name, coord in template.coords.items():
+        template = template.assign_coords({name: coord.load()})
+    template, encoding = xarray_encoding(template, layouts, chunk_shapes, zarr_format)
+    template.attrs = dict(template.attrs)
+    template.to_zarr(
+        store,
+        mode=mode,
+        compute=False,  # metadata and coordinates only
+        consolidated=False,  # consolidated once, last, when every block is written
+        zarr_format=zarr_format,
+        encoding=encoding,
+        # xarray refuses dask blocks smaller than a shard; each shard is written whole from all
+        # its blocks by one task (daskgrad.batch.writer), which is what that check guards.
+        safe_chunks=not any(lay.shard_blocks for lay in layouts.values()),
+    )

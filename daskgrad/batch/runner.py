@@ -32,7 +32,7 @@ from daskgrad.batch.budget import (
     size_text,
 )
 from daskgrad.batch.config import ConfigError, RunConfig
-from daskgrad.batch.encoding import xarray_encoding
+from daskgrad.batch.encoding import write_metadata
 from daskgrad.batch.inputs import absent_chunks
 from daskgrad.batch.lease import Lease, LeaseHeld, LeaseLost
 from daskgrad.batch.paths import is_url, resolve_input
@@ -113,26 +113,9 @@ class RunSummary:
 def _create_store(p: Plan, *, replace: bool = False) -> None:
     """Write metadata, coordinates and attributes (``replace``: delete what the path held)."""
     path = p.store
-    # The input's own encoding (zarr v2 compressors, netCDF settings) must not reach the v3
-    # output: "Expected a BytesBytesCodec" otherwise. The output's encoding is set below.
-    template = p.result.copy().drop_encoding()
-    for name, coord in template.coords.items():  # coordinates are small: write them now
-        template = template.assign_coords({name: coord.load()})
     zarr_format = p.config.output.encoding.zarr_format
-    template, encoding = xarray_encoding(template, p.layouts, p.chunk_shapes, zarr_format)
-    template.attrs = dict(template.attrs)
-    # compute=False writes metadata and coordinates only; consolidation happens at the end.
-    template.to_zarr(
-        zarr_store_of(path),
-        mode="w" if replace else "w-",
-        compute=False,
-        consolidated=False,
-        zarr_format=zarr_format,
-        encoding=encoding,
-        # xarray refuses dask blocks smaller than a shard; daskgrad writes each shard whole
-        # from all its blocks in one task (daskgrad.batch.writer), which is what the check guards.
-        safe_chunks=not any(lay.shard_blocks for lay in p.layouts.values()),
-    )
+    mode = "w" if replace else "w-"
+    write_metadata(p.result, zarr_store_of(path), p.layouts, p.chunk_shapes, zarr_format, mode)
     zstore.set_state(
         path,
         complete=False,

@@ -28,7 +28,7 @@ import xarray as xr
 import zarr
 
 from daskgrad.batch.budget import THREADS_FRACTION, WorkerMemory, measured_worker
-from daskgrad.batch.encoding import Encoding, resolve_all, xarray_encoding
+from daskgrad.batch.encoding import Encoding, resolve_all, write_metadata
 from daskgrad.batch.schedule import group_of, tile_plans, tiles_to_write
 from daskgrad.batch.store import expected_blocks
 from daskgrad.batch.writer import TileWriter, worker_infos
@@ -89,8 +89,6 @@ def write_gradients(
     """Write ``result`` (the lazy gradients of ``obj`` by ``plan``) to ``store`` tile by tile,
     stored as ``encoding`` says (the batch config's ``output.encoding``)."""
     template = result.copy()
-    for name, coord in template.coords.items():  # coordinates are small: written with metadata
-        template = template.assign_coords({name: coord.load()})
     chunk_shapes = {}
     for v in list(template.data_vars):
         data = template[v].data
@@ -101,17 +99,8 @@ def write_gradients(
         assert shape is not None  # the accessor regularized the chunks
         chunk_shapes[str(v)] = shape
     layouts = resolve_all(encoding, template, chunk_shapes)
-    stored, zarr_encoding = xarray_encoding(template, layouts, chunk_shapes, encoding.zarr_format)
+    write_metadata(template, store, layouts, chunk_shapes, encoding.zarr_format, mode)
     shards = {v: lay.shard_blocks for v, lay in layouts.items()}
-    stored.to_zarr(
-        store,
-        mode=mode,
-        compute=False,
-        consolidated=False,
-        zarr_format=encoding.zarr_format,
-        encoding=zarr_encoding,
-        safe_chunks=not any(shards.values()),  # a shard is written whole by one task
-    )
 
     source = obj if isinstance(obj, xr.Dataset) else obj.to_dataset(name="__values__")
     named = [_with_key(vp, source) for vp in plan.variables]

@@ -30,12 +30,10 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from daskgrad.core._compat import array_module
-from daskgrad.core.chunking import as_regular
 from daskgrad.core.curvilinear import geographic_components, grid_components
 from daskgrad.core.gradient import differentiate_axes
 from daskgrad.core.options import Dims, GradientOptions, OptionError
-from daskgrad.geometry import SphericalAxes, lon_metric
+from daskgrad.geometry import SphericalAxes, divide_along, lon_metric
 from daskgrad.plan import (
     GradientField,
     GradientPlan,
@@ -62,26 +60,18 @@ _ZARR_MODES = ("w-", "w")
 # -- building the result ----------------------------------------------------------------------
 
 
-def _real_dtype(dtype: np.dtype) -> np.dtype:
-    return np.zeros((), dtype).real.dtype
-
-
 def _divide_block(block: Any, denom: np.ndarray, axis: int, block_info: Any = None) -> Any:
     start, stop = block_info[0]["array-location"][axis]
-    return _divide_along(block, denom[start:stop], axis)
+    return divide_along(block, denom[start:stop], axis)
 
 
 def _divide_along(values: Any, denom: np.ndarray, axis: int) -> Any:
     """``values / denom`` with the 1-D ``denom`` running along ``axis``; keeps the dtype."""
-    denom = denom.astype(_real_dtype(values.dtype), copy=False)
     if isinstance(values, da.Array):
         return da.map_blocks(
             _divide_block, values, denom=denom, axis=axis, dtype=values.dtype, meta=values._meta
         )
-    xp = array_module(values)
-    shape = [1] * values.ndim
-    shape[axis] = -1
-    return values / xp.asarray(denom).reshape(shape)
+    return divide_along(values, denom, axis)
 
 
 def _apply_metric(values: Any, field: GradientField, x: xr.DataArray, plan: GradientPlan) -> Any:
@@ -232,10 +222,7 @@ def gradients_to_zarr(
     layout = _encoding(encoding)
     plan = plan_gradients(obj, options)
     check_storable(plan)
-    result = build_gradients(obj, plan, numpy_chunks=True).drop_encoding()
-    for v in list(result.data_vars):
-        result[v] = result[v].copy(data=as_regular(result[v].data)[0])
-    write_gradients(obj, plan, result, store, mode, layout)
+    write_gradients(obj, plan, store, mode, layout)
 
 
 def _encoding(encoding: Encoding | Mapping[str, Any] | None) -> Encoding:

@@ -26,10 +26,12 @@ import numpy as np
 import xarray as xr
 
 from daskgrad.coords import DimSpacing
+from daskgrad.core._compat import array_module
 
 __all__ = [
     "CurvilinearAxes",
     "SphericalAxes",
+    "divide_along",
     "find_lat_lon",
     "lon_metric",
     "to_radians",
@@ -249,3 +251,23 @@ def lon_metric(lat_degrees: Any, radius: float) -> np.ndarray:
     array([2., 1.])
     """
     return radius * np.cos(np.deg2rad(np.asarray(lat_degrees, dtype=np.float64)))
+
+
+def divide_along(values: Any, denom: np.ndarray, axis: int) -> Any:
+    """``values / denom`` with the 1-D host array ``denom`` running along ``axis``.
+
+    ``denom`` is cast to the real dtype of ``values`` first, so float32 values stay float32;
+    the array module (NumPy or CuPy) is the values' own. The one division of the spherical
+    metric, for a whole array and for one block alike.
+
+    Examples
+    --------
+    >>> divide_along(np.ones((2, 2), np.float32), np.array([1.0, 4.0]), 0)
+    array([[1.  , 1.  ],
+           [0.25, 0.25]], dtype=float32)
+    """
+    real = np.zeros((), values.dtype).real.dtype
+    shape = [1] * values.ndim
+    shape[axis] = -1
+    xp = array_module(values)
+    return values / xp.asarray(denom.astype(real, copy=False)).reshape(shape)

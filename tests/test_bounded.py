@@ -24,12 +24,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from runner_helpers import assert_store_equals, make_config, reference, write_config, write_input
 
+from daskgrad.batch import faces as face_store
 from daskgrad.batch import store as zstore
 from daskgrad.batch.budget import BlockCost, WorkerMemory
 from daskgrad.batch.runner import plan
-from daskgrad.batch.schedule import tile_plans, tiles_to_write
+from daskgrad.batch.schedule import iter_tiles, planned_reads, tile_plans
+from daskgrad.batch.tile_tasks import make_programs, tasks_for
 from daskgrad.batch.tiles import TilePlan, choose_box, extra_reads
-from daskgrad.batch.writer import TileWriter, subgraph
+from daskgrad.batch.writer import TileWriter
 
 # -- the tiling, exactly ---------------------------------------------------------------------
 
@@ -87,7 +89,7 @@ def test_subgraph_walks_only_what_the_keys_need():
 
     (g,) = daskgrad.gradient(x, dim=0)
     graph = g.__dask_graph__()
-    part = subgraph(graph, [(g.name, 0, 0)])
+    part, _ = tasks_for(graph, [(g.name, 0, 0)])
     assert len(part) < len(graph) / 2
     import dask
 
@@ -108,7 +110,8 @@ def test_tiny_tiles_write_the_same_bits_as_one_graph(tmp_path):
         limit=cost.per_thread + 2 * cost.in_bytes, threads=1, baseline=0, fraction=1.0
     )
     plans = tile_plans(p.groups, worker, 1)
-    tiles = tiles_to_write(p.groups, plans, p.expected(), p.input)
+    missing = p.expected()
+    tiles = list(iter_tiles(p.groups, plans, missing))
     assert len(tiles) > 10
     group_of_output = {o: g for g in p.groups for o in g.outputs}
     for t in tiles:  # each tile owns at most what its variable's blocks leave room for
@@ -120,9 +123,23 @@ def test_tiny_tiles_write_the_same_bits_as_one_graph(tmp_path):
             else 0
         )
         assert held <= worker.capacity(g.cost)
-    TileWriter(
-        {v: p.result[v].data for v in p.variables}, str(tmp_path / "out.zarr"), p.fingerprint
-    ).run(tiles)
+    programs = make_programs(
+        p.groups,
+        p.recipes,
+        p.values,
+        {v: p.result[v].data for v in p.variables},
+        p.chunk_shapes,
+        {},
+        missing,
+        str(tmp_path / "out.zarr"),
+        p.fingerprint,
+    )
+    specs = [s for prog in set(programs.values()) for s in prog.face_specs()]
+    face_store.create(str(tmp_path / "out.zarr"), specs)
+    report = TileWriter(programs).run(tiles)
+    face_store.remove(str(tmp_path / "out.zarr"))
+    # Each cut between tiles is read from one side only: the later tile reads faces.
+    assert report.read_bytes < planned_reads(p.groups, plans, p.input, faces=False)
     zstore.finalize(str(tmp_path / "out.zarr"), p.variables, p.expected())
     assert_store_equals(tmp_path / "out.zarr", reference(inp, cfg))
 

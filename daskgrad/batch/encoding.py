@@ -37,6 +37,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import dask.array as da
 import numpy as np
 from dask.utils import parse_bytes
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
@@ -493,6 +494,12 @@ def write_metadata(
     template = result.copy().drop_encoding()
     for name, coord in template.coords.items():
         template = template.assign_coords({name: coord.load()})
+    for name in list(template.data_vars):
+        # One dask chunk per array: xarray then plans one (never run) write task per array, not
+        # one per block (a 100 TiB output has a million blocks); the zarr chunks and shards
+        # come from the encoding below.
+        var = template[name]
+        template[name] = var.copy(data=da.empty(var.shape, chunks=var.shape or (), dtype=var.dtype))
     template, encoding = xarray_encoding(template, layouts, chunk_shapes, zarr_format)
     template.attrs = dict(template.attrs)
     template.to_zarr(

@@ -5,6 +5,13 @@ mistake there is a config error naming its key, exit status 2), fixes the output
 dask block per zarr chunk) and layouts, the run's fingerprint and the input's digest, and
 checks that a worker's memory can hold a tile.
 
+Its cost does not grow with the number of blocks: each variable gets a
+:class:`~daskgrad.blocks.BlockRecipe` from which every tile's tasks are built later
+(:mod:`daskgrad.batch.tile_tasks`), and its outputs in :attr:`Plan.result` are templates (lazy,
+never computed) that give the store its metadata. Only a variable whose blocks cannot be
+computed from their neighbours' faces alone (a curvilinear grid, an N-D coordinate, ...) gets
+the accessor's lazy graph of the whole array, as :attr:`Plan.recipes` records with the reason.
+
 Examples
 --------
 >>> from daskgrad.batch.config import load_config_text
@@ -16,6 +23,7 @@ daskgrad.batch.config.errors.ConfigError: <config>: input.path: cannot open '/no
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -31,10 +39,12 @@ from daskgrad.batch import store as zstore
 from daskgrad.batch.budget import configured_worker, size_text
 from daskgrad.batch.config import OPTION_KEYS, ConfigError, RunConfig
 from daskgrad.batch.encoding import Layout, resolve_all
+from daskgrad.batch.grid import BlockBitmap, chunk_grid
 from daskgrad.batch.inputs import open_input
 from daskgrad.batch.provenance import input_digest
 from daskgrad.batch.remote import RemoteStore, storage_problem, target
 from daskgrad.batch.schedule import Group, check_memory, group_of
+from daskgrad.blocks import BlockRecipe, block_recipe
 from daskgrad.core.chunking import as_regular
 from daskgrad.core.options import OptionError
 from daskgrad.plan import GradientPlan, check_storable, plan_gradients
@@ -65,6 +75,10 @@ class Plan:
     repaired: int = 0
     #: How each output variable is stored (``output.encoding``, :mod:`daskgrad.batch.encoding`).
     layouts: dict[str, Layout] = field(default_factory=dict)
+    #: Per input variable, how its blocks are computed, or why from the whole-array graph.
+    recipes: dict[str, BlockRecipe | str] = field(default_factory=dict)
+    #: Per input variable, its values on the outputs' chunk grid (lazy dask arrays).
+    values: dict[str, Any] = field(default_factory=dict)
 
     @property
     def store(self) -> str | RemoteStore:
@@ -80,11 +94,13 @@ class Plan:
     def variables(self) -> list[str]:
         return [str(v) for v in self.result.data_vars]
 
-    def expected(self) -> dict[str, set[tuple[int, ...]]]:
-        return {
-            v: zstore.expected_blocks(self.result[v].shape, self.chunk_shapes[v])
-            for v in self.variables
-        }
+    def grid(self, variable: str) -> tuple[int, ...]:
+        """Blocks along each dim of an output variable."""
+        return chunk_grid(self.result[variable].shape, self.chunk_shapes[variable])
+
+    def expected(self) -> dict[str, BlockBitmap]:
+        """Every block of every output, as bitmaps (one bit per block)."""
+        return {v: BlockBitmap(self.grid(v), full=True) for v in self.variables}
 
     def block_elements(self, variable: str) -> int:
         """Elements in one (full) block of an output variable: one zarr chunk."""
@@ -92,23 +108,77 @@ class Plan:
 
     def block_count(self, variable: str) -> int:
         """Blocks (zarr chunks) of an output variable."""
-        return int(
-            np.prod(zstore.chunk_grid(self.result[variable].shape, self.chunk_shapes[variable]))
-        )
+        return int(np.prod(self.grid(variable)))
+
+    def whole_graph(self) -> list[str]:
+        """The input variables whose outputs come from the whole-array graph, with why."""
+        return [f"{v}: {r}" for v, r in self.recipes.items() if isinstance(r, str)]
 
 
 def _refuse(source: str, key: str, reason: str) -> ConfigError:
     return ConfigError(source, key, None, reason)
 
 
-def _gradient_plan(cfg: RunConfig, ds: xr.Dataset, source: str) -> tuple[GradientPlan, xr.Dataset]:
-    """Plan and build the gradients; an option the data refuses names its config key."""
+def _gradient_plan(cfg: RunConfig, ds: xr.Dataset, source: str) -> GradientPlan:
+    """Plan the gradients; an option the data refuses names its config key."""
     try:
         gplan = plan_gradients(ds, cfg.gradient_options())
         check_storable(gplan)
-        return gplan, build_gradients(ds, gplan)
+        return gplan
     except OptionError as err:
         raise _refuse(source, OPTION_KEYS[err.argument], str(err)) from err
+
+
+def _template(x: xr.DataArray, chunk_shape: tuple[int, ...], dtype: Any) -> da.Array:
+    """A lazy stand-in for an output: its shape, chunks and dtype; never computed."""
+    return da.empty(x.shape, chunks=chunk_shape, dtype=dtype)
+
+
+def plan_outputs(
+    ds: xr.Dataset, gplan: GradientPlan
+) -> tuple[xr.Dataset, dict, dict[str, BlockRecipe | str], dict[str, Any]]:
+    """The outputs of ``gplan`` as a Dataset (templates, or the whole-array graph where a
+    variable needs it), their chunk shapes, and per input variable its recipe and its values on
+    the outputs' chunk grid.
+
+    Examples
+    --------
+    >>> import dask.array as da, numpy as np, xarray as xr
+    >>> ds = xr.Dataset({"T": (("y", "x"), da.zeros((4, 6), chunks=(2, 3)))})
+    >>> result, chunks, recipes, _ = plan_outputs(ds, plan_gradients(ds))
+    >>> list(result.data_vars), chunks["dT_dx"], type(recipes["T"]).__name__
+    (['dT_dy', 'dT_dx'], (2, 3), 'BlockRecipe')
+    """
+    out: dict[str, xr.DataArray] = {}
+    chunk_shapes: dict[str, tuple[int, ...]] = {}
+    recipes: dict[str, BlockRecipe | str] = {}
+    values: dict[str, Any] = {}
+    for vp in gplan.variables:
+        x = ds[vp.key]
+        data = x.data if isinstance(x.data, da.Array) else da.from_array(x.data)
+        data, chunk_shape = as_regular(data)
+        recipe = block_recipe(ds, gplan, vp, chunk_shape)
+        recipes[str(vp.key)] = recipe
+        values[str(vp.key)] = data
+        if isinstance(recipe, BlockRecipe):
+            for f in vp.fields:
+                out[str(f.name)] = xr.DataArray(
+                    _template(x, chunk_shape, recipe.out_dtype),
+                    dims=x.dims,
+                    coords=x.coords,
+                    attrs=dict(f.attrs),
+                    name=f.name,
+                )
+                chunk_shapes[str(f.name)] = chunk_shape
+            continue
+        sub = dataclasses.replace(gplan, variables=(vp,), fields=vp.fields)
+        built = build_gradients(ds, sub, numpy_chunks=True)
+        for f in vp.fields:
+            arr, shape = as_regular(built[f.name].data)
+            out[str(f.name)] = built[f.name].copy(data=arr)
+            chunk_shapes[str(f.name)] = shape
+    ordered = {str(f.name): out[str(f.name)] for f in gplan.fields}
+    return xr.Dataset(ordered, coords=ds.coords, attrs=dict(ds.attrs)), chunk_shapes, recipes, values
 
 
 def small_blocks_note(p: Plan, *, min_bytes: int = 1 << 20, min_blocks: int = 10_000) -> str | None:
@@ -166,16 +236,9 @@ def plan(cfg: RunConfig, source: str = "<config>") -> Plan:
         if problem is None:
             raise
         raise _refuse(source, "input.path", f"cannot open {cfg.input.path!r}: {problem}") from err
-    gplan, result = _gradient_plan(cfg, ds, source)
+    gplan = _gradient_plan(cfg, ds, source)
     variables = [str(vp.key) for vp in gplan.variables]
-    chunk_shapes = {}
-    for v in list(result.data_vars):
-        arr = result[v].data
-        if not isinstance(arr, da.Array):
-            arr = da.from_array(arr)
-        arr, chunk_shape = as_regular(arr)
-        result[v] = result[v].copy(data=arr)
-        chunk_shapes[str(v)] = chunk_shape
+    result, chunk_shapes, recipes, values = plan_outputs(ds, gplan)
     try:
         layouts = resolve_all(cfg.output.encoding, result, chunk_shapes)
     except OptionError as err:  # err.argument is "encoding.<key>"
@@ -220,6 +283,8 @@ def plan(cfg: RunConfig, source: str = "<config>") -> Plan:
         groups=groups,
         input_digest=digest,
         layouts=layouts,
+        recipes=recipes,
+        values=values,
     )
     check_memory(p, configured_worker(cfg.cluster))
     return p

@@ -19,7 +19,7 @@ import logging
 import resource
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,27 +27,31 @@ from typing import Any
 import dask
 
 import daskgrad
+from daskgrad.batch import faces as face_store
 from daskgrad.batch import store as zstore
-from daskgrad.batch.budget import (
-    size_text,
-)
+from daskgrad.batch.budget import size_text
 from daskgrad.batch.config import ConfigError, RunConfig
 from daskgrad.batch.encoding import write_metadata
+from daskgrad.batch.grid import BlockBitmap, region
 from daskgrad.batch.inputs import absent_chunks
-from daskgrad.batch.lease import Lease, LeaseHeld, LeaseLost
+from daskgrad.batch.lease import Lease, LeaseHeld, LeaseLost, read_lease
 from daskgrad.batch.paths import is_url, resolve_input
 from daskgrad.batch.provenance import describe_change, input_digest
 from daskgrad.batch.remote import RemoteStore, zarr_store_of
 from daskgrad.batch.run_plan import Plan, plan, small_blocks_note
 from daskgrad.batch.schedule import (
     check_memory,
+    iter_tiles,
+    planned_reads,
     tile_plans,
     tiles_line,
-    tiles_to_write,
     worker_for_run,
 )
 from daskgrad.batch.shards import whole_shards
-from daskgrad.batch.writer import Progress, Tile, TileWriter, worker_infos
+from daskgrad.batch.tile_tasks import Program, make_programs
+from daskgrad.batch.tiles import Tile
+from daskgrad.batch.writer import Progress, TileWriter, WriteReport, worker_infos
+from daskgrad.blocks import BlockRecipe
 
 __all__ = ["Plan", "RunError", "RunSummary", "check_memory", "plan", "prepare_store", "run"]
 
@@ -80,6 +84,8 @@ class RunSummary:
     already_complete: bool = False
     repaired: int = 0
     report: str | None = None
+    notes: list[str] = field(default_factory=list)
+    bytes_in: int = 0
 
     def lines(self) -> list[str]:
         """The summary the CLI prints.
@@ -95,10 +101,16 @@ class RunSummary:
             if self.repaired
             else []
         )
+        again = (
+            f" ({self.bytes_read / self.bytes_in - 1:+.0%} of the input read again)"
+            if self.bytes_in and self.blocks_written == self.blocks_total
+            else ""
+        )
         out += [
             f"blocks written: {self.blocks_written} of {self.blocks_total}",
-            f"read {size_text(self.bytes_read)}, wrote {size_text(self.bytes_written)} in "
+            f"read {size_text(self.bytes_read)}{again}, wrote {size_text(self.bytes_written)} in "
             f"{self.seconds:.1f} s ({rate:.1f} MiB/s written)",
+            *self.notes,
         ]
         for who, peak in sorted(self.peak_memory.items()):
             out.append(f"peak memory {who}: {size_text(peak)}")
@@ -143,7 +155,7 @@ def _never_created(p: Plan, state: dict[str, Any] | None) -> bool:
         arrays = [d.name for d in root.iterdir() if d.is_dir()] if root.is_dir() else []
     if any(a not in ours for a in arrays):
         return False
-    return all(not zstore.present_blocks(path, v, remove_partial=False) for v in p.variables)
+    return all(not zstore.has_blocks(path, v) for v in p.variables)
 
 
 def _take(p: Plan, lease: Lease | None) -> None:
@@ -161,15 +173,28 @@ def _input_changed(p: Plan, state: dict[str, Any]) -> str | None:
     return describe_change(recorded, p.input_digest)
 
 
+#: After an unclean stop, chunks written this long before the crashed run's last sign of life
+#: are decoded too: a write in flight at the crash, and page-cache data a power loss dropped.
+SUSPECT_SECONDS = 120.0
+
+
 def prepare_store(
-    p: Plan, *, verify: bool = False, client: Any = None, lease: Lease | None = None
-) -> tuple[dict[str, set], bool]:
+    p: Plan,
+    *,
+    verify: bool = False,
+    client: Any = None,
+    lease: Lease | None = None,
+    last_alive: float | None = None,
+) -> tuple[dict[str, BlockBitmap], bool]:
     """Create or reopen the output; return the blocks still to write and whether it is complete.
 
     A store whose creation was killed (no daskgrad state, no block) is created again, for
     ``overwrite`` and ``resume`` alike. ``resume`` refuses a store made by another config, or
     from an input whose files changed since. With ``verify`` a complete store is decoded chunk by
     chunk; damaged chunks are written again (the store is un-marked complete meanwhile).
+    After an unclean stop (the state says ``running``), the chunks written since the crashed
+    run's last lease renewal (``last_alive``, seconds since the epoch; minus
+    :data:`SUSPECT_SECONDS`) are decoded and rewritten if torn; without a lease record, all.
     ``lease``: taken once the store exists, before anything in it changes.
     """
     out = p.config.output
@@ -229,69 +254,121 @@ def prepare_store(
     _take(p, lease)
     if state.get("complete"):
         if not verify:
-            return {v: set() for v in expected}, True
+            return {v: BlockBitmap(b.grid) for v, b in expected.items()}, True
         missing = _repair_complete(p, expected, client)
         return missing, not p.repaired
     crashed = state.get("state") == "running"  # the last run never stopped cleanly
+    # Object stores write a chunk in one PUT: nothing is torn there, only --verify decodes.
+    suspect = crashed and not isinstance(store, RemoteStore)
+    since = None if not suspect or last_alive is None else last_alive - SUSPECT_SECONDS
     missing = {}
     for v in p.variables:
-        present = zstore.present_blocks(store, v)
-        if verify or crashed:
-            present -= _unreadable(p, v, present, client)
+        recent: list = []
+        present = zstore.present_blocks(store, v, since=since, recent=recent)
+        if verify or (suspect and since is None):
+            checked: Iterable = present
+        elif suspect:
+            checked = recent
+        else:
+            checked = ()
+        for bad in _unreadable(p, v, checked, client):
+            present.discard(bad)
         missing[v] = expected[v] - present
     zstore.set_state(store, state="running")
     return missing, False
 
 
-def _repair_complete(p: Plan, expected: dict[str, set], client: Any) -> dict[str, set]:
+def _repair_complete(
+    p: Plan, expected: dict[str, BlockBitmap], client: Any
+) -> dict[str, BlockBitmap]:
     """Decode every chunk of a complete store; un-mark it and delete the damaged ones if any."""
     path = p.store
-    present = {v: zstore.present_blocks(path, v, remove_partial=False) for v in p.variables}
-    bad = {v: _unreadable(p, v, present[v], client, remove=False) for v in p.variables}
-    missing = {v: bad[v] | (expected[v] - present[v]) for v in p.variables}
+    missing = {}
+    for v in p.variables:
+        present = zstore.present_blocks(path, v, remove_partial=False)
+        todo = expected[v] - present
+        todo.update(_unreadable(p, v, present, client, remove=False))
+        missing[v] = todo
     p.repaired = sum(len(m) for m in missing.values())
     if p.repaired:
         # Un-marked first: a crash while repairing leaves an incomplete store, never a
         # complete one with holes. Root attributes keep the consolidated copy valid.
         zstore.set_state(path, consolidated=True, complete=False, state="running")
-        for v, indices in bad.items():
+        for v, indices in missing.items():
+            present = zstore.present_blocks(path, v, remove_partial=False)
             for i in indices:
-                zstore.remove_chunk(path, v, i)
+                if i in present:
+                    zstore.remove_chunk(path, v, i)
     return missing
 
 
-def _unreadable(p: Plan, variable: str, present: set, client: Any, *, remove: bool = True) -> set:
-    """Chunks that fail to decode (torn by a crash); they are deleted (``remove``) and written again."""
+def _unreadable(
+    p: Plan, variable: str, chunks: Iterable, client: Any, *, remove: bool = True
+) -> list:
+    """Chunks that fail to decode (torn by a crash); they are deleted (``remove``) and written
+    again. Checked a batch at a time, so the graph stays small however many there are."""
     path = p.store
     chunk_shape = p.chunk_shapes[variable]
     shape = p.result[variable].shape
-    indices = sorted(present)
-    checks = [
-        dask.delayed(zstore.chunk_is_readable)(path, variable, _region(i, chunk_shape, shape))
-        for i in indices
-    ]
-    ok = dask.compute(*checks, scheduler=client if client is not None else "threads")
-    bad = {i for i, good in zip(indices, ok) if not good}
-    for i in bad:
-        log.warning("output %s chunk %s is unreadable (torn write); rewriting it", variable, i)
-        if remove:
-            zstore.remove_chunk(path, variable, i)
+    bad = []
+    batch: list = []
+
+    def check() -> None:
+        checks = [
+            dask.delayed(zstore.chunk_is_readable)(path, variable, region(i, chunk_shape, shape))
+            for i in batch
+        ]
+        ok = dask.compute(*checks, scheduler=client if client is not None else "threads")
+        for i, good in zip(batch, ok):
+            if good:
+                continue
+            log.warning("output %s chunk %s is unreadable (torn write); rewriting it", variable, i)
+            if remove:
+                zstore.remove_chunk(path, variable, i)
+            bad.append(i)
+        batch.clear()
+
+    for i in chunks:
+        batch.append(i)
+        if len(batch) >= 4096:
+            check()
+    if batch:
+        check()
     return bad
-
-
-def _region(
-    index: tuple[int, ...], chunk_shape: tuple[int, ...], shape: tuple[int, ...]
-) -> tuple[slice, ...]:
-    return tuple(slice(i * c, min(n, (i + 1) * c)) for i, c, n in zip(index, chunk_shape, shape))
 
 
 # -- 3. compute and write ---------------------------------------------------------------------
 
 
-def write_blocks(p: Plan, blocks: dict[str, set], *, client: Any = None) -> int:
-    """Write the given blocks of each output variable as one tile (tests, partial runs)."""
-    writer = TileWriter({v: p.result[v].data for v in p.variables}, p.store, p.token)
-    return writer.run([Tile({v: sorted(b) for v, b in blocks.items()})], client=client)
+def write_blocks(p: Plan, blocks: Mapping[str, Iterable], *, client: Any = None) -> int:
+    """Write the given blocks of each output variable, each variable's as one tile (tests,
+    partial runs); returns the bytes written."""
+    written = 0
+    programs = programs_for(p, {v: BlockBitmap(p.grid(v)) for v in p.variables}, keep_faces=False)
+    for g in p.groups:
+        chosen = {o: sorted(blocks[o]) for o in g.outputs if blocks.get(o)}
+        if chosen:
+            tile = Tile(chosen, group=g.source)
+            written += TileWriter(programs).run([tile], client=client).written
+    return written
+
+
+def programs_for(
+    p: Plan, missing: Mapping[str, BlockBitmap], *, keep_faces: bool = True
+) -> dict[str | None, Program]:
+    """The program that makes each input variable's tile tasks (:mod:`daskgrad.batch.tile_tasks`)."""
+    return make_programs(
+        p.groups,
+        p.recipes,
+        p.values,
+        {v: p.result[v].data for v in p.variables},
+        p.chunk_shapes,
+        {v: lay.shard_blocks for v, lay in p.layouts.items()},
+        missing,
+        p.store,
+        p.token,
+        keep_faces=keep_faces,
+    )
 
 
 def _peak_memory_here() -> int:
@@ -334,24 +411,14 @@ def run(
     check_paths(cfg, source=source)
     p = plan(cfg, source)
     t0 = time.perf_counter()
-    echo(
-        f"daskgrad {daskgrad.__version__}: {len(p.variables)} output variable(s) -> {cfg.output.path}"
-    )
-    glob_note = resolve_input(cfg.input.path).note(cfg.input.path)
-    if glob_note:
-        echo(glob_note)
-    used = cfg.input.variables or [str(v) for v in p.input.data_vars]
-    for v, (absent, total, fill) in absent_chunks(cfg.input, used).items():
-        echo(
-            f"note: input variable {v!r}: {absent} of {total} chunks are not in the store; "
-            f"zarr reads them as the fill value {fill}"
-        )
-    note = small_blocks_note(p)
-    if note:
-        echo(note)
+    for line in _notes(p):
+        echo(line)
     # One run per store: refuse before a cluster starts; the lease is released last.
     lease = None if is_url(cfg.output.path) else Lease(cfg.output.path, cfg.output.lease_seconds)
+    last_alive = None
     if lease is not None:
+        previous = read_lease(cfg.output.path) or {}
+        last_alive = previous.get("renewed") if not previous.get("released") else None
         try:
             lease.check_free()
         except LeaseHeld as err:
@@ -374,7 +441,11 @@ def run(
         plans = tile_plans(p.groups, worker, workers)
         try:
             missing, complete = prepare_store(
-                p, verify=verify or cfg.output.verify, client=client, lease=lease
+                p,
+                verify=verify or cfg.output.verify,
+                client=client,
+                lease=lease,
+                last_alive=last_alive,
             )
         except (ConfigError, RunError, KeyboardInterrupt):
             raise
@@ -386,8 +457,8 @@ def run(
             lease.start_renewing()
         # A shard is written whole: a block to write brings the rest of its shard along.
         if any(lay.shard_blocks for lay in p.layouts.values()):
-            missing = {v: whole_shards(cfg.output.path, v, b) for v, b in missing.items()}
-        total = sum(len(b) for b in p.expected().values())
+            missing = {v: whole_shards(p.store, v, b) for v, b in missing.items()}
+        total = sum(p.block_count(v) for v in p.variables)
         todo = sum(len(b) for b in missing.values())
         if complete:
             checked = "; every chunk decodes" if verify or cfg.output.verify else ""
@@ -395,27 +466,20 @@ def run(
             return RunSummary(total, 0, 0, 0, time.perf_counter() - t0, already_complete=True)
         if todo < total:
             echo(f"resuming: {total - todo} of {total} blocks already written, {todo} to go")
-        tiles = tiles_to_write(p.groups, plans, missing, p.input)
-        read = sum(t.read_bytes for t in tiles)
-        if tiles:
-            echo(tiles_line(p, plans, len(tiles), read, worker, client))
+        faces = any(isinstance(r, BlockRecipe) for r in p.recipes.values())
+        echo(tiles_line(p, plans, planned_reads(p.groups, plans, p.input, faces), worker, client))
+        for why in p.whole_graph():
+            echo(f"note: planned as one graph of the whole array ({why})")
+        progress_lines = Progress(todo, echo=echo, enabled=progress)
         try:
-            written = TileWriter({v: p.result[v].data for v in p.variables}, p.store, p.token).run(
-                tiles,
-                client=client,
-                stall_timeout=cfg.cluster.stall_timeout,
-                progress=Progress(todo, echo=echo, enabled=progress),
-            )
-            _check_before_complete(p, lease)
-            zstore.finalize(p.store, p.variables, p.expected())
+            done = _write(p, plans, missing, client, lease, progress_lines)
         except KeyboardInterrupt:
-            _mark_stopped(p.store, lease)
-            raise
-        except RunError:
             _mark_stopped(p.store, lease)
             raise
         except Exception as err:
             _mark_stopped(p.store, lease)
+            if isinstance(err, RunError):
+                raise
             lost = isinstance(err, LeaseLost) or (lease is not None and lease.lost is not None)
             raise RunError(_explain(err), resumable=not lost) from err
         peaks = {"driver": _peak_memory_here()}
@@ -425,9 +489,78 @@ def run(
             except Exception as err:
                 log.warning("no peak memory from the workers: %s", _cause(err))
     seconds = time.perf_counter() - t0
+    read = done.read_bytes + _planned_uncounted(p, plans, done)
+    notes = [line for line in (done.workers_line(),) if line]
     return RunSummary(
-        total, todo, read, written, seconds, peaks, repaired=p.repaired, report=report
+        total,
+        todo,
+        read,
+        done.written,
+        seconds,
+        peaks,
+        repaired=p.repaired,
+        report=report,
+        notes=notes,
+        bytes_in=p.bytes_in,
     )
+
+
+def _notes(p: Plan) -> list[str]:
+    """The lines a run prints before it starts: what it writes, and what to know about it."""
+    cfg = p.config
+    lines = [
+        f"daskgrad {daskgrad.__version__}: {len(p.variables)} output variable(s) -> {cfg.output.path}"
+    ]
+    glob_note = resolve_input(cfg.input.path).note(cfg.input.path)
+    if glob_note:
+        lines.append(glob_note)
+    used = cfg.input.variables or [str(v) for v in p.input.data_vars]
+    for v, (absent, total, fill) in absent_chunks(cfg.input, used).items():
+        lines.append(
+            f"note: input variable {v!r}: {absent} of {total} chunks are not in the store; "
+            f"zarr reads them as the fill value {fill}"
+        )
+    note = small_blocks_note(p)
+    if note:
+        lines.append(note)
+    return lines
+
+
+def _write(
+    p: Plan,
+    plans: Mapping[str, Any],
+    missing: dict[str, BlockBitmap],
+    client: Any,
+    lease: Lease | None,
+    progress: Progress,
+) -> WriteReport:
+    """Write the missing blocks tile by tile, then check and mark the store complete."""
+    cfg = p.config
+    programs = programs_for(p, missing)
+    specs = [s for prog in set(programs.values()) for s in getattr(prog, "face_specs", list)()]
+    if specs:
+        face_store.create(p.store, specs)
+    done = TileWriter(programs).run(
+        iter_tiles(p.groups, plans, missing),
+        client=client,
+        stall_timeout=cfg.cluster.stall_timeout,
+        progress=progress,
+        allowed_failures=cfg.cluster.allowed_failures,
+        connect_timeout=float(cfg.cluster.connect_timeout),
+    )
+    face_store.remove(p.store)
+    _check_before_complete(p, lease)
+    zstore.finalize(p.store, p.variables, p.expected())
+    return done
+
+
+def _planned_uncounted(p: Plan, plans: Mapping[str, Any], done: WriteReport) -> int:
+    """Bytes read by tiles whose program could not count them (the whole-array graph's): the
+    plan's figure for those variables."""
+    if not done.uncounted:
+        return 0
+    graph_groups = [g for g in p.groups if isinstance(p.recipes.get(g.source), str)]
+    return planned_reads(graph_groups, plans, p.input, faces=False)
 
 
 def _enter_cluster(stack: contextlib.ExitStack, cfg: RunConfig, source: str) -> Any:

@@ -3,17 +3,17 @@
 Also the memory checks of a batch run: a limit too small for any tile is refused (exit 2)
 before anything is written (:func:`check_memory`, :func:`worker_for_run`).
 
-Shared by the batch runner and the accessor's ``to_zarr``: both build the lazy gradients, then
-ask this module which blocks each tile writes (:func:`tiles_to_write`), sized by
-:mod:`daskgrad.batch.budget` and shaped by :mod:`daskgrad.batch.tiles`, and hand the tiles to
-:class:`daskgrad.batch.writer.TileWriter`.
+Shared by the batch runner and the accessor's ``to_zarr``: both plan the gradients, then ask this
+module which blocks each tile writes (:func:`iter_tiles`: lazily, one tile at a time, from
+bitmaps of the blocks still to write), sized by :mod:`daskgrad.batch.budget` and shaped by
+:mod:`daskgrad.batch.tiles`, and hand the tiles to :class:`daskgrad.batch.writer.TileWriter`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,17 +31,18 @@ from daskgrad.batch.budget import (
     warmed_resident,
 )
 from daskgrad.batch.config import ConfigError
-from daskgrad.batch.store import chunk_grid
-from daskgrad.batch.tiles import TilePlan, choose_plan
-from daskgrad.batch.writer import Tile, worker_infos
+from daskgrad.batch.grid import BlockBitmap, box_blocks, chunk_grid
+from daskgrad.batch.tiles import Tile, TilePlan, choose_plan
+from daskgrad.batch.writer import worker_infos
 
 __all__ = [
     "Group",
     "check_memory",
     "group_of",
+    "iter_tiles",
+    "planned_reads",
     "tile_plans",
     "tiles_line",
-    "tiles_to_write",
     "worker_for_run",
 ]
 
@@ -174,38 +175,57 @@ def tile_plans(groups: Sequence[Group], worker: WorkerMemory, workers: int) -> d
     return plans
 
 
-def tiles_to_write(
+def iter_tiles(
     groups: Sequence[Group],
     plans: Mapping[str, TilePlan],
-    missing: Mapping[str, set[Index]],
-    source: xr.Dataset,
-) -> list[Tile]:
-    """The tiles that hold missing blocks, each with every missing output block in it.
+    missing: Mapping[str, BlockBitmap],
+) -> Iterator[Tile]:
+    """The tiles that hold missing blocks, in the plan's order, one at a time.
 
-    ``source`` is the input (for the bytes each tile reads, bordering blocks included).
+    Each tile holds every missing output block inside its box. Nothing is listed up front:
+    a tile is made when the writer asks for it, from the bitmaps of missing blocks.
+
+    Examples
+    --------
+    >>> from daskgrad.batch.budget import BlockCost
+    >>> from daskgrad.batch.tiles import TilePlan
+    >>> g = Group("T", ("dT_dx",), (4,), (0,), (), BlockCost(8, 8, 1), "x: 2")
+    >>> todo = BlockBitmap((4,), full=True); todo.discard((1,))
+    >>> [t.blocks for t in iter_tiles([g], {"T": TilePlan((4,), (2,), (0,))}, {"dT_dx": todo})]
+    [{'dT_dx': [(0,)]}, {'dT_dx': [(2,), (3,)]}]
     """
-    tiles = []
     for g in groups:
         tp = plans[g.source]
-        block_bytes = source[g.source].nbytes / max(1, int(np.prod(g.grid)))
-        positions = set().union(*(missing[o] for o in g.outputs))
-        previous: tuple[Any, set] = (None, set())
-        for own in tp.split(positions):
-            inside = set(own)
-            blocks = {o: sorted(missing[o] & inside) for o in g.outputs}
-            column = tp.column(own[0])
-            needed = tp.needed(own)
-            # In a streamed column, what the previous tile read is handed over, not read again.
-            fresh = needed - previous[1] if column is not None and column == previous[0] else needed
-            previous = (column, needed)
-            tiles.append(
-                Tile(
-                    {o: b for o, b in blocks.items() if b},
-                    read_bytes=int(len(fresh) * block_bytes),
-                    column=None if column is None else (g.source, column),
-                )
+        for bounds in tp.tiles():
+            box = list(box_blocks(bounds))
+            blocks = {o: missing[o].select(box) for o in g.outputs}
+            blocks = {o: b for o, b in blocks.items() if b}
+            if not blocks:
+                continue
+            corner = tuple(a for a, _ in bounds)
+            column = tp.column(corner)
+            yield Tile(
+                blocks,
+                column=None if column is None else (g.source, column),
+                group=g.source,
+                corner=corner,
             )
-    return tiles
+
+
+def planned_reads(
+    groups: Sequence[Group], plans: Mapping[str, TilePlan], source: xr.Dataset, faces: bool
+) -> int:
+    """The input bytes a fresh run of these tilings reads: every block once, plus the blocks
+    bordering the tiles. With the face store (``faces``) a cut costs one plane of blocks, read
+    by the tile that runs first, instead of two; run side by side, neighbours share even that.
+    """
+    total = 0
+    for g in groups:
+        tp = plans[g.source]
+        blocks = max(1, math.prod(g.grid))
+        extra = tp.extra_reads() / (2 if faces else 1)
+        total += int(source[g.source].nbytes * (1 + extra / blocks))
+    return total
 
 
 # -- the memory of a run ----------------------------------------------------------------------
@@ -269,9 +289,9 @@ def worker_for_run(p: Any, client: Any) -> WorkerMemory:
     return worker
 
 
-def tiles_line(
-    p: Any, plans: dict, count: int, read: int, worker: WorkerMemory, client: Any
-) -> str:
+def tiles_line(p: Any, plans: dict, read: int, worker: WorkerMemory, client: Any) -> str:
+    """The plan line: the memory given, the tiles, and the input bytes they will read."""
+    count = sum(plans[g.source].count() for g in p.groups)
     boxes = "; ".join(
         f"{g.source}: tiles of {' x '.join(map(str, plans[g.source].box))} blocks" for g in p.groups
     )

@@ -11,45 +11,31 @@ of unsharded runs do not carry it.
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 import zarr
 
+from daskgrad.batch.grid import BlockBitmap, blocks_of_shard, chunk_grid, shard_of
 from daskgrad.batch.remote import zarr_store_of
-from daskgrad.batch.store import Store, _host, chunk_grid, write_block
+from daskgrad.batch.store import Store, host_array, shard_blocks_of, write_block
 
 __all__ = ["blocks_of_shard", "shard_blocks_of", "whole_shards", "write_shard"]
 
 
-def shard_blocks_of(array: zarr.Array) -> tuple[int, ...] | None:
-    """Blocks (inner chunks) per shard along each dim of an array; None if it has no shards."""
-    if array.shards is None:
-        return None
-    return tuple(s // c for s, c in zip(array.shards, array.chunks))
-
-
-def blocks_of_shard(
-    shard: tuple[int, ...], per: tuple[int, ...], grid: tuple[int, ...]
-) -> list[tuple[int, ...]]:
-    """The block indices a shard holds (fewer at the array's far edges), in C order.
+def whole_shards(store: Store, variable: str, blocks: BlockBitmap) -> BlockBitmap:
+    """``blocks`` and every other block of the shards they are in (a shard is written whole).
 
     Examples
     --------
-    >>> blocks_of_shard((1, 0), (2, 2), (3, 4))
-    [(2, 0), (2, 1)]
+    >>> import tempfile
+    >>> path = tempfile.mkdtemp() + "/s.zarr"
+    >>> g = zarr.open_group(path, mode="w")
+    >>> _ = g.create_array("y", shape=(6,), chunks=(1,), shards=(2,), dtype="f4")
+    >>> todo = BlockBitmap((6,)); todo.add((3,))
+    >>> sorted(whole_shards(path, "y", todo))
+    [(2,), (3,)]
     """
-    ranges = [range(i * p, min(n, (i + 1) * p)) for i, p, n in zip(shard, per, grid)]
-    return list(itertools.product(*ranges))
-
-
-def whole_shards(
-    store: Store, variable: str, blocks: Iterable[tuple[int, ...]]
-) -> set[tuple[int, ...]]:
-    """``blocks`` and every other block of the shards they are in (a shard is written whole)."""
-    blocks = set(blocks)
     if not blocks:
         return blocks
     array = zarr.open_array(zarr_store_of(store), path=variable, mode="r")
@@ -57,8 +43,10 @@ def whole_shards(
     if per is None:
         return blocks
     grid = chunk_grid(array.shape, array.chunks)
-    shards = {tuple(i // p for i, p in zip(idx, per)) for idx in blocks}
-    return {b for sh in shards for b in blocks_of_shard(sh, per, grid)}
+    out = blocks.copy()
+    for shard in {shard_of(idx, per) for idx in blocks}:
+        out.update(blocks_of_shard(shard, per, grid))
+    return out
 
 
 def write_shard(
@@ -88,7 +76,7 @@ def write_shard(
     >>> sorted(present_blocks(path, "y"))
     [(0,), (1,)]
     """
-    parts = [_host(b) for b in blocks]
+    parts = [host_array(b) for b in blocks]
     whole = np.block(_nest(parts, layout)) if len(parts) > 1 else parts[0]
     return write_block(whole, store, variable, region, token)
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -26,17 +27,23 @@ from typing import Any
 import numpy as np
 import zarr
 
+from daskgrad.batch.grid import BlockBitmap, blocks_of_shard, chunk_grid, shard_of
+from daskgrad.batch.paths import is_url
 from daskgrad.batch.remote import RemoteStore, target, zarr_store_of
 
 __all__ = [
+    "Store",
     "block_index_of",
     "chunk_grid",
     "expected_blocks",
     "finalize",
+    "has_blocks",
+    "host_array",
     "present_blocks",
     "read_state",
     "remove_chunk",
     "set_state",
+    "storage_index_of",
     "write_block",
     "write_token",
 ]
@@ -44,14 +51,15 @@ __all__ = [
 STATE_KEY = "daskgrad"
 
 
-def chunk_grid(shape: tuple[int, ...], chunk_shape: tuple[int, ...]) -> tuple[int, ...]:
-    """Number of chunks along each dim."""
-    return tuple(-(-n // c) if n else 0 for n, c in zip(shape, chunk_shape))
+def expected_blocks(shape: tuple[int, ...], chunk_shape: tuple[int, ...]) -> BlockBitmap:
+    """Every block of an array, as a bitmap (one bit per block).
 
-
-def expected_blocks(shape: tuple[int, ...], chunk_shape: tuple[int, ...]) -> set[tuple[int, ...]]:
-    """Every block index of an array."""
-    return set(np.ndindex(*chunk_grid(shape, chunk_shape)))
+    Examples
+    --------
+    >>> len(expected_blocks((5, 4), (2, 4)))
+    3
+    """
+    return BlockBitmap(chunk_grid(shape, chunk_shape), full=True)
 
 
 def block_index_of(key: str) -> tuple[int, ...] | None:
@@ -70,7 +78,7 @@ Store = str | RemoteStore
 
 
 def _local_path(store: Store) -> Path | None:
-    return Path(store) if isinstance(store, str) and "://" not in store else None
+    return Path(store) if isinstance(store, str) and not is_url(store) else None
 
 
 def _remote(store: Store) -> RemoteStore:
@@ -99,63 +107,126 @@ def _open_read(store: Store, variable: str) -> zarr.Array:
     return zarr.open_array(zarr_store_of(store), path=variable, mode="r")
 
 
-def present_blocks(
+@dataclass(frozen=True)
+class ChunkFile:
+    """One stored chunk (or shard) of an output array, as a listing finds it."""
+
+    index: tuple[int, ...]
+    size: int
+    mtime: float  # seconds since the epoch; 0.0 where the store does not say
+
+
+def _scan(folder: str) -> Iterator[os.DirEntry]:
+    """Every file below ``folder``, a directory at a time (never the whole listing at once)."""
+    try:
+        entries = os.scandir(folder)
+    except FileNotFoundError:
+        return
+    with entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                yield from _scan(entry.path)
+            else:
+                yield entry
+
+
+def _local_chunks(
+    local: Path, variable: str, fmt: int, remove_partial: bool
+) -> Iterator[ChunkFile]:
+    base = local / variable
+    root = base / "c" if fmt == 3 else base
+    prefix = len(str(base)) + 1
+    for entry in _scan(str(root)):
+        name = entry.name
+        if ".partial" in name:  # <key>.<uuid>.partial: a killed writer's temporary
+            if remove_partial:
+                Path(entry.path).unlink(missing_ok=True)
+            continue
+        if fmt == 2 and name.startswith("."):  # .zarray, .zattrs
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except FileNotFoundError:  # deleted while listing
+            continue
+        if st.st_size == 0:  # a torn write on a non-atomic file system
+            if remove_partial:
+                Path(entry.path).unlink(missing_ok=True)
+            continue
+        rel = entry.path[prefix:].replace(os.sep, "/")
+        idx = storage_index_of(rel, fmt)
+        if idx is not None:
+            yield ChunkFile(idx, int(st.st_size), float(st.st_mtime))
+
+
+def stored_chunks(
     store: Store, variable: str, *, remove_partial: bool = True
-) -> set[tuple[int, ...]]:
-    """Block indices whose chunk exists in the output store.
+) -> tuple[Iterator[ChunkFile], zarr.Array | None]:
+    """The chunk (or shard) files of an output array, streamed, and the array (None if its
+    metadata is missing: a store whose creation was killed, listed as zarr v3).
 
-    With shards, a shard's key stands for all its blocks (shards are written whole, in one
-    atomic write). Temporary ``*.partial`` files left by a killed writer are not blocks; they
-    are deleted. Zero-length chunk files (a torn write on a non-atomic file system) are
-    deleted too. A remote store's keys are listed (one request per 1,000 keys on S3); an
-    object store has no partial objects.
+    Temporary ``*.partial`` files left by a killed writer are not chunks; they are deleted, and
+    so are zero-length chunk files (``remove_partial``). A remote store's keys are listed by
+    the array's prefix (one request per 1,000 keys on S3); an object store has no partial
+    objects.
     """
-    from daskgrad.batch.shards import blocks_of_shard, shard_blocks_of
-
     local = _local_path(store)
     if local is not None and not (local / variable).exists():
-        return set()
+        return iter(()), None
     try:
         array = _open_read(store, variable)
     except Exception as err:
         if local is None:
             if isinstance(err, FileNotFoundError):  # zarr's NodeNotFoundError: never created
-                return set()
+                return iter(()), None
             raise
-        array = None  # a store whose creation was killed: its chunk files, taken as zarr v3
+        array = None
     fmt = 3 if array is None else array.metadata.zarr_format
-    per = None if array is None else shard_blocks_of(array)
-    found: set[tuple[int, ...]] = set()
     if local is not None:
-        root = local / variable / "c" if fmt == 3 else local / variable
-        if not root.exists():
-            return found
-        for dirpath, _dirs, files in os.walk(root):
-            for name in files:
-                path = Path(dirpath) / name
-                if ".partial" in name:  # <key>.<uuid>.partial: a killed writer's temporary
-                    if remove_partial:
-                        path.unlink(missing_ok=True)
-                    continue
-                if fmt == 2 and name.startswith("."):  # .zarray, .zattrs
-                    continue
-                if path.stat().st_size == 0:
-                    if remove_partial:
-                        path.unlink(missing_ok=True)
-                    continue
-                rel = path.relative_to(local / variable).as_posix()
-                idx = storage_index_of(rel, fmt)
-                if idx is not None:
-                    found.add(idx)
-    else:
+        return _local_chunks(local, variable, fmt, remove_partial), array
+
+    def remote() -> Iterator[ChunkFile]:
         for key in _remote(store).keys(f"{variable}/"):
             idx = storage_index_of(key[len(variable) + 1 :], fmt)
             if idx is not None:
-                found.add(idx)
-    if array is None or per is None:
-        return found
+                yield ChunkFile(idx, -1, 0.0)
+
+    return remote(), array
+
+
+def has_blocks(store: Store, variable: str) -> bool:
+    """True if any chunk of ``variable`` is stored (stops at the first one)."""
+    chunks, _ = stored_chunks(store, variable, remove_partial=False)
+    return next(chunks, None) is not None
+
+
+def present_blocks(
+    store: Store,
+    variable: str,
+    *,
+    remove_partial: bool = True,
+    since: float | None = None,
+    recent: list[tuple[int, ...]] | None = None,
+) -> BlockBitmap:
+    """The blocks whose chunk exists in the output store, as a bitmap (listed as a stream).
+
+    With shards, a shard's key stands for all its blocks (shards are written whole, in one
+    atomic write). ``since``: chunks modified at or after this time (seconds since the epoch)
+    are also appended to ``recent`` (their blocks), for a check that they decode.
+    """
+    chunks, array = stored_chunks(store, variable, remove_partial=remove_partial)
+    if array is None:  # no metadata: nothing this run can trust, nor index
+        return BlockBitmap(())
     grid = chunk_grid(array.shape, array.chunks)
-    return {b for sh in found for b in blocks_of_shard(sh, per, grid)}
+    per = shard_blocks_of(array)
+    found = BlockBitmap(grid)
+    for chunk in chunks:
+        blocks = [chunk.index] if per is None else blocks_of_shard(chunk.index, per, grid)
+        if any(len(b) != len(grid) or not all(0 <= i < n for i, n in zip(b, grid)) for b in blocks):
+            continue  # a stray key outside the grid
+        found.update(blocks)
+        if recent is not None and since is not None and chunk.mtime >= since:
+            recent.extend(blocks)
+    return found
 
 
 def _open_for_write(store: Store, variable: str) -> zarr.Array:
@@ -187,7 +258,7 @@ def write_block(
     The block is cast to the array's dtype here (``output.encoding.dtype``), so the graph
     carries results at full precision and no extra task is needed.
     """
-    block = _host(block)
+    block = host_array(block)
     array = (
         _open_for_write(store, variable)
         if token is None
@@ -207,7 +278,15 @@ def write_block(
     return int(block.nbytes)
 
 
-def _host(block: Any) -> np.ndarray:
+def shard_blocks_of(array: zarr.Array) -> tuple[int, ...] | None:
+    """Blocks (inner chunks) per shard along each dim of an array; None if it has no shards."""
+    if array.shards is None:
+        return None
+    return tuple(sh // c for sh, c in zip(array.shards, array.chunks))
+
+
+def host_array(block: Any) -> np.ndarray:
+    """A block as a numpy array (a CuPy block is copied to the host)."""
     if hasattr(block, "get") and type(block).__module__.startswith("cupy"):
         block = block.get()
     return np.asarray(block)
@@ -241,12 +320,10 @@ def chunk_is_readable(store: Store, variable: str, region: tuple[slice, ...]) ->
 
 def remove_chunk(store: Store, variable: str, index: tuple[int, ...]) -> None:
     """Delete one block's chunk (with shards: its whole shard) so that it is written again."""
-    from daskgrad.batch.shards import shard_blocks_of
-
     array = _open_read(store, variable)
     per = shard_blocks_of(array)
     if per is not None:
-        index = tuple(i // p for i, p in zip(index, per))
+        index = shard_of(index, per)
     key = array.metadata.encode_chunk_key(index)
     local = _local_path(store)
     if local is not None:
@@ -277,8 +354,10 @@ def set_state(store: Store, *, consolidated: bool = False, **changes: Any) -> No
     group.attrs[STATE_KEY] = state
 
 
-def finalize(store: Store, variables: Iterable[str], expected: dict[str, set]) -> None:
+def finalize(store: Store, variables: Iterable[str], expected: Mapping[str, BlockBitmap]) -> None:
     """Check every chunk is there, consolidate the metadata, then mark the store complete.
+
+    The chunks are listed again (streamed into a bitmap, never a list of keys).
 
     Raises
     ------
@@ -290,7 +369,7 @@ def finalize(store: Store, variables: Iterable[str], expected: dict[str, set]) -
         if missing:
             raise RuntimeError(
                 f"output variable {variable!r} is missing {len(missing)} chunk(s), e.g. "
-                f"{sorted(missing)[0]}; the store stays incomplete"
+                f"{next(iter(missing))}; the store stays incomplete"
             )
     with warnings.catch_warnings():
         # zarr warns that v3 has no consolidated metadata in its spec yet; daskgrad consolidates

@@ -2,8 +2,8 @@
 
 The library's own out-of-core path uses the batch runner's machinery without its store
 bookkeeping (no resume, no complete mark): the metadata and coordinates are written first, then
-the blocks tile by tile (:mod:`daskgrad.batch.schedule`, :class:`daskgrad.batch.writer.TileWriter`), then
-the metadata is consolidated.
+the blocks tile by tile (:mod:`daskgrad.batch.schedule`, :mod:`daskgrad.batch.tile_tasks`,
+:class:`daskgrad.batch.writer.TileWriter`), then the metadata is consolidated.
 
 The memory budget comes from where the graph runs:
 
@@ -18,21 +18,23 @@ writes nothing for that long.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings
 from typing import Any
 
 import dask
-import dask.array as da
 import xarray as xr
 import zarr
 
+from daskgrad.batch import faces as face_store
 from daskgrad.batch.budget import THREADS_FRACTION, WorkerMemory, measured_worker
 from daskgrad.batch.encoding import Encoding, resolve_all, write_metadata
-from daskgrad.batch.schedule import group_of, tile_plans, tiles_to_write
-from daskgrad.batch.store import expected_blocks
+from daskgrad.batch.grid import BlockBitmap, chunk_grid
+from daskgrad.batch.run_plan import plan_outputs
+from daskgrad.batch.schedule import group_of, iter_tiles, tile_plans
+from daskgrad.batch.tile_tasks import make_programs
 from daskgrad.batch.writer import TileWriter, worker_infos
-from daskgrad.core.chunking import regular_chunks
 
 __all__ = ["active_client", "library_worker", "write_gradients"]
 
@@ -83,28 +85,20 @@ def _warm(client: Any) -> dict[str, int] | None:
         return None
 
 
-def write_gradients(
-    obj: Any, plan: Any, result: xr.Dataset, store: Any, mode: str, encoding: Encoding
-) -> None:
-    """Write ``result`` (the lazy gradients of ``obj`` by ``plan``) to ``store`` tile by tile,
-    stored as ``encoding`` says (the batch config's ``output.encoding``)."""
-    template = result.copy()
-    chunk_shapes = {}
-    for v in list(template.data_vars):
-        data = template[v].data
-        if not isinstance(data, da.Array):
-            data = da.from_array(data)
-            template[v] = template[v].copy(data=data)
-        shape = regular_chunks(data.chunks)
-        assert shape is not None  # the accessor regularized the chunks
-        chunk_shapes[str(v)] = shape
-    layouts = resolve_all(encoding, template, chunk_shapes)
-    write_metadata(template, store, layouts, chunk_shapes, encoding.zarr_format, mode)
-    shards = {v: lay.shard_blocks for v, lay in layouts.items()}
+def write_gradients(obj: Any, plan: Any, store: Any, mode: str, encoding: Encoding) -> None:
+    """Write the gradients of ``obj`` by ``plan`` to ``store`` tile by tile, stored as
+    ``encoding`` says (the batch config's ``output.encoding``).
 
+    As in a batch run, each tile's tasks are built from the plan (no graph of the whole array
+    is made, :mod:`daskgrad.batch.tile_tasks`) except for variables whose blocks need it.
+    """
     source = obj if isinstance(obj, xr.Dataset) else obj.to_dataset(name="__values__")
-    named = [_with_key(vp, source) for vp in plan.variables]
-    groups = [group_of(source, template, vp, chunk_shapes, shards) for vp in named]
+    named = dataclasses.replace(plan, variables=tuple(_with_key(vp) for vp in plan.variables))
+    result, chunk_shapes, recipes, values = plan_outputs(source, named)
+    layouts = resolve_all(encoding, result, chunk_shapes)
+    write_metadata(result, store, layouts, chunk_shapes, encoding.zarr_format, mode)
+    shards = {v: lay.shard_blocks for v, lay in layouts.items()}
+    groups = [group_of(source, result, vp, chunk_shapes, shards) for vp in named.variables]
     client = active_client()
     worker, workers = library_worker(client)
     for g in groups:
@@ -117,22 +111,29 @@ def write_gradients(
             )
     plans = tile_plans(groups, worker, workers)
     missing = {
-        str(v): expected_blocks(template[v].shape, chunk_shapes[str(v)]) for v in template.data_vars
+        str(v): BlockBitmap(chunk_grid(result[v].shape, chunk_shapes[str(v)]), full=True)
+        for v in result.data_vars
     }
-    tiles = tiles_to_write(groups, plans, missing, source)
-    arrays = {str(v): template[v].data for v in template.data_vars}
-    TileWriter(arrays, store, None).run(
-        tiles, client=client, stall_timeout=float(dask.config.get("daskgrad.stall-timeout", 600))
+    outputs = {str(v): result[v].data for v in result.data_vars}
+    programs = make_programs(
+        groups, recipes, values, outputs, chunk_shapes, shards, missing, store, None
     )
+    specs = [sp for prog in set(programs.values()) for sp in getattr(prog, "face_specs", list)()]
+    if specs:
+        face_store.create(store, specs)
+    TileWriter(programs).run(
+        iter_tiles(groups, plans, missing),
+        client=client,
+        stall_timeout=float(dask.config.get("daskgrad.stall-timeout", 600)),
+    )
+    face_store.remove(store)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
         zarr.consolidate_metadata(store)
 
 
-def _with_key(vp: Any, source: xr.Dataset) -> Any:
+def _with_key(vp: Any) -> Any:
     """The variable plan of an unnamed DataArray names its stand-in variable."""
     if vp.key is not None:
         return vp
-    import dataclasses
-
     return dataclasses.replace(vp, key="__values__")

@@ -25,15 +25,44 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-__all__ = ["TilePlan", "choose_box", "choose_plan", "extra_reads", "neighbours"]
+__all__ = ["Tile", "TilePlan", "choose_box", "choose_plan", "extra_reads", "neighbours"]
 
 Index = tuple[int, ...]
 
 # Above this many shapes to compare, each axis keeps a geometric sample of its candidate sizes.
 _MAX_SHAPES = 200_000
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One unit of bounded work: the output blocks it writes, all of one input variable.
+
+    Attributes
+    ----------
+    blocks
+        Output variable -> the block indices of it this tile writes.
+    read_bytes
+        Input bytes it is planned to read (its own blocks and those bordering it).
+    column
+        Tiles of one column run in order on one worker (``None``: a column alone).
+    group
+        The input variable whose outputs these are.
+    corner
+        The tile's first block (its place in the tiling).
+    """
+
+    blocks: Mapping[str, Sequence[Index]]
+    read_bytes: int = 0
+    column: Hashable | None = None
+    group: str | None = None
+    corner: Index | None = None
+
+    @property
+    def count(self) -> int:
+        return sum(len(b) for b in self.blocks.values())
 
 
 def _cuts(n: int, b: int, periodic: bool) -> int:

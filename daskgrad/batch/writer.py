@@ -1,114 +1,66 @@
-"""Write gradient blocks to zarr tile by tile: bounded memory, progress lines, never a silent hang.
+"""Run tiles: one at a time per worker, in bounded memory, on clusters whose workers come and go.
 
-The lazy gradients of a whole array form one graph; computing it at once lets dask read every
-block before any is finished (a wavefront of a whole cross-section of the block grid). Here
-each tile of :mod:`daskgrad.batch.tiles` is submitted on its own: its write tasks and, found by
-walking their dependencies (:func:`subgraph`, cost proportional to the tile, not the array),
-the reads, faces and kernels they need. Then:
+Each tile's tasks come from a program (:mod:`daskgrad.batch.tile_tasks`: built from the plan,
+or walked from a whole-array graph). Then:
 
 * ``kind: threads``: tiles run one after another on dask's threaded scheduler;
-* a distributed cluster: each worker gets one tile at a time, pinned to it (loosely: if the
-  worker dies, another takes the tasks), so each worker's memory is bounded by one tile, the
-  scheduler holds at most one tile's graph per worker, and faces never cross the network;
-* tiles of one column (a streamed tiling, :func:`daskgrad.batch.tiles.choose_plan`) run in order on
-  one worker, and each hands the next what they share (the plane between them, the faces of
-  its last plane) in memory instead of having it read again;
-* a watchdog ends the run when no block has been written for ``stall_timeout`` seconds while
-  workers exist (typically workers paused at distributed's memory threshold), naming the cause.
+* a distributed cluster: each worker has a *lane*: one column of tiles at a time, each tile
+  submitted pinned to that worker (loosely: if the worker leaves, the scheduler runs its tasks
+  elsewhere), so a worker's memory is bounded by one tile and the scheduler holds at most one
+  tile's graph per worker, whatever the array's size;
+* tiles of one column (a streamed tiling, :func:`daskgrad.batch.tiles.choose_plan`) run in
+  order on one worker, each handing the next what they share (the plane between them) in
+  memory;
+* tiles are taken from a lazy iterator as lanes free up: the driver never holds the list of
+  all tiles;
+* workers come and go: a worker that joins gets the next column within a second; one that
+  leaves (retired, or a job's walltime) has its tile finished elsewhere and the rest of its
+  column handed to the next free lane; worker deaths are counted per tile, and a tile that saw
+  more than ``allowed_failures`` of them ends the run;
+* a watchdog ends the run when no block was written for ``stall_timeout`` seconds while
+  workers exist (typically workers paused at distributed's memory threshold), or when the
+  connection to the scheduler is lost, naming the cause.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections import deque
-from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import dask
-import dask.array as da
-import dask.core
 import dask.threaded
-from dask._task_spec import DataNode, GraphNode
-from dask.highlevelgraph import HighLevelGraph
+from dask._task_spec import DataNode
 
-from daskgrad.batch import store as zstore
-from daskgrad.batch.remote import zarr_store_of
-from daskgrad.batch.store import Store
-from daskgrad.core._compat import make_task, ref
+from daskgrad.batch.tile_tasks import GraphProgram, Program, TileTasks
+from daskgrad.batch.tiles import Tile
 
-__all__ = ["Progress", "Stalled", "Tile", "TileWriter", "subgraph", "worker_infos"]
+__all__ = [
+    "Progress",
+    "SchedulerLost",
+    "Stalled",
+    "TileDeaths",
+    "TileWriter",
+    "WriteReport",
+    "graph_writer",
+    "worker_infos",
+]
 
 log = logging.getLogger("daskgrad")
-
-Index = tuple[int, ...]
 
 
 class Stalled(RuntimeError):
     """No block was written for longer than the stall timeout."""
 
 
-def _dependencies(graph: Mapping, task: Any) -> Iterable[Hashable]:
-    if isinstance(task, GraphNode):
-        return task.dependencies
-    return dask.core.get_dependencies(graph, task=task)  # a legacy tuple task
+class SchedulerLost(RuntimeError):
+    """The connection to the scheduler is gone (the scheduler died or is unreachable)."""
 
 
-def subgraph(graph: Mapping, keys: Iterable[Hashable], stop: Collection[Hashable] = ()) -> dict:
-    """The tasks that ``keys`` need, found by walking dependencies from them.
-
-    The cost is proportional to the tasks found, not to ``graph``: a ``HighLevelGraph`` finds
-    a key's task through its layer name in O(1). (dask's own culling intersects every layer's
-    keys: 0.2 s per call on the graph of a 1 TiB array, once per tile.) Keys in ``stop`` are
-    known already: neither they nor what only they need are taken.
-
-    Examples
-    --------
-    >>> import dask.array as da
-    >>> x = da.ones(6, chunks=2) + 1
-    >>> sorted(k[1] for k in subgraph(x.dask, [(x.name, 1)]) if k[0] == x.name)
-    [1]
-    >>> len(subgraph(x.dask, [(x.name, 1)], stop={(x.name, 1)}))
-    0
-    """
-    return _walk(graph, keys, stop)[0]
-
-
-def _walk(graph: Mapping, keys: Iterable[Hashable], stop: Collection[Hashable]) -> tuple[dict, set]:
-    """:func:`subgraph`, and the keys of ``stop`` the walk reached."""
-    out: dict = {}
-    reached: set = set()
-    stack = list(keys)
-    while stack:
-        key = stack.pop()
-        if key in out or key in reached:
-            continue
-        if key in stop:
-            reached.add(key)
-            continue
-        task = graph[key]
-        out[key] = task
-        stack.extend(d for d in _dependencies(graph, task) if d not in out)
-    return out, reached
-
-
-def _region(index: Index, chunk_shape: Sequence[int], shape: Sequence[int]) -> tuple[slice, ...]:
-    return tuple(slice(i * c, min(n, (i + 1) * c)) for i, c, n in zip(index, chunk_shape, shape))
-
-
-@dataclass(frozen=True)
-class Tile:
-    """One unit of bounded work: output blocks to write, and the input blocks it reads."""
-
-    blocks: Mapping[str, Sequence[Index]]
-    read_bytes: int = 0  # input bytes it reads: its own blocks and those bordering it
-    column: Hashable | None = None  # tiles of one column run in order on one worker
-
-    @property
-    def count(self) -> int:
-        return sum(len(b) for b in self.blocks.values())
+class TileDeaths(RuntimeError):
+    """Workers died too often while one tile was in flight (``cluster.allowed_failures``)."""
 
 
 @dataclass
@@ -146,295 +98,40 @@ class Progress:
         self.echo(line)
 
 
-class TileWriter:
-    """Writes the blocks of lazy output arrays into an existing zarr store, tile by tile.
-
-    Parameters
-    ----------
-    arrays
-        Output variable -> dask array with one block per zarr chunk of that variable.
-    path
-        The zarr store (created, with every output array, beforehand).
-    token
-        Passed to :func:`daskgrad.batch.store.write_block` with every block (identifies the run).
-
-    Examples
-    --------
-    >>> import tempfile, numpy as np, dask.array as da, zarr
-    >>> path = tempfile.mkdtemp() + "/out.zarr"
-    >>> _ = zarr.open_group(path, mode="w").create_array("y", shape=(6,), chunks=(2,), dtype="f8")
-    >>> y = da.arange(6.0, chunks=2) * 2
-    >>> w = TileWriter({"y": y}, path, token="t")
-    >>> w.run([Tile({"y": [(0,), (1,)]}), Tile({"y": [(2,)]})])
-    48
-    >>> zarr.open_array(path, path="y")[:].tolist()
-    [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]
-    """
-
-    def __init__(self, arrays: Mapping[str, da.Array], path: Store, token: str | None) -> None:
-        self.arrays = dict(arrays)
-        self.path = path
-        self.token = token
-        self.graph = HighLevelGraph.merge(*(a.dask for a in arrays.values()))
-        # Unique per writer: a long-lived cluster never confuses two runs' write tasks.
-        self._name = f"daskgrad-write-{uuid.uuid4().hex}"
-        self._chunks = {v: tuple(c[0] if c else 1 for c in a.chunks) for v, a in arrays.items()}
-        # Sharded arrays (output.encoding.shards) are written a whole shard per task.
-        self._shards = {v: _shards_in(path, v) for v in arrays}
-        self._sizes: dict[Hashable, int] = {}
-
-    def _writes(self, tile: Tile) -> dict:
-        writes = {}
-        for v, blocks in tile.blocks.items():
-            arr = self.arrays[v]
-            per = self._shards[v]
-            if per is not None:
-                writes.update(self._shard_writes(v, blocks, per))
-                continue
-            for idx in blocks:
-                key = (self._name, v, *idx)
-                region = _region(idx, self._chunks[v], arr.shape)
-                writes[key] = make_task(
-                    key, zstore.write_block, ref((arr.name, *idx)), self.path, v, region, self.token
-                )
-        return writes
-
-    def _shard_writes(self, v: str, blocks: Sequence[Index], per: Index) -> dict:
-        """One task per shard, taking all the shard's blocks; a tile must hold whole shards."""
-        from daskgrad.batch import shards
-
-        arr = self.arrays[v]
-        grid = tuple(len(c) for c in arr.chunks)
-        by_shard: dict[Index, set[Index]] = {}
-        for idx in blocks:
-            by_shard.setdefault(tuple(i // p for i, p in zip(idx, per)), set()).add(idx)
-        writes = {}
-        for shard, have in sorted(by_shard.items()):
-            members = shards.blocks_of_shard(shard, per, grid)
-            if have != set(members):
-                # Two tasks writing parts of one shard would each rewrite the whole shard file.
-                raise ValueError(
-                    f"a tile holds {len(have)} of the {len(members)} blocks of shard {shard} of "
-                    f"{v!r}; shards must be written whole (round tiles to shards)"
-                )
-            first, last = members[0], members[-1]
-            region = tuple(
-                slice(a * c, min(n, (b + 1) * c))
-                for a, b, c, n in zip(first, last, self._chunks[v], arr.shape)
-            )
-            layout = tuple(b - a + 1 for a, b in zip(first, last))
-            key = (self._name, v, "shard", *shard)
-            writes[key] = make_task(
-                key,
-                shards.write_shard,
-                self.path,
-                v,
-                region,
-                self.token,
-                layout,
-                *(ref((arr.name, *m)) for m in members),
-            )
-            self._sizes[key] = len(members)
-        return writes
-
-    def blocks_in(self, key: Hashable) -> int:
-        """Blocks a write task writes: one, or all of its shard's."""
-        return self._sizes.get(key, 1)
-
-    def tile_graph(
-        self, tile: Tile, known: Collection[Hashable] = (), following: Tile | None = None
-    ) -> tuple[dict, list, list]:
-        """The tasks of ``tile``: ``(graph, write keys, keys to hand over)``.
-
-        ``known`` are keys computed before and handed over (left out of the graph). With
-        ``following`` (the next tile of the same column), the keys to hand over are those
-        ``following`` needs that this tile computes or holds: the plane they share and the faces
-        of this tile's last plane, never more.
-        """
-        writes = self._writes(tile)
-        needed = subgraph(self.graph, _deps(writes), stop=known)
-        needed.update(writes)
-        handover: list = []
-        if following is not None:
-            later = self._writes(following)
-            full = subgraph(self.graph, _deps(later))
-            shared = (set(needed) | set(known)) & set(full)
-            handover = sorted(_walk(full, _deps(later), shared)[1], key=str)
-        return needed, list(writes), handover
-
-    def run(
-        self,
-        tiles: Sequence[Tile],
-        *,
-        client: Any = None,
-        stall_timeout: float | None = None,
-        progress: Progress | None = None,
-    ) -> int:
-        """Write every block of ``tiles``; returns the bytes written (uncompressed).
-
-        Consecutive tiles of one column run in order, handing over what they share.
-
-        Raises
-        ------
-        Stalled
-            On a cluster, when no block was written for ``stall_timeout`` seconds.
-        """
-        progress = progress or Progress(sum(t.count for t in tiles), enabled=False)
-        if client is None:
-            return self._run_here(tiles, progress)
-        return self._run_on_cluster(tiles, client, stall_timeout, progress)
-
-    def _run_here(self, tiles: Sequence[Tile], progress: Progress) -> int:
-        written = 0
-        held: dict = {}  # handed over by the previous tile of the column
-        for i, tile in enumerate(tiles):
-            following = _following(tiles, i)
-            dsk, writes, handover = self.tile_graph(tile, held, following)
-            for key, value in held.items():
-                dsk[key] = DataNode(key, value)
-            results = dask.threaded.get(dsk, writes + handover)
-            written += int(sum(results[: len(writes)]))
-            held = dict(zip(handover, results[len(writes) :]))
-            progress.add(sum(self.blocks_in(k) for k in writes))
-        return written
-
-    def _run_on_cluster(
-        self, tiles: Sequence[Tile], client: Any, stall_timeout: float | None, progress: Progress
-    ) -> int:
-        columns = deque(_columns(tiles))
-        lanes: dict[str, _Lane] = {}  # per worker: its column, its tile in flight, what it holds
-        written = 0
-        last_write = time.monotonic()
-        infos = worker_infos(client)
-        refreshed = time.monotonic()
-        waiting_said = False
-        try:
-            while columns or any(lane.busy or lane.tiles for lane in lanes.values()):
-                now = time.monotonic()
-                if now - refreshed > 1.0:
-                    infos, refreshed = worker_infos(client), now
-                    for address in [a for a in lanes if a not in infos]:  # a worker died:
-                        lane = lanes.pop(address)  # its in-flight tasks run elsewhere (loose
-                        if lane.tiles:  # restrictions); the rest of its column starts anew
-                            columns.appendleft(list(lane.tiles))
-                        lane.tiles, lane.held, lane.orphaned = deque(), {}, True
-                        lanes[f"{address}#{id(lane)}"] = lane
-                for address in _running(infos):
-                    lane = lanes.setdefault(address, _Lane())
-                    if lane.writes:
-                        continue
-                    if not lane.tiles and columns:
-                        lane.tiles = deque(columns.popleft())
-                        lane.held = {}
-                    if lane.tiles:
-                        lane.submit(self, client, address)
-                finished = 0
-                for lane in lanes.values():
-                    done, count = lane.harvest()
-                    written += done
-                    finished += count
-                lanes = {
-                    a: lane for a, lane in lanes.items() if not (lane.orphaned and not lane.busy)
-                }
-                if finished:
-                    last_write = now
-                    progress.add(finished)
-                    continue
-                if not infos:  # a job queue still starting workers is not a stall
-                    if not waiting_said:
-                        log.warning("waiting for workers to join the cluster")
-                        waiting_said = True
-                    last_write = now
-                elif stall_timeout is not None and now - last_write > stall_timeout:
-                    raise Stalled(stall_cause(client, now - last_write))
-                time.sleep(0.02)
-        finally:
-            for lane in lanes.values():
-                lane.cancel(client)
-        return written
-
-
-def _shards_in(path: Any, variable: str) -> Index | None:
-    """Blocks per shard of an output array in the store, or None if it has no shards."""
-    import zarr
-
-    from daskgrad.batch.shards import shard_blocks_of
-
-    return shard_blocks_of(zarr.open_array(zarr_store_of(path), path=variable, mode="r"))
-
-
-def _deps(writes: Mapping) -> list:
-    return [key for task in writes.values() for key in task.dependencies]
-
-
-def _following(tiles: Sequence[Tile], i: int) -> Tile | None:
-    """The next tile if it continues the same column."""
-    if (
-        i + 1 < len(tiles)
-        and tiles[i].column is not None
-        and tiles[i + 1].column == tiles[i].column
-    ):
-        return tiles[i + 1]
-    return None
-
-
-def _columns(tiles: Sequence[Tile]) -> list[list[Tile]]:
-    """Runs of consecutive tiles of one column (a tile without column is a column alone)."""
-    out: list[list[Tile]] = []
-    for i, tile in enumerate(tiles):
-        if i and tile.column is not None and tile.column == tiles[i - 1].column:
-            out[-1].append(tile)
-        else:
-            out.append([tile])
-    return out
-
-
 @dataclass
-class _Lane:
-    """One worker's column: the tiles left, the writes in flight, the futures handed over."""
+class WriteReport:
+    """What a write did: bytes written and read, and what the cluster's workers did meanwhile."""
 
-    tiles: deque = field(default_factory=deque)
-    writes: list = field(default_factory=list)
-    held: dict = field(default_factory=dict)
-    incoming: dict = field(default_factory=dict)
-    sizes: dict = field(default_factory=dict)  # blocks each write future writes
-    orphaned: bool = False
+    written: int = 0
+    read_bytes: int = 0
+    #: Tiles whose reads their program could not count (the whole-array graph's).
+    uncounted: int = 0
+    tiles: int = 0
+    workers_at_start: int = 0
+    joined: int = 0
+    retired: int = 0
+    died: int = 0
+    handed_on: int = 0
+    most_deaths: int = 0
+    first_block_seconds: float | None = None
 
-    @property
-    def busy(self) -> bool:
-        return bool(self.writes)
+    def workers_line(self) -> str | None:
+        """One line on the workers' comings and goings (None when none came or went).
 
-    def submit(self, writer: TileWriter, client: Any, address: str) -> None:
-        tile = self.tiles.popleft()
-        following = self.tiles[0] if self.tiles else None
-        dsk, writes, handover = writer.tile_graph(tile, self.held, following)
-        futures = client.get(
-            dsk, writes + handover, sync=False, workers=[address], allow_other_workers=True
+        Examples
+        --------
+        >>> WriteReport(workers_at_start=2, joined=1, retired=1, handed_on=1).workers_line()
+        'workers: 2 at the start, 1 joined, 1 left (retired), 0 died; 1 tile(s) handed on'
+        """
+        if not (self.joined or self.retired or self.died):
+            return None
+        line = (
+            f"workers: {self.workers_at_start} at the start, {self.joined} joined, "
+            f"{self.retired} left (retired), {self.died} died; {self.handed_on} tile(s) handed on"
         )
-        self.writes = list(futures[: len(writes)])
-        self.sizes = {f.key: writer.blocks_in(k) for f, k in zip(self.writes, writes)}
-        # The graph just sent refers to what was held; the scheduler keeps it for that graph.
-        self.held = {}
-        self.incoming = dict(zip(handover, futures[len(writes) :]))
-
-    def harvest(self) -> tuple[int, int]:
-        """Bytes and blocks written since the last call; raises a failed task's error."""
-        pending, written, count = [], 0, 0
-        for f in self.writes:
-            if f.done():
-                written += int(f.result())
-                count += self.sizes.get(f.key, 1)
-            else:
-                pending.append(f)
-        self.writes = pending
-        if not pending and self.incoming:
-            self.held, self.incoming = self.incoming, {}
-        return written, count
-
-    def cancel(self, client: Any) -> None:
-        for futures in (self.writes, list(self.held.values()), list(self.incoming.values())):
-            if futures:
-                client.cancel(futures)
+        if self.died:
+            line += f"; at most {self.most_deaths} death(s) while one tile was in flight"
+        return line
 
 
 def worker_infos(client: Any) -> dict[str, dict]:
@@ -461,3 +158,381 @@ def stall_cause(client: Any, seconds: float) -> str:
             "memory or set smaller input.chunks"
         )
     return f"{head}: workers are alive but finish no task (a hung read or write?)"
+
+
+def _columns(tiles: Iterable[Tile]) -> Iterator[list[Tile]]:
+    """Runs of consecutive tiles of one column (a tile without column is a column alone)."""
+    run: list[Tile] = []
+    for tile in tiles:
+        if run and (tile.column is None or tile.column != run[-1].column):
+            yield run
+            run = []
+        run.append(tile)
+    if run:
+        yield run
+
+
+class TileWriter:
+    """Writes tiles of output blocks, each tile's tasks made by its variable's program.
+
+    Parameters
+    ----------
+    programs
+        By :attr:`Tile.group`: the program that makes the tile's tasks.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, dask.array as da, zarr
+    >>> path = tempfile.mkdtemp() + "/out.zarr"
+    >>> _ = zarr.open_group(path, mode="w").create_array("y", shape=(6,), chunks=(2,), dtype="f8")
+    >>> w = graph_writer({"y": da.arange(6.0, chunks=2) * 2}, path, token="t")
+    >>> w.run([Tile({"y": [(0,), (1,)]}), Tile({"y": [(2,)]})]).written
+    48
+    >>> zarr.open_array(path, path="y")[:].tolist()
+    [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]
+    """
+
+    def __init__(self, programs: Mapping[str | None, Program]) -> None:
+        self.programs = dict(programs)
+
+    def _tasks(self, tile: Tile, known: Iterable[Hashable], following: Tile | None) -> TileTasks:
+        return self.programs[tile.group].tasks(tile, set(known), following)
+
+    def _finished(self, tile: Tile) -> None:
+        self.programs[tile.group].finished(tile)
+
+    def run(
+        self,
+        tiles: Iterable[Tile],
+        *,
+        client: Any = None,
+        stall_timeout: float | None = None,
+        progress: Progress | None = None,
+        allowed_failures: int | None = None,
+        connect_timeout: float = 30.0,
+    ) -> WriteReport:
+        """Write every block of ``tiles`` (taken lazily, a column at a time).
+
+        Raises
+        ------
+        Stalled
+            On a cluster, when no block was written for ``stall_timeout`` seconds.
+        SchedulerLost
+            When the connection to the scheduler is gone for ``connect_timeout`` seconds.
+        TileDeaths
+            When more than ``allowed_failures`` workers died while one tile was in flight.
+        """
+        progress = progress or Progress(0, enabled=False)
+        report = WriteReport()
+        start = time.monotonic()
+
+        def wrote(nbytes: int, blocks: int) -> None:
+            report.written += nbytes
+            if blocks:
+                if report.first_block_seconds is None:
+                    report.first_block_seconds = time.monotonic() - start
+                progress.add(blocks)
+
+        if client is None:
+            self._run_here(tiles, report, wrote)
+        else:
+            _Cluster(self, client, report, wrote, stall_timeout, allowed_failures, connect_timeout).run(
+                _columns(tiles)
+            )
+        return report
+
+    def _run_here(self, tiles: Iterable[Tile], report: WriteReport, wrote: Callable) -> None:
+        held: dict = {}  # handed over by the previous tile of the column
+        for column in _columns(tiles):
+            held = {}
+            for i, tile in enumerate(column):
+                following = column[i + 1] if i + 1 < len(column) else None
+                t = self._tasks(tile, held, following)
+                dsk = dict(t.graph)
+                for key, value in held.items():
+                    dsk[key] = DataNode(key, value)
+                results = dask.threaded.get(dsk, t.waits + t.handover)
+                self._finished(tile)
+                report.tiles += 1
+                _count_reads(report, t.read_bytes)
+                wrote(int(sum(results[: len(t.waits)])), sum(t.blocks[k] for k in t.waits))
+                held = dict(zip(t.handover, results[len(t.waits) :]))
+
+
+def _count_reads(report: WriteReport, nbytes: int | None) -> None:
+    if nbytes is None:
+        report.uncounted += 1
+    else:
+        report.read_bytes += nbytes
+
+
+def graph_writer(arrays: Mapping[str, Any], store: Any, token: str | None) -> TileWriter:
+    """A writer of lazy arrays (one dask block per zarr chunk), tiles walked from their graph."""
+    return TileWriter({None: GraphProgram(arrays, store, token)})
+
+
+@dataclass
+class _InFlight:
+    """One submitted tile: its write futures, what each writes, and the futures handed over."""
+
+    tile: Tile
+    writes: list
+    sizes: dict
+    incoming: dict
+    reads: int | None
+    deaths: int = 0
+
+    def harvest(self) -> tuple[int, int]:
+        """Bytes and blocks written since the last call; raises a failed task's error."""
+        pending, written, count = [], 0, 0
+        for f in self.writes:
+            if f.done():
+                written += int(f.result())
+                count += self.sizes.get(f.key, 1)
+            else:
+                pending.append(f)
+        self.writes = pending
+        return written, count
+
+    @property
+    def done(self) -> bool:
+        return not self.writes
+
+
+@dataclass
+class _Lane:
+    """One worker's column: the tiles left, the tile in flight, the futures handed over."""
+
+    address: str
+    tiles: deque = field(default_factory=deque)
+    flight: _InFlight | None = None
+    held: dict = field(default_factory=dict)
+
+    @property
+    def idle(self) -> bool:
+        return self.flight is None and not self.tiles
+
+    def assign(self, column: Iterable[Tile]) -> None:
+        self.tiles = deque(column)
+        self.held = {}
+
+    def submit(self, writer: TileWriter, client: Any) -> None:
+        tile = self.tiles.popleft()
+        following = self.tiles[0] if self.tiles else None
+        t = writer._tasks(tile, self.held, following)
+        futures = client.get(
+            t.graph, t.waits + t.handover, sync=False, workers=[self.address], allow_other_workers=True
+        )
+        # The graph just sent refers to what was held; the scheduler keeps it for that graph.
+        self.held = {}
+        self.flight = _InFlight(
+            tile,
+            list(futures[: len(t.waits)]),
+            {f.key: t.blocks.get(k, 1) for f, k in zip(futures, t.waits)},
+            dict(zip(t.handover, futures[len(t.waits) :])),
+            t.read_bytes,
+        )
+
+    def orphan(self) -> tuple[list[Tile], _InFlight | None]:
+        """The worker left: the rest of its column (to start anew elsewhere) and its tile in
+        flight (its tasks run elsewhere: loose restrictions)."""
+        rest, flight = list(self.tiles), self.flight
+        self.tiles, self.flight, self.held = deque(), None, {}
+        return rest, flight
+
+    def cancel(self, client: Any) -> None:
+        futures = list(self.held.values())
+        if self.flight is not None:
+            futures += self.flight.writes + list(self.flight.incoming.values())
+        if futures:
+            client.cancel(futures)
+
+
+class _Watchdog:
+    """Ends a run that writes nothing for ``stall_timeout`` s while workers exist, or whose
+    scheduler has been unreachable for ``connect_timeout`` s; a cluster with no worker yet (a
+    job queue still starting them) is waited for, once said."""
+
+    def __init__(self, client: Any, stall_timeout: float | None, connect_timeout: float) -> None:
+        self.client = client
+        self.stall_timeout = stall_timeout
+        self.connect_timeout = connect_timeout
+        self.last_write = time.monotonic()
+        self.disconnected: float | None = None
+        self.waiting_said = False
+
+    def wrote(self) -> None:
+        self.last_write = time.monotonic()
+
+    def check_connection(self) -> None:
+        status = getattr(self.client, "status", "running")
+        now = time.monotonic()
+        if status == "running":
+            self.disconnected = None
+            return
+        self.disconnected = self.disconnected or now
+        if status in ("closed", "closing") or now - self.disconnected > self.connect_timeout:
+            address = getattr(getattr(self.client, "scheduler", None), "address", None) or "?"
+            raise SchedulerLost(
+                f"lost the connection to the scheduler at {address} (client {status}); the "
+                "blocks written so far are kept"
+            )
+
+    def check(self, infos: Mapping[str, Any]) -> None:
+        now = time.monotonic()
+        if not infos:
+            if not self.waiting_said:
+                log.warning("waiting for workers to join the cluster")
+                self.waiting_said = True
+            self.last_write = now
+        elif self.stall_timeout is not None and now - self.last_write > self.stall_timeout:
+            raise Stalled(stall_cause(self.client, now - self.last_write))
+
+
+class _Cluster:
+    """One write on a distributed cluster: lanes per worker, draining tiles, the watchdog."""
+
+    def __init__(
+        self,
+        writer: TileWriter,
+        client: Any,
+        report: WriteReport,
+        wrote: Callable[[int, int], None],
+        stall_timeout: float | None,
+        allowed_failures: int | None,
+        connect_timeout: float,
+    ) -> None:
+        self.writer = writer
+        self.client = client
+        self.report = report
+        self.wrote = wrote
+        self.allowed = allowed_failures
+        self.watchdog = _Watchdog(client, stall_timeout, connect_timeout)
+        self.lanes: dict[str, _Lane] = {}
+        self.draining: list[_InFlight] = []
+        self.requeued: deque[list[Tile]] = deque()
+        self.seen: dict[str, str] = {}  # address -> last status seen
+        self.source_done = False
+
+    def _refresh(self, infos: Mapping[str, Mapping]) -> None:
+        for address, info in infos.items():
+            if address not in self.seen:
+                self.report.joined += 1
+            self.seen[address] = str(info.get("status", "running"))
+        for address in [a for a in self.seen if a not in infos]:
+            status = self.seen.pop(address)
+            retired = status in ("closing_gracefully", "closing")
+            if retired:
+                self.report.retired += 1
+            else:
+                self.report.died += 1
+            lane = self.lanes.pop(address, None)
+            if lane is None:
+                continue
+            rest, flight = lane.orphan()
+            if rest:
+                self.requeued.appendleft(rest)
+                self.report.handed_on += 1
+            if flight is not None:
+                if not retired:
+                    flight.deaths += 1
+                    self.report.most_deaths = max(self.report.most_deaths, flight.deaths)
+                    self._check_deaths(flight)
+                self.draining.append(flight)
+                self.report.handed_on += 1
+
+    def _check_deaths(self, flight: _InFlight) -> None:
+        if self.allowed is not None and flight.deaths > self.allowed:
+            tile = flight.tile
+            first = next(iter(tile.blocks.items()), (None, []))
+            raise TileDeaths(
+                f"{flight.deaths} worker(s) died while one tile (blocks of {first[0]!r} from "
+                f"{list(first[1])[:1]}) was in flight, more than cluster.allowed_failures "
+                f"({self.allowed}) allows; raise cluster.allowed_failures or give workers more "
+                "memory (cluster.memory_limit)"
+            )
+
+    def _finish(self, flight: _InFlight, lane: _Lane | None) -> None:
+        self.writer._finished(flight.tile)
+        self.report.tiles += 1
+        _count_reads(self.report, flight.reads)
+        if lane is not None:
+            lane.held = flight.incoming
+        elif flight.incoming:
+            self.client.cancel(list(flight.incoming.values()))
+
+    def _harvest(self) -> bool:
+        """Collect what finished; True if any block was written or any tile finished."""
+        moved = False
+        for lane in self.lanes.values():
+            flight = lane.flight
+            if flight is None:
+                continue
+            nbytes, blocks = flight.harvest()
+            self.wrote(nbytes, blocks)
+            moved = moved or bool(blocks) or flight.done
+            if flight.done:
+                self._finish(flight, lane)
+                lane.flight = None
+        for flight in list(self.draining):
+            nbytes, blocks = flight.harvest()
+            self.wrote(nbytes, blocks)
+            moved = moved or bool(blocks) or flight.done
+            if flight.done:
+                self._finish(flight, None)
+                self.draining.remove(flight)
+        return moved
+
+    def _next_column(self, columns: Iterator[list[Tile]]) -> list[Tile] | None:
+        if self.requeued:
+            return self.requeued.popleft()
+        if self.source_done:
+            return None
+        column = next(columns, None)
+        self.source_done = column is None
+        return column
+
+    def _done(self) -> bool:
+        return (
+            self.source_done
+            and not self.requeued
+            and not self.draining
+            and all(lane.idle for lane in self.lanes.values())
+        )
+
+    def run(self, columns: Iterator[list[Tile]]) -> None:
+        infos = worker_infos(self.client)
+        self.report.workers_at_start = len(infos)
+        self.seen = {a: str(w.get("status", "running")) for a, w in infos.items()}
+        refreshed = time.monotonic()
+        try:
+            while True:
+                now = time.monotonic()
+                self.watchdog.check_connection()
+                if now - refreshed > 1.0:
+                    infos, refreshed = worker_infos(self.client), now
+                    self._refresh(infos)
+                for address in _running(infos):
+                    if address not in self.seen:
+                        continue  # left since the last refresh
+                    lane = self.lanes.setdefault(address, _Lane(address))
+                    if lane.flight is not None:
+                        continue
+                    if not lane.tiles:
+                        column = self._next_column(columns)
+                        if column is not None:
+                            lane.assign(column)
+                    if lane.tiles:
+                        lane.submit(self.writer, self.client)
+                if self._harvest():
+                    self.watchdog.wrote()
+                    continue
+                if self._done():
+                    return
+                self.watchdog.check(infos)
+                time.sleep(0.02)
+        finally:
+            for lane in self.lanes.values():
+                lane.cancel(self.client)
+            for flight in self.draining:
+                self.client.cancel(flight.writes)

@@ -136,9 +136,7 @@ def _chunks_fit(spacing: AxisSpacing, chunk: int, depth: int) -> str | None:
     return None
 
 
-def block_recipe(
-    obj: Any, plan: Any, vp: Any, chunk_shape: Sequence[int]
-) -> BlockRecipe | str:
+def block_recipe(obj: Any, plan: Any, vp: Any, chunk_shape: Sequence[int]) -> BlockRecipe | str:
     """The recipe of one variable of ``plan``, or a sentence saying why a block of it cannot
     be computed from its neighbours' faces alone (then the whole-array graph is used).
 
@@ -304,4 +302,3 @@ def recipes_for(
         first = vp.fields[0].name
         out[first] = block_recipe(obj, plan, vp, chunk_shapes[first])
     return out
-

@@ -27,9 +27,10 @@ from runner_helpers import assert_store_equals, make_config, reference, write_co
 from daskgrad.batch import faces as face_store
 from daskgrad.batch import store as zstore
 from daskgrad.batch.budget import BlockCost, WorkerMemory
+from daskgrad.batch.graph_tasks import tasks_for
 from daskgrad.batch.runner import plan
 from daskgrad.batch.schedule import iter_tiles, planned_reads, tile_plans
-from daskgrad.batch.tile_tasks import make_programs, tasks_for
+from daskgrad.batch.tile_tasks import make_programs
 from daskgrad.batch.tiles import TilePlan, choose_box, extra_reads
 from daskgrad.batch.writer import TileWriter
 
@@ -102,9 +103,9 @@ def test_tiny_tiles_write_the_same_bits_as_one_graph(tmp_path):
     write_input(inp, chunks={"time": 2, "level": 3, "lat": 5, "lon": 6})
     cfg = make_config(inp, tmp_path / "out.zarr")
     p = plan(cfg)
-    from daskgrad.batch.runner import _create_store
+    from daskgrad.batch.prepare import create_store
 
-    _create_store(p)
+    create_store(p)
     cost = max((g.cost for g in p.groups), key=lambda c: c.in_bytes)
     worker = WorkerMemory(
         limit=cost.per_thread + 2 * cost.in_bytes, threads=1, baseline=0, fraction=1.0

@@ -415,7 +415,10 @@ def test_local_cluster_binds_loopback_and_passes_the_worker_env(
         empty = client.run(lambda: __import__("zarr").config.get("array.write_empty_chunks"))
         assert set(empty.values()) == {True}
 
-        assert client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.allowed_failures) == 7
+        # Deaths are counted per tile by daskgrad (7); the scheduler's per-task count backs it.
+        assert (
+            client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.allowed_failures) == 100
+        )
         assert client.submit(sum, [1, 2, 3]).result() == 6
         pids = client.run(os.getpid)
         address = client.scheduler.address
@@ -566,7 +569,9 @@ def test_slurm_cluster_keeps_http_on_loopback_and_submits_what_job_script_shows(
             # The scheduler must face the compute nodes; its HTTP routes must not (R9).
             assert _reachable(external, int(cluster.scheduler_address.rsplit(":", 1)[1]))
             assert not _reachable(external, http_port)
-        assert client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.allowed_failures) == 11
+        assert (
+            client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.allowed_failures) == 100
+        )
 
         # The script the cluster would submit is job_script(cfg), up to the real scheduler
         # address and dask-jobqueue's per-worker name.

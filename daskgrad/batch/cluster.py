@@ -295,10 +295,12 @@ def _open_address(cfg: Any) -> Iterator[distributed.Client]:
         )
     failures = getattr(cfg, "allowed_failures", None)
     if failures not in (None, 3):
-        # allowed-failures is the scheduler's own setting; a client cannot change it remotely.
+        # daskgrad counts worker deaths per tile itself; the scheduler's own count per task is
+        # its setting, which a client cannot change remotely.
         logger.warning(
-            "cluster.allowed_failures=%s is not applied to an existing cluster; set "
-            "distributed.scheduler.allowed-failures where its scheduler starts",
+            "cluster.allowed_failures=%s counts worker deaths per tile; the existing "
+            "scheduler also stops a task after distributed.scheduler.allowed-failures deaths "
+            "(its own setting): raise that where the scheduler starts",
             failures,
         )
     timeout = float(getattr(cfg, "connect_timeout", None) or 30.0)
@@ -306,8 +308,25 @@ def _open_address(cfg: Any) -> Iterator[distributed.Client]:
     # 650 s and counting); ask for the scheduler's identity first, under a deadline of our own.
     _probe_scheduler(str(address), security, timeout)
     # Closing this Client leaves the remote scheduler and workers running, as they should.
-    with Client(address, security=security, timeout=timeout) as client:
+    client = Client(address, security=security, timeout=timeout)
+    try:
         yield client
+    finally:
+        _close_client(client)
+
+
+def _close_client(client: Any) -> None:
+    """Close a Client; one whose scheduler is gone is closed without distributed's tracebacks
+    of its reconnection attempts (the run has said in one line what happened)."""
+    if client.status == "running":
+        client.close()
+        return
+    logging.disable(logging.CRITICAL)
+    try:
+        with contextlib.suppress(Exception):
+            client.close(timeout=5)
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 def _probe_scheduler(address: str, security: Any, timeout: float) -> None:
@@ -443,5 +462,12 @@ def _scheduler_config(cfg: Any) -> contextlib.AbstractContextManager[Any]:
     settings: dict[str, Any] = {"distributed.scheduler.bandwidth": SCHEDULER_BANDWIDTH}
     failures = getattr(cfg, "allowed_failures", None)
     if failures is not None:
-        settings["distributed.scheduler.allowed-failures"] = int(failures)
+        # Worker deaths are counted per tile by the writer (cluster.allowed_failures); the
+        # scheduler's count per task (every task running on a dying worker counts) would stop
+        # a preempted run long before, so it only backs ours up.
+        settings["distributed.scheduler.allowed-failures"] = max(SCHEDULER_FAILURES, int(failures))
     return dask.config.set(settings)
+
+
+#: The scheduler's own limit of worker deaths per task, behind daskgrad's per tile.
+SCHEDULER_FAILURES = 100

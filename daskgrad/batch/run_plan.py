@@ -178,7 +178,12 @@ def plan_outputs(
             out[str(f.name)] = built[f.name].copy(data=arr)
             chunk_shapes[str(f.name)] = shape
     ordered = {str(f.name): out[str(f.name)] for f in gplan.fields}
-    return xr.Dataset(ordered, coords=ds.coords, attrs=dict(ds.attrs)), chunk_shapes, recipes, values
+    return (
+        xr.Dataset(ordered, coords=ds.coords, attrs=dict(ds.attrs)),
+        chunk_shapes,
+        recipes,
+        values,
+    )
 
 
 def small_blocks_note(p: Plan, *, min_bytes: int = 1 << 20, min_blocks: int = 10_000) -> str | None:

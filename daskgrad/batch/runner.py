@@ -14,30 +14,27 @@ The steps, each in its own function:
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import resource
 import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-
-import dask
 
 import daskgrad
 from daskgrad.batch import faces as face_store
 from daskgrad.batch import store as zstore
 from daskgrad.batch.budget import size_text
 from daskgrad.batch.config import ConfigError, RunConfig
-from daskgrad.batch.encoding import write_metadata
-from daskgrad.batch.grid import BlockBitmap, region
+from daskgrad.batch.failures import RunError, cause, explain
+from daskgrad.batch.graph_tasks import Program
+from daskgrad.batch.grid import BlockBitmap
 from daskgrad.batch.inputs import absent_chunks
 from daskgrad.batch.lease import Lease, LeaseHeld, LeaseLost, read_lease
 from daskgrad.batch.paths import is_url, resolve_input
+from daskgrad.batch.prepare import prepare_store
 from daskgrad.batch.provenance import describe_change, input_digest
-from daskgrad.batch.remote import RemoteStore, zarr_store_of
+from daskgrad.batch.remote import RemoteStore
 from daskgrad.batch.run_plan import Plan, plan, small_blocks_note
 from daskgrad.batch.schedule import (
     check_memory,
@@ -48,27 +45,19 @@ from daskgrad.batch.schedule import (
     worker_for_run,
 )
 from daskgrad.batch.shards import whole_shards
-from daskgrad.batch.tile_tasks import Program, make_programs
+from daskgrad.batch.tile_tasks import make_programs
 from daskgrad.batch.tiles import Tile
-from daskgrad.batch.writer import Progress, TileWriter, WriteReport, worker_infos
+from daskgrad.batch.writer import (
+    Progress,
+    TileWriter,
+    WriteReport,
+    worker_infos,
+)
 from daskgrad.blocks import BlockRecipe
 
 __all__ = ["Plan", "RunError", "RunSummary", "check_memory", "plan", "prepare_store", "run"]
 
 log = logging.getLogger("daskgrad")
-
-
-class RunError(RuntimeError):
-    """A failure while running; the output is not marked complete.
-
-    ``resumable`` is False when this run wrote nothing worth resuming: the cluster never
-    started, or the output store could not even be created (it then holds no block and no
-    fingerprint, so ``resume`` cannot take it; delete it and run again).
-    """
-
-    def __init__(self, message: str, *, resumable: bool = True) -> None:
-        super().__init__(message)
-        self.resumable = resumable
 
 
 @dataclass
@@ -117,224 +106,6 @@ class RunSummary:
         if self.report:
             out.append(f"performance report: {self.report}")
         return out
-
-
-# -- 2. the store -----------------------------------------------------------------------------
-
-
-def _create_store(p: Plan, *, replace: bool = False) -> None:
-    """Write metadata, coordinates and attributes (``replace``: delete what the path held)."""
-    path = p.store
-    zarr_format = p.config.output.encoding.zarr_format
-    mode = "w" if replace else "w-"
-    write_metadata(p.result, zarr_store_of(path), p.layouts, p.chunk_shapes, zarr_format, mode)
-    zstore.set_state(
-        path,
-        complete=False,
-        state="running",
-        fingerprint=p.fingerprint,
-        version=daskgrad.__version__,
-        config=p.config.to_dict(),
-        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        input_digest=p.input_digest,
-        store_id=p.store_id,
-    )
-
-
-def _never_created(p: Plan, state: dict[str, Any] | None) -> bool:
-    """A store whose creation was killed: no daskgrad fingerprint yet, no block of ours, and no
-    array that this run would not have created itself (so it is not someone else's store)."""
-    if state is not None and state.get("fingerprint"):
-        return False
-    path = p.store
-    ours = {str(n) for n in p.result.variables}
-    if isinstance(path, RemoteStore):
-        arrays = path.folders()
-    else:
-        root = Path(path)
-        arrays = [d.name for d in root.iterdir() if d.is_dir()] if root.is_dir() else []
-    if any(a not in ours for a in arrays):
-        return False
-    return all(not zstore.has_blocks(path, v) for v in p.variables)
-
-
-def _take(p: Plan, lease: Lease | None) -> None:
-    """Hold the output's lease from here on; block writes then carry this run's id."""
-    if lease is None:
-        return
-    lease.acquire()
-    p.run_id = lease.run_id
-
-
-def _input_changed(p: Plan, state: dict[str, Any]) -> str | None:
-    recorded = state.get("input_digest")
-    if not recorded or p.input_digest is None:
-        return None  # an older store, or an input that cannot be listed: nothing to compare
-    return describe_change(recorded, p.input_digest)
-
-
-#: After an unclean stop, chunks written this long before the crashed run's last sign of life
-#: are decoded too: a write in flight at the crash, and page-cache data a power loss dropped.
-SUSPECT_SECONDS = 120.0
-
-
-def prepare_store(
-    p: Plan,
-    *,
-    verify: bool = False,
-    client: Any = None,
-    lease: Lease | None = None,
-    last_alive: float | None = None,
-) -> tuple[dict[str, BlockBitmap], bool]:
-    """Create or reopen the output; return the blocks still to write and whether it is complete.
-
-    A store whose creation was killed (no daskgrad state, no block) is created again, for
-    ``overwrite`` and ``resume`` alike. ``resume`` refuses a store made by another config, or
-    from an input whose files changed since. With ``verify`` a complete store is decoded chunk by
-    chunk; damaged chunks are written again (the store is un-marked complete meanwhile).
-    After an unclean stop (the state says ``running``), the chunks written since the crashed
-    run's last lease renewal (``last_alive``, seconds since the epoch; minus
-    :data:`SUSPECT_SECONDS`) are decoded and rewritten if torn; without a lease record, all.
-    ``lease``: taken once the store exists, before anything in it changes.
-    """
-    out = p.config.output
-    expected = p.expected()
-    store = p.store
-    exists = store.exists() if isinstance(store, RemoteStore) else Path(out.path).exists()
-    state = zstore.read_state(store) if exists else None
-    if exists and out.mode == "error":
-        raise ConfigError(
-            p.source,
-            "output.path",
-            None,
-            f"{out.path!r} exists; use --set output.mode=overwrite or resume",
-        )
-    half = exists and _never_created(p, state)
-    replace = exists and (out.mode == "overwrite" or half)
-    if replace:
-        log.info(
-            "%s: replacing %s",
-            "overwrite" if out.mode == "overwrite" else "half-created store",
-            out.path,
-        )
-        exists = False
-    if not exists:
-        p.store_id = uuid.uuid4().hex
-        if replace:
-            _take(p, lease)  # the old store's owner is locked out before anything is deleted
-        try:
-            _create_store(p, replace=replace)
-        except Exception as err:
-            raise RunError(
-                f"could not create the output store {out.path!r}: {_cause(err)}; it holds no "
-                "block yet: fix that, then run again with --set output.mode=overwrite",
-                resumable=False,
-            ) from err
-        _take(p, lease)
-        return expected, False
-
-    if state is None or state.get("fingerprint") != p.fingerprint:
-        raise ConfigError(
-            p.source,
-            "output.mode",
-            None,
-            f"cannot resume {out.path!r}: it was written by a different config or input "
-            "(fingerprint differs); use --set output.mode=overwrite",
-        )
-    change = _input_changed(p, state)
-    if change:
-        raise ConfigError(
-            p.source,
-            "output.mode",
-            None,
-            f"cannot resume {out.path!r}: the input changed since the store was created "
-            f"({change}); use --set output.mode=overwrite",
-        )
-    p.store_id = state.get("store_id")
-    _take(p, lease)
-    if state.get("complete"):
-        if not verify:
-            return {v: BlockBitmap(b.grid) for v, b in expected.items()}, True
-        missing = _repair_complete(p, expected, client)
-        return missing, not p.repaired
-    crashed = state.get("state") == "running"  # the last run never stopped cleanly
-    # Object stores write a chunk in one PUT: nothing is torn there, only --verify decodes.
-    suspect = crashed and not isinstance(store, RemoteStore)
-    since = None if not suspect or last_alive is None else last_alive - SUSPECT_SECONDS
-    missing = {}
-    for v in p.variables:
-        recent: list = []
-        present = zstore.present_blocks(store, v, since=since, recent=recent)
-        if verify or (suspect and since is None):
-            checked: Iterable = present
-        elif suspect:
-            checked = recent
-        else:
-            checked = ()
-        for bad in _unreadable(p, v, checked, client):
-            present.discard(bad)
-        missing[v] = expected[v] - present
-    zstore.set_state(store, state="running")
-    return missing, False
-
-
-def _repair_complete(
-    p: Plan, expected: dict[str, BlockBitmap], client: Any
-) -> dict[str, BlockBitmap]:
-    """Decode every chunk of a complete store; un-mark it and delete the damaged ones if any."""
-    path = p.store
-    missing = {}
-    for v in p.variables:
-        present = zstore.present_blocks(path, v, remove_partial=False)
-        todo = expected[v] - present
-        todo.update(_unreadable(p, v, present, client, remove=False))
-        missing[v] = todo
-    p.repaired = sum(len(m) for m in missing.values())
-    if p.repaired:
-        # Un-marked first: a crash while repairing leaves an incomplete store, never a
-        # complete one with holes. Root attributes keep the consolidated copy valid.
-        zstore.set_state(path, consolidated=True, complete=False, state="running")
-        for v, indices in missing.items():
-            present = zstore.present_blocks(path, v, remove_partial=False)
-            for i in indices:
-                if i in present:
-                    zstore.remove_chunk(path, v, i)
-    return missing
-
-
-def _unreadable(
-    p: Plan, variable: str, chunks: Iterable, client: Any, *, remove: bool = True
-) -> list:
-    """Chunks that fail to decode (torn by a crash); they are deleted (``remove``) and written
-    again. Checked a batch at a time, so the graph stays small however many there are."""
-    path = p.store
-    chunk_shape = p.chunk_shapes[variable]
-    shape = p.result[variable].shape
-    bad = []
-    batch: list = []
-
-    def check() -> None:
-        checks = [
-            dask.delayed(zstore.chunk_is_readable)(path, variable, region(i, chunk_shape, shape))
-            for i in batch
-        ]
-        ok = dask.compute(*checks, scheduler=client if client is not None else "threads")
-        for i, good in zip(batch, ok):
-            if good:
-                continue
-            log.warning("output %s chunk %s is unreadable (torn write); rewriting it", variable, i)
-            if remove:
-                zstore.remove_chunk(path, variable, i)
-            bad.append(i)
-        batch.clear()
-
-    for i in chunks:
-        batch.append(i)
-        if len(batch) >= 4096:
-            check()
-    if batch:
-        check()
-    return bad
 
 
 # -- 3. compute and write ---------------------------------------------------------------------
@@ -452,7 +223,7 @@ def run(
         except LeaseHeld as err:  # another run took the store between the check and now
             raise RunError(str(err), resumable=False) from err
         except Exception as err:  # e.g. a full disk while marking a resumed store 'running'
-            raise RunError(_explain(err)) from err
+            raise RunError(explain(err)) from err
         if lease is not None and lease.held:
             lease.start_renewing()
         # A shard is written whole: a block to write brings the rest of its shard along.
@@ -481,13 +252,13 @@ def run(
             if isinstance(err, RunError):
                 raise
             lost = isinstance(err, LeaseLost) or (lease is not None and lease.lost is not None)
-            raise RunError(_explain(err), resumable=not lost) from err
+            raise RunError(explain(err), resumable=not lost) from err
         peaks = {"driver": _peak_memory_here()}
         if client is not None:
             try:  # a summary figure never fails a finished run
                 peaks.update(client.run(_peak_memory_here))
             except Exception as err:
-                log.warning("no peak memory from the workers: %s", _cause(err))
+                log.warning("no peak memory from the workers: %s", cause(err))
     seconds = time.perf_counter() - t0
     read = done.read_bytes + _planned_uncounted(p, plans, done)
     notes = [line for line in (done.workers_line(),) if line]
@@ -573,7 +344,7 @@ def _enter_cluster(stack: contextlib.ExitStack, cfg: RunConfig, source: str) -> 
         raise ConfigError(source, None, None, str(err)) from err
     except Exception as err:  # it did not start, or the scheduler cannot be reached
         raise RunError(
-            f"cannot start or reach the cluster ({describe(cfg.cluster)}): {_cause(err)}; "
+            f"cannot start or reach the cluster ({describe(cfg.cluster)}): {cause(err)}; "
             "nothing was written",
             resumable=False,
         ) from err
@@ -617,25 +388,3 @@ def _mark_stopped(path: str | RemoteStore, lease: Lease | None = None) -> None:
         zstore.set_state(path, state="stopped")
     except Exception as err:
         log.warning("could not mark %s as stopped (%s); resume will verify its chunks", path, err)
-
-
-def _cause(err: BaseException) -> str:
-    name = type(err).__name__
-    text = str(err) or name
-    if isinstance(err, OSError) and err.errno == errno.ENOSPC:
-        return f"the disk is full ({text})"
-    return f"{name}: {text}" if name not in text else text
-
-
-def _explain(err: BaseException) -> str:
-    name = type(err).__name__
-    text = str(err) or name
-    if isinstance(err, OSError) and err.errno == errno.ENOSPC:
-        return f"the output disk is full ({text}); free space, then resume"
-    if name == "KilledWorker":
-        return (
-            f"workers died while running the same task more often than cluster.allowed_failures "
-            f"allows ({text}); raise cluster.allowed_failures or give workers more memory "
-            "(cluster.memory_limit)"
-        )
-    return f"{name}: {text}" if name not in text else text

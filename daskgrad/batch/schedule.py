@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import dask
 import numpy as np
 import xarray as xr
 
@@ -24,6 +25,7 @@ from daskgrad.batch.budget import (
     PROCESS_BASELINE,
     WORKER_FRACTION,
     BlockCost,
+    WarmImports,
     WorkerMemory,
     configured_worker,
     measured_worker,
@@ -128,6 +130,26 @@ def _common_shard(shards: Sequence[tuple[int, ...] | None]) -> tuple[int, ...] |
     return tuple(math.lcm(*column) for column in zip(*given))
 
 
+def tile_capacity(worker: WorkerMemory, cost: BlockCost) -> int:
+    """Input blocks one tile may own: what the worker's memory holds, at most the dask config
+    ``daskgrad.max-tile-blocks`` where that is set (smaller tiles: more, shorter units of work,
+    e.g. for clusters whose workers come and go often; at the price of more blocks read again).
+
+    Examples
+    --------
+    >>> from daskgrad.batch.budget import BlockCost, WorkerMemory
+    >>> w, c = WorkerMemory(2**30, 1, 0, 1.0), BlockCost(2**20, 2**20, 1)
+    >>> tile_capacity(w, c)
+    1021
+    >>> with dask.config.set({"daskgrad.max-tile-blocks": 4}):
+    ...     tile_capacity(w, c)
+    4
+    """
+    capacity = worker.capacity(cost)
+    cap = dask.config.get("daskgrad.max-tile-blocks", None)
+    return capacity if cap in (None, "", 0) else max(1, min(capacity, int(cap)))
+
+
 def tile_plans(groups: Sequence[Group], worker: WorkerMemory, workers: int) -> dict[str, TilePlan]:
     """Per input variable, its block grid cut into tiles that fit one worker's memory.
 
@@ -150,11 +172,12 @@ def tile_plans(groups: Sequence[Group], worker: WorkerMemory, workers: int) -> d
     plans = {}
     for g in groups:
         min_columns = 2 * workers if workers > 1 else 1
+        capacity = tile_capacity(worker, g.cost)
         if g.shard is None:
             plans[g.source] = choose_plan(
                 g.grid,
                 g.axes,
-                worker.capacity(g.cost),
+                capacity,
                 periodic=g.periodic,
                 min_columns=min_columns,
             )
@@ -166,7 +189,7 @@ def tile_plans(groups: Sequence[Group], worker: WorkerMemory, workers: int) -> d
         tp = choose_plan(
             coarse,
             g.axes,
-            worker.capacity(g.cost) // math.prod(per),
+            capacity // math.prod(per),
             periodic=g.periodic,
             min_columns=min_columns,
         )
@@ -277,6 +300,8 @@ def worker_for_run(p: Any, client: Any) -> WorkerMemory:
     worker = None
     if client is not None:
         resident = None
+        with contextlib.suppress(Exception):  # workers that join later import it first too
+            client.register_plugin(WarmImports())
         with contextlib.suppress(Exception):  # without it, the scheduler's figures serve
             resident = client.run(warmed_resident)
         worker = measured_worker(worker_infos(client), resident)

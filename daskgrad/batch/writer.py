@@ -34,7 +34,7 @@ from typing import Any
 import dask.threaded
 from dask._task_spec import DataNode
 
-from daskgrad.batch.tile_tasks import GraphProgram, Program, TileTasks
+from daskgrad.batch.graph_tasks import GraphProgram, Program, TileTasks
 from daskgrad.batch.tiles import Tile
 
 __all__ = [
@@ -160,6 +160,25 @@ def stall_cause(client: Any, seconds: float) -> str:
     return f"{head}: workers are alive but finish no task (a hung read or write?)"
 
 
+def _retired(client: Any, address: str, last_status: str) -> bool:
+    """Whether a worker that left was retired (gracefully: ``retire_workers``, a lifetime, a
+    job's walltime) rather than lost, from the scheduler's events about it."""
+    if last_status in ("closing_gracefully", "closing"):
+        return True
+    try:
+        events = client.get_events(address)
+    except Exception:  # an older or unreachable scheduler: nothing to tell by
+        return False
+    for _time, msg in events:
+        if not isinstance(msg, dict):
+            continue
+        if msg.get("action") == "retired" or msg.get("status") == "closing_gracefully":
+            return True
+        if msg.get("action") == "remove-worker" and msg.get("expected"):
+            return True
+    return False
+
+
 def _columns(tiles: Iterable[Tile]) -> Iterator[list[Tile]]:
     """Runs of consecutive tiles of one column (a tile without column is a column alone)."""
     run: list[Tile] = []
@@ -236,9 +255,9 @@ class TileWriter:
         if client is None:
             self._run_here(tiles, report, wrote)
         else:
-            _Cluster(self, client, report, wrote, stall_timeout, allowed_failures, connect_timeout).run(
-                _columns(tiles)
-            )
+            _Cluster(
+                self, client, report, wrote, stall_timeout, allowed_failures, connect_timeout
+            ).run(_columns(tiles))
         return report
 
     def _run_here(self, tiles: Iterable[Tile], report: WriteReport, wrote: Callable) -> None:
@@ -321,7 +340,11 @@ class _Lane:
         following = self.tiles[0] if self.tiles else None
         t = writer._tasks(tile, self.held, following)
         futures = client.get(
-            t.graph, t.waits + t.handover, sync=False, workers=[self.address], allow_other_workers=True
+            t.graph,
+            t.waits + t.handover,
+            sync=False,
+            workers=[self.address],
+            allow_other_workers=True,
         )
         # The graph just sent refers to what was held; the scheduler keeps it for that graph.
         self.held = {}
@@ -364,6 +387,19 @@ class _Watchdog:
     def wrote(self) -> None:
         self.last_write = time.monotonic()
 
+    def lost_line(self) -> str:
+        address = getattr(getattr(self.client, "scheduler", None), "address", None) or "?"
+        return (
+            f"lost the connection to the scheduler at {address} (the scheduler stopped or is "
+            "unreachable); the blocks written so far are kept"
+        )
+
+    def lost(self, err: BaseException) -> bool:
+        """Whether ``err`` (from a future or a call) means the scheduler is gone."""
+        if getattr(self.client, "status", "running") != "running":
+            return True
+        return type(err).__name__ in ("CommClosedError", "FutureCancelledError", "CancelledError")
+
     def check_connection(self) -> None:
         status = getattr(self.client, "status", "running")
         now = time.monotonic()
@@ -372,11 +408,7 @@ class _Watchdog:
             return
         self.disconnected = self.disconnected or now
         if status in ("closed", "closing") or now - self.disconnected > self.connect_timeout:
-            address = getattr(getattr(self.client, "scheduler", None), "address", None) or "?"
-            raise SchedulerLost(
-                f"lost the connection to the scheduler at {address} (client {status}); the "
-                "blocks written so far are kept"
-            )
+            raise SchedulerLost(self.lost_line())
 
     def check(self, infos: Mapping[str, Any]) -> None:
         now = time.monotonic()
@@ -420,8 +452,7 @@ class _Cluster:
                 self.report.joined += 1
             self.seen[address] = str(info.get("status", "running"))
         for address in [a for a in self.seen if a not in infos]:
-            status = self.seen.pop(address)
-            retired = status in ("closing_gracefully", "closing")
+            retired = _retired(self.client, address, self.seen.pop(address))
             if retired:
                 self.report.retired += 1
             else:
@@ -531,6 +562,12 @@ class _Cluster:
                     return
                 self.watchdog.check(infos)
                 time.sleep(0.02)
+        except (Stalled, TileDeaths, SchedulerLost):
+            raise
+        except Exception as err:
+            if self.watchdog.lost(err):
+                raise SchedulerLost(self.watchdog.lost_line()) from err
+            raise
         finally:
             for lane in self.lanes.values():
                 lane.cancel(self.client)

@@ -88,6 +88,21 @@ class Cluster:
 
         return Client(self.address, timeout=30)
 
+    def pids(self, n: int = 2, timeout: float = 60) -> dict[str, int]:
+        """Worker address -> pid, once ``n`` workers answer (one may still be restarting)."""
+        deadline = time.monotonic() + timeout
+        with self.client() as c:
+            while True:
+                try:
+                    c.wait_for_workers(n, timeout=timeout)
+                    pids = c.run(os.getpid)
+                    if len(pids) >= n:
+                        return pids
+                except OSError:  # a worker died while answering: ask again
+                    pass
+                assert time.monotonic() < deadline, "the workers did not come back"
+                time.sleep(0.2)
+
     def wait_workers(self, n: int, timeout: float = 60) -> list[str]:
         with self.client() as c:
             c.wait_for_workers(n, timeout=timeout)
@@ -235,9 +250,7 @@ def test_workers_killed_and_replaced_again_and_again(cluster, grid, tmp_path):
         seen = 10
         for _ in range(3):
             seen = wait_for_chunks(out, seen + 25, proc, timeout=120)
-            with cluster.client() as c:
-                c.wait_for_workers(2, timeout=60)
-                pids = c.run(os.getpid)
+            pids = cluster.pids()
             os.kill(pids[sorted(pids)[kills % len(pids)]], signal.SIGKILL)
             kills += 1
     except BaseException:

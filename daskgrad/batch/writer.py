@@ -160,6 +160,19 @@ def stall_cause(client: Any, seconds: float) -> str:
     return f"{head}: workers are alive but finish no task (a hung read or write?)"
 
 
+def _in_transit(err: BaseException) -> bool:
+    """A result lost on its way from a worker (the worker died), not a task's own error."""
+    return type(err).__name__ == "CommClosedError"
+
+
+def _scheduler_answers(client: Any) -> bool:
+    try:
+        client.scheduler_info(n_workers=0)
+        return getattr(client, "status", "running") == "running"
+    except Exception:
+        return False
+
+
 def _retired(client: Any, address: str, last_status: str) -> bool:
     """Whether a worker that left was retired (gracefully: ``retire_workers``, a lifetime, a
     job's walltime) rather than lost, from the scheduler's events about it."""
@@ -305,11 +318,18 @@ class _InFlight:
         """Bytes and blocks written since the last call; raises a failed task's error."""
         pending, written, count = [], 0, 0
         for f in self.writes:
-            if f.done():
-                written += int(f.result())
-                count += self.sizes.get(f.key, 1)
-            else:
+            if not f.done():
                 pending.append(f)
+                continue
+            try:
+                nbytes = int(f.result())
+            except Exception as err:
+                if f.status == "finished" and _in_transit(err):
+                    pending.append(f)  # its worker died as we fetched it: it is computed again
+                    continue
+                raise
+            written += nbytes
+            count += self.sizes.get(f.key, 1)
         self.writes = pending
         return written, count
 
@@ -396,9 +416,10 @@ class _Watchdog:
 
     def lost(self, err: BaseException) -> bool:
         """Whether ``err`` (from a future or a call) means the scheduler is gone."""
-        if getattr(self.client, "status", "running") != "running":
-            return True
-        return type(err).__name__ in ("CommClosedError", "FutureCancelledError", "CancelledError")
+        return getattr(self.client, "status", "running") != "running" or (
+            type(err).__name__ in ("FutureCancelledError", "CancelledError")
+            and not _scheduler_answers(self.client)
+        )
 
     def check_connection(self) -> None:
         status = getattr(self.client, "status", "running")
@@ -489,8 +510,9 @@ class _Cluster:
         _count_reads(self.report, flight.reads)
         if lane is not None:
             lane.held = flight.incoming
-        elif flight.incoming:
-            self.client.cancel(list(flight.incoming.values()))
+        # Else the futures handed over are only dropped, never cancelled: another tile's graph
+        # may share their keys, and cancelling a key cancels whatever depends on it.
+        flight.incoming = {}
 
     def _harvest(self) -> bool:
         """Collect what finished; True if any block was written or any tile finished."""

@@ -38,7 +38,7 @@ from daskgrad.batch.lease import Lease, LeaseHeld, LeaseLost
 from daskgrad.batch.paths import is_url, resolve_input
 from daskgrad.batch.provenance import describe_change, input_digest
 from daskgrad.batch.remote import RemoteStore, zarr_store_of
-from daskgrad.batch.run_plan import Plan, plan, small_blocks_note
+from daskgrad.batch.run_plan import Plan, plan, plan_lines, small_blocks_note
 from daskgrad.batch.schedule import (
     check_memory,
     tile_plans,
@@ -346,6 +346,8 @@ def run(
             f"note: input variable {v!r}: {absent} of {total} chunks are not in the store; "
             f"zarr reads them as the fill value {fill}"
         )
+    for line in plan_lines(p):
+        echo(line)
     note = small_blocks_note(p)
     if note:
         echo(note)

@@ -492,7 +492,10 @@ def write_metadata(
     """
     template = result.copy().drop_encoding()
     for name, coord in template.coords.items():
-        template = template.assign_coords({name: coord.load()})
+        coord = coord.load()
+        if coord.dtype.kind == "U":  # ERA5's expver: zarr v3's variable-length strings, which
+            coord = coord.astype(object)  # have a spec (fixed-length UTF-32 warns it has none)
+        template = template.assign_coords({name: coord.variable})  # not its coords, older
     template, encoding = xarray_encoding(template, layouts, chunk_shapes, zarr_format)
     template.attrs = dict(template.attrs)
     template.to_zarr(

@@ -280,8 +280,9 @@ class InputConfig(BaseModel):
 
         A path ending in ``.zarr`` (a trailing ``/`` ignored) is zarr; a glob (a path with
         ``*?[`` that does not exist as given) or a path ending in
-        ``.nc``, ``.nc4``, ``.cdf``, ``.netcdf``, ``.h5`` or ``.hdf5`` is netCDF; anything else is
-        zarr (a zarr store is usually a directory with no suffix).
+        ``.nc``, ``.nc4``, ``.cdf``, ``.netcdf``, ``.h5`` or ``.hdf5`` is netCDF, and so is an
+        existing local file with another name (WRF's ``wrfout_d01_2024-01-01_00:00:00``: a
+        zarr store is a directory); anything else is zarr.
         """
         if self.engine is not None:
             return self.engine
@@ -292,6 +293,8 @@ class InputConfig(BaseModel):
         if (glob.has_magic(stem) and not os.path.exists(self.path)) or stem.endswith(
             (".nc", ".nc4", ".cdf", ".netcdf", ".h5", ".hdf5")
         ):
+            return "netcdf"
+        if not _is_url(self.path) and os.path.isfile(self.path) and not stem.endswith(".zip"):
             return "netcdf"
         return "zarr"
 

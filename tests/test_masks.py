@@ -16,7 +16,7 @@ import xarray as xr
 from conftest import assert_bitwise_equal
 from layout_oracles import wet_runs
 
-import daskgrad  # noqa: F401  (registers the accessor)
+import daskgrad  # registers the accessor
 from daskgrad.core.mask import apply_mask, mask_array, masked_dtype
 from daskgrad.core.options import GradientOptions, OptionError
 from daskgrad.core.spacing import axis_spacing
@@ -78,7 +78,7 @@ def test_a_time_varying_mask_and_a_mask_with_a_length_one_dim(rng):
 
 
 def test_periodic_dims_and_complex_values(rng):
-    ds, wet, _ = _ocean(rng)
+    ds, _, _ = _ocean(rng)
     ring = ds.drop_vars("x")
     ring = ring.assign(T=ring["T"] * (1 + 0.5j))
     got = ring.grad.compute("x", variables="T", periodic="x", mask=ring["land"] == 0)

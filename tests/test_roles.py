@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-import daskgrad  # noqa: F401  (registers the accessor)
+import daskgrad  # registers the accessor
 from daskgrad.core.options import OptionError
 from daskgrad.plan import plan_gradients
 from daskgrad.roles import left_out_by_default, left_out_line, referenced
@@ -30,9 +30,12 @@ def _field(**attrs) -> tuple:
         ({"grid_mapping": "crs: y x"}, "crs", "the grid mapping of 'f'"),
         ({"coordinates": "height2d"}, "height2d", "a coordinate of 'f'"),
         ({"formula_terms": "sigma: s eta: height2d"}, "height2d", "a formula term of 'f'"),
-        ({"time_avg_info": "average_T1,average_DT"}, "average_DT", "the time-averaging "
-                                                                   "information of 'f'"),
-    ],  # fmt: skip
+        (
+            {"time_avg_info": "average_T1,average_DT"},
+            "average_DT",
+            "the time-averaging information of 'f'",
+        ),
+    ],
 )
 def test_each_reference_attribute_leaves_its_variable_out(attrs, extra, reason):
     ds = xr.Dataset({"f": _field(**attrs), extra: _field()})

@@ -335,8 +335,12 @@ class GradientOptions:
     dim
         A dim name or a list of them; ``None`` means every dim of each variable.
     variables
-        Dataset only: a data variable name or a list of them (default: every integer, float or
-        complex data variable). Each is differentiated along each requested dim it has.
+        Dataset only: a data variable name or a list of them, taken exactly as named. The
+        default is every integer, float or complex data variable except those another variable
+        names as its ``bounds``, ``cell_measures``, ``ancillary_variables``, ``grid_mapping``,
+        ``coordinates`` or ``formula_terms``, flags (``flag_values``/``flag_meanings``) and the
+        models' masks (:mod:`daskgrad.roles`). Each is differentiated along each requested dim
+        it has.
     edge_order
         1 or 2, as in ``numpy.gradient``.
     datetime_unit

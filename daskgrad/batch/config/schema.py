@@ -205,7 +205,9 @@ class InputConfig(BaseModel):
         A zarr store (local path or fsspec URL) or netCDF file(s) (path or glob). ``file://`` URLs
         are turned into plain paths. Relative paths are relative to the current directory.
     variables : list of str or None
-        Data variables to differentiate; None means every numeric data variable. One name is
+        Data variables to differentiate; None means every numeric data variable that is not a
+        cell bound, cell measure, coordinate, formula term, flag or mask
+        (:mod:`daskgrad.roles`; the run prints those left out). One name is
         accepted for a list of one.
     chunks : dict of str to int, or None
         Chunk length per dim used to read the input; None means the store's own chunks (for a
@@ -228,7 +230,7 @@ class InputConfig(BaseModel):
         default=None, description="a grid file (e.g. ocean_static.nc): coordinates and masks"
     )
     variables: list[str] | None = Field(
-        default=None, description="data variables to differentiate; default every numeric one"
+        default=None, description="data variables to differentiate; default the CF-aware choice"
     )
     chunks: dict[str, ChunkLength] | None = Field(
         default=None, description="chunk length per dim for reading; default the store's chunks"

@@ -153,8 +153,14 @@ WRF_DIMS = ["south_north", "west_east", "south_north_stag", "west_east_stag"]
 def test_wrf_plain_dims_and_the_variables_left_out(files):
     ds = files("wrf")["data"]
     out = ds.grad.compute(["south_north", "west_east"])
-    assert sorted(out.data_vars) == ["dHGT_dsouth_north", "dHGT_dwest_east", "dT2_dsouth_north",
-                                     "dT2_dwest_east", "dU_dsouth_north", "dV_dwest_east"]  # fmt: skip
+    assert sorted(out.data_vars) == [
+        "dHGT_dsouth_north",
+        "dHGT_dwest_east",
+        "dT2_dsouth_north",
+        "dT2_dwest_east",
+        "dU_dsouth_north",
+        "dV_dwest_east",
+    ]
     assert_bitwise_equal(out["dT2_dwest_east"], np.gradient(ds["T2"].values, axis=2))
     left = plan_gradients(ds).left_out
     assert left == {"Times": "dtype |S19, not numbers", "LANDMASK": "WRF's mask"}
@@ -166,8 +172,11 @@ def test_wrf_staggered_winds_take_their_own_latitudes(files):
     assert isinstance(ds["XLAT_U"].data, da.Array)  # a lazy grid stays lazy
     out = ds.grad.lazy(WRF_DIMS, geometry="spherical", components="geographic").compute()
     loaded = ds.load()
-    for var, lat, lon in (("T2", "XLAT", "XLONG"), ("U", "XLAT_U", "XLONG_U"),
-                          ("V", "XLAT_V", "XLONG_V")):  # fmt: skip
+    for var, lat, lon in (
+        ("T2", "XLAT", "XLONG"),
+        ("U", "XLAT_U", "XLONG_U"),
+        ("V", "XLAT_V", "XLONG_V"),
+    ):
         x = loaded[var]
         grid = (x.ndim - 2, x.ndim - 1)
         east, north = geographic_components(
@@ -336,8 +345,9 @@ def test_mom6_the_2d_grid_wins_over_the_nominal_1d_axes(files):
     nominal = ds.grad.compute(["yh", "xh"], variables="tos", geometry="spherical")
     assert list(nominal.data_vars) == ["dtos_dyh", "dtos_dxh"]
     assert not np.allclose(out["dtos_dxh"], nominal["dtos_dxh"], equal_nan=True)
-    assert_bitwise_equal(nominal["dtos_dyh"], spherical(ds["tos"].values, ds["yh"], ds["xh"], 1, 2,
-                                                        None)[0])  # fmt: skip
+    assert_bitwise_equal(
+        nominal["dtos_dyh"], spherical(ds["tos"].values, ds["yh"], ds["xh"], 1, 2, None)[0]
+    )
 
 
 def test_a_grid_of_another_model_is_refused_in_one_line(files):

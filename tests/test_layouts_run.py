@@ -59,9 +59,11 @@ def test_cmip6_run_leaves_out_the_bounds_says_so_and_resumes(tmp_path):
     paths = write("cmip6", tmp_path / "in")
     gradient = {"dims": ["lat", "lon"], "geometry": "spherical", "periodic": {"lon": 360.0}}
     checked, ran, store = _run_and_compare(
-        tmp_path, paths, gradient, {"dim": ["lat", "lon"], "geometry": "spherical",
-                                    "periodic": {"lon": 360.0}},
-    )  # fmt: skip
+        tmp_path,
+        paths,
+        gradient,
+        {"dim": ["lat", "lon"], "geometry": "spherical", "periodic": {"lon": 360.0}},
+    )
     line = (
         "left out: 'time_bnds' (the cell bounds of 'time'), 'lat_bnds' (the cell bounds of "
         "'lat'), 'lon_bnds' (the cell bounds of 'lon'); name them in input.variables to "
@@ -69,8 +71,13 @@ def test_cmip6_run_leaves_out_the_bounds_says_so_and_resumes(tmp_path):
     )
     assert line in ran.splitlines() and f"  {line}" in checked.splitlines()
     assert store["time"].dt.calendar == "noleap"
-    again = invoke("run", "--no-progress", _config(tmp_path, paths["data"], gradient),
-                   "--set", "output.mode=resume")  # fmt: skip
+    again = invoke(
+        "run",
+        "--no-progress",
+        _config(tmp_path, paths["data"], gradient),
+        "--set",
+        "output.mode=resume",
+    )
     assert again.exit_code == 0, again.output  # the fingerprint of cftime dates is stable
     assert "is already complete" in again.output
 
@@ -86,8 +93,9 @@ def test_era5_runs_on_the_sphere_as_it_is(tmp_path, name, periodic):
 
 def test_era5_packed_run_keeps_the_decoded_dtype(tmp_path):
     paths = write("era5_packed", tmp_path / "in", packed_float32=True)
-    _, _, store = _run_and_compare(tmp_path, paths, {"geometry": "spherical"},
-                                   {"geometry": "spherical"})  # fmt: skip
+    _, _, store = _run_and_compare(
+        tmp_path, paths, {"geometry": "spherical"}, {"geometry": "spherical"}
+    )
     assert store["dt2m_dlatitude"].dtype == np.float32
 
 
@@ -96,9 +104,11 @@ def test_wrf_run_on_a_file_without_suffix(tmp_path):
     dims = ["south_north", "west_east", "south_north_stag", "west_east_stag"]
     gradient = {"dims": dims, "geometry": "spherical", "components": "geographic"}
     _, ran, store = _run_and_compare(
-        tmp_path, paths, gradient, {"dim": dims, "geometry": "spherical",
-                                    "components": "geographic"},
-    )  # fmt: skip
+        tmp_path,
+        paths,
+        gradient,
+        {"dim": dims, "geometry": "spherical", "components": "geographic"},
+    )
     assert "dU_deast" in store and "'LANDMASK' (WRF's mask)" in ran
 
 
@@ -106,9 +116,12 @@ def test_roms_run_with_the_auto_mask(tmp_path):
     paths = write("roms", tmp_path / "in")
     dims = ["eta_rho", "xi_rho", "eta_u", "xi_u", "eta_v", "xi_v"]
     _, ran, store = _run_and_compare(
-        tmp_path, paths, {"dims": dims, "mask": "auto", "edge_order": 2},
-        {"dim": dims, "mask": "auto", "edge_order": 2}, chunks={"eta_rho": 3, "xi_u": 4},
-    )  # fmt: skip
+        tmp_path,
+        paths,
+        {"dims": dims, "mask": "auto", "edge_order": 2},
+        {"dim": dims, "mask": "auto", "edge_order": 2},
+        chunks={"eta_rho": 3, "xi_u": 4},
+    )
     assert "'zeta' (a formula term of 's_rho')" in ran
     assert np.isnan(store["dtemp_dxi_rho"].values[..., 0]).all()  # land on the west
 
@@ -136,8 +149,11 @@ def _one_line_error(config: Path, *extra: str) -> str:
 
 def test_failures_on_these_layouts_are_one_line(tmp_path):
     moving = write("wrf", tmp_path / "moving", moving=True)["data"]
-    config = _config(tmp_path, moving, {"dims": ["south_north", "west_east"],
-                                        "geometry": "spherical", "components": "geographic"})  # fmt: skip
+    config = _config(
+        tmp_path,
+        moving,
+        {"dims": ["south_north", "west_east"], "geometry": "spherical", "components": "geographic"},
+    )
     assert "gradient.geometry: geometry='spherical': 'XLAT' changes along 'Time'" in (
         _one_line_error(config)
     )

@@ -82,8 +82,9 @@ def test_periodic_dims_and_complex_values(rng):
     ring = ds.drop_vars("x")
     ring = ring.assign(T=ring["T"] * (1 + 0.5j))
     got = ring.grad.compute("x", variables="T", periodic="x", mask=ring["land"] == 0)
-    want = ring["T"].where(ring["land"] == 0).grad.compute("x", periodic="x",
-                                                            nan_policy="one-sided")  # fmt: skip
+    want = (
+        ring["T"].where(ring["land"] == 0).grad.compute("x", periodic="x", nan_policy="one-sided")
+    )
     assert_bitwise_equal(got["dT_dx"], want["dT_dx"])
     assert got["dT_dx"].dtype == np.complex128
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import re
+import warnings
 from collections.abc import Callable, Hashable, Mapping, MutableMapping
 from os import PathLike
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -32,8 +33,10 @@ import xarray as xr
 
 from daskgrad.core.curvilinear import geographic_components, grid_components
 from daskgrad.core.gradient import differentiate_axes
+from daskgrad.core.mask import mask_array
 from daskgrad.core.options import Dims, GradientOptions, OptionError
 from daskgrad.geometry import SphericalAxes, divide_along, lon_metric
+from daskgrad.grids import attach_grid
 from daskgrad.plan import (
     GradientField,
     GradientPlan,
@@ -52,6 +55,7 @@ __all__ = [
     "compute_gradients",
     "gradients_to_zarr",
     "lazy_gradients",
+    "planned",
 ]
 
 _ZARR_MODES = ("w-", "w")
@@ -74,11 +78,13 @@ def _divide_along(values: Any, denom: np.ndarray, axis: int) -> Any:
     return divide_along(values, denom, axis)
 
 
-def _apply_metric(values: Any, field: GradientField, x: xr.DataArray, plan: GradientPlan) -> Any:
+def _apply_metric(
+    values: Any, field: GradientField, x: xr.DataArray, vp: Any, plan: GradientPlan
+) -> Any:
     if field.role == "lat":
         return values / plan.radius
     if field.role == "lon":
-        axes = plan.axes
+        axes = vp.axes
         assert isinstance(axes, SphericalAxes) and axes.lat is not None  # checked by the plan
         denom = lon_metric(np.asarray(x.coords[axes.lat].values), plan.radius)
         return _divide_along(values, denom, x.get_axis_num(axes.lat_dim))
@@ -93,8 +99,7 @@ def _curvilinear_results(
 ) -> dict[Hashable, Any]:
     """The fields of a variable on a curvilinear grid, by output name."""
     part = vp.curvilinear
-    lat = obj.coords[part.lat].transpose(*part.grid_dims).data
-    lon = obj.coords[part.lon].transpose(*part.grid_dims).data
+    lat, lon = part.lat_coord.data, part.lon_coord.data  # over the grid dims, fixed in time
     if part.components == "geographic":
         east, north = geographic_components(
             data,
@@ -104,7 +109,7 @@ def _curvilinear_results(
             plan.radius,
             part.edge_order,
             periodic=part.periodic,
-            nan_policy=plan.nan_policy,
+            nan_policy=vp.nan_policy,
         )
         by_role = {"east": east, "north": north}
         return {f.name: by_role[f.role] for f in vp.fields if f.role in by_role}
@@ -136,16 +141,16 @@ def build_gradients(
             data = da.from_array(
                 data, chunks=da.core.normalize_chunks("auto", data.shape, dtype=data.dtype)
             )
+        if vp.mask is not None:  # land becomes NaN, block by block (daskgrad.core.mask)
+            data = mask_array(data, vp.mask.broadcastable())
         plain = [f for f in vp.fields if f.role not in _CURVILINEAR_ROLES]
         results = dict(
-            zip(
-                (f.name for f in plain), differentiate_axes(data, vp.axis_spacings, plan.nan_policy)
-            )
+            zip((f.name for f in plain), differentiate_axes(data, vp.axis_spacings, vp.nan_policy))
         )
         if vp.curvilinear is not None:
             results.update(_curvilinear_results(obj, data, vp, plan))
         for field in vp.fields:
-            values = _apply_metric(results[field.name], field, x, plan)
+            values = _apply_metric(results[field.name], field, x, vp, plan)
             out[field.name] = xr.DataArray(
                 values, dims=x.dims, coords=x.coords, attrs=dict(field.attrs), name=field.name
             )
@@ -169,7 +174,30 @@ def lazy_gradients(obj: XarrayObject, options: GradientOptions) -> xr.Dataset:
     >>> g["df_dx"].values
     array([1., 2., 4., 5.])
     """
-    return build_gradients(obj, plan_gradients(obj, options))
+    return build_gradients(*planned(obj, options))
+
+
+def planned(obj: XarrayObject, options: GradientOptions) -> tuple[XarrayObject, GradientPlan]:
+    """``obj`` with ``options.grid`` merged into it, and the plan of the call on it.
+
+    The plan's notes (a named variable the default leaves out, a variable ``mask="auto"``
+    leaves unmasked) are issued as ``UserWarning``.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> ds = xr.Dataset({"f": ("x", np.arange(3.0)), "x_bnds": (("x", "b"), np.zeros((3, 2)))},
+    ...                 coords={"x": ("x", [0.0, 1.0, 2.0], {"bounds": "x_bnds"})})
+    >>> _, plan = planned(ds, GradientOptions())
+    >>> plan.names, plan.left_out
+    (['df_dx'], {'x_bnds': "the cell bounds of 'x'"})
+    """
+    named = options.mask if isinstance(options.mask, str) and options.mask != "auto" else None
+    obj = attach_grid(obj, options.grid, mask=named)
+    plan = plan_gradients(obj, options)
+    for note in plan.notes:
+        warnings.warn(note, UserWarning, stacklevel=4)
+    return obj, plan
 
 
 def compute_gradients(obj: XarrayObject, options: GradientOptions) -> xr.Dataset:
@@ -220,7 +248,7 @@ def gradients_to_zarr(
             f"mode must be 'w-' (refuse an existing store) or 'w' (overwrite it); got {mode!r}"
         )
     layout = _encoding(encoding)
-    plan = plan_gradients(obj, options)
+    obj, plan = planned(obj, options)
     check_storable(plan)
     write_gradients(obj, plan, store, mode, layout)
 

@@ -7,8 +7,9 @@ Examples
 --------
 >>> import numpy as np, xarray as xr
 >>> ds = xr.Dataset({"T": (("y", "x"), np.zeros((2, 3))), "name": ("x", ["a", "b", "c"])})
->>> choose_variables(ds, None)
-[('T', 'T', False)]
+>>> choice = choose_variables(ds, None)
+>>> choice.chosen, choice.left_out
+([('T', 'T', False)], {'name': 'dtype <U1, not numbers'})
 >>> periodic_map(ds, "x", ["y", "x"])
 {'x': None}
 """
@@ -16,23 +17,24 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import xarray as xr
 
 from daskgrad.core.options import OptionError, is_member
+from daskgrad.roles import NUMERIC_KINDS, left_out_by_default
 
 __all__ = [
     "NUMERIC_KINDS",
     "UNNAMED",
+    "Choice",
     "choose_variables",
     "kind_of",
     "periodic_map",
     "requested_dims",
 ]
 
-#: dtype kinds the accessor differentiates: integers, floats, complex.
-NUMERIC_KINDS = "iufc"
 #: The name of an unnamed DataArray in the output names.
 UNNAMED = "var"
 
@@ -47,10 +49,32 @@ def _is_numeric(x: xr.DataArray) -> bool:
     return x.dtype.kind in NUMERIC_KINDS
 
 
-def choose_variables(
-    obj: XarrayObject, variables: Any
-) -> list[tuple[Hashable | None, Hashable, bool]]:
-    """``(key, label, named)`` per chosen variable: key for ``obj[key]`` (None: the DataArray)."""
+@dataclass
+class Choice:
+    """The variables of a call: what is differentiated, what is left out and why.
+
+    Attributes
+    ----------
+    chosen
+        ``(key, label, named)`` per variable: ``key`` for ``obj[key]`` (``None``: the DataArray
+        itself), its label in output names, and whether the user named it.
+    left_out
+        The data variables not chosen by default, with the reason (:mod:`daskgrad.roles`).
+    notes
+        One line per named variable that the default would have left out.
+    """
+
+    chosen: list[tuple[Hashable | None, Hashable, bool]]
+    left_out: dict[Hashable, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def choose_variables(obj: XarrayObject, variables: Any, *, mask: Hashable | None = None) -> Choice:
+    """The variables to differentiate: ``variables`` as named, or the CF-aware default.
+
+    The default is every numeric data variable that :func:`daskgrad.roles.left_out_by_default`
+    does not leave out, and not ``mask`` (the name of the variable used as the mask).
+    """
     if isinstance(obj, xr.DataArray):
         if variables is not None:
             raise OptionError(
@@ -65,17 +89,27 @@ def choose_variables(
                 f"the DataArray {label!r} has dtype {obj.dtype}; the accessor differentiates "
                 "integer, float and complex data",
             )
-        return [(None, label, True)]
+        return Choice([(None, label, True)])
     available = list(obj.data_vars)
+    roles = left_out_by_default(obj)
+    if mask is not None and mask in obj.data_vars:
+        roles = {mask: "the mask", **{k: v for k, v in roles.items() if k != mask}}
     if variables is None:
-        chosen = [(k, k, False) for k in available if _is_numeric(obj[k])]
+        chosen = [(k, k, False) for k in available if k not in roles]
         if not chosen:
+            if any(_is_numeric(obj[k]) for k in available):
+                reasons = ", ".join(f"{k!r} ({why})" for k, why in roles.items())
+                raise OptionError(
+                    "variables",
+                    f"every data variable of the Dataset is left out by default: {reasons}; "
+                    "name the ones to differentiate in variables",
+                )
             raise OptionError(
                 "variables",
                 f"the Dataset has no numeric data variable to differentiate (data variables: "
                 f"{available}); integer, float and complex variables are differentiated",
             )
-        return chosen
+        return Choice(chosen, {k: v for k, v in roles.items() if k in obj.data_vars})
     if isinstance(variables, str) or (
         not isinstance(variables, (list, tuple)) and is_member(variables, obj.data_vars)
     ):
@@ -90,6 +124,7 @@ def choose_variables(
         )
     if len(set(names)) != len(names):
         raise OptionError("variables", f"variables={variables!r} names a variable more than once")
+    notes = []
     for v in names:
         if v not in obj.data_vars:
             where = " (it is a coordinate)" if v in obj.coords else ""
@@ -104,7 +139,12 @@ def choose_variables(
                 f"variables: {v!r} has dtype {obj[v].dtype}; the accessor differentiates "
                 "integer, float and complex variables",
             )
-    return [(v, v, True) for v in names]
+        if v in roles:
+            notes.append(
+                f"variables: {v!r} is {roles[v]}, which is not differentiated by default; "
+                "differentiated as named"
+            )
+    return Choice([(v, v, True) for v in names], {}, notes)
 
 
 def requested_dims(obj: XarrayObject, dim: Any, chosen: Sequence[xr.DataArray]) -> list[Hashable]:

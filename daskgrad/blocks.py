@@ -44,6 +44,7 @@ import numpy as np
 
 from daskgrad.core._compat import array_module
 from daskgrad.core.kernels import gradient_block, working_dtypes
+from daskgrad.core.mask import masked_dtype
 from daskgrad.core.nan_runs import needs_run_bounds, one_sided_block, spacing_edge_order
 from daskgrad.core.spacing import AxisSpacing
 from daskgrad.geometry import SphericalAxes, divide_along, lon_metric
@@ -145,7 +146,9 @@ def block_recipe(obj: Any, plan: Any, vp: Any, chunk_shape: Sequence[int]) -> Bl
     obj
         The Dataset or DataArray the plan was made for.
     plan, vp
-        The :class:`~daskgrad.plan.GradientPlan` and one of its variable plans.
+        The :class:`~daskgrad.plan.GradientPlan` and one of its variable plans. With a mask
+        (``vp.mask``), the blocks given to :func:`block_fields` are the masked values
+        (:func:`daskgrad.core.mask.apply_mask`).
     chunk_shape
         The blocks' shape (a regular grid: every block but the last along a dim is this long).
     """
@@ -156,8 +159,9 @@ def block_recipe(obj: Any, plan: Any, vp: Any, chunk_shape: Sequence[int]) -> Bl
     if not all(type(s) is AxisSpacing for s in vp.axis_spacings):
         return "an N-D or dask coordinate's fields come from the whole-array graph"
     x = _variable(obj, vp.key)
-    dtype = np.dtype(x.dtype)
-    one_sided = plan.nan_policy == "one-sided" and dtype.kind in "fc"
+    # A mask makes land NaN before the differences (daskgrad.core.mask): its dtype then.
+    dtype = masked_dtype(x.dtype) if vp.mask is not None else np.dtype(x.dtype)
+    one_sided = vp.nan_policy == "one-sided" and dtype.kind in "fc"
     spacings = tuple(vp.axis_spacings)
     for s in spacings:
         if one_sided and s.periodic:
@@ -175,7 +179,7 @@ def block_recipe(obj: Any, plan: Any, vp: Any, chunk_shape: Sequence[int]) -> Bl
     roles = tuple(f.role for f in plain)
     lat_axis, denom = None, None
     if "lon" in roles:
-        axes = plan.axes
+        axes = vp.axes
         assert isinstance(axes, SphericalAxes) and axes.lat is not None  # checked by the plan
         denom = lon_metric(np.asarray(x.coords[axes.lat].values), plan.radius)
         lat_axis = x.get_axis_num(axes.lat_dim)

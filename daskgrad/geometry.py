@@ -13,6 +13,21 @@ dims, a curvilinear grid (:class:`CurvilinearAxes`, differentiated by
 :mod:`daskgrad.core.curvilinear`). Angles are converted with ``numpy.deg2rad``, the period of a
 periodic longitude too (360 degrees becomes 2 pi).
 
+Real files, as they come:
+
+* **Each variable its own grid.** The planner asks per variable, on ``ds[var]``, whose
+  coordinates are those on the variable's dims only: a ROMS ``u(eta_u, xi_u)`` finds
+  ``lat_u``/``lon_u``, a WRF ``U`` on ``west_east_stag`` finds ``XLAT_U``/``XLONG_U``, a MOM6
+  ``uo(yh, xq)`` finds ``geolat_u``/``geolon_u`` (never the tracer points' coordinates, half a
+  cell away).
+* **2-D before 1-D.** Where a variable has both 2-D latitude/longitude over two of its dims and
+  1-D ones, the 2-D pair is the grid: models write the 1-D ones as nominal axes (MOM6's
+  ``xh``/``yh``, wrong on a tripolar grid's north).
+* **A time dim.** A latitude/longitude with more than two dims (WRF's ``XLAT(Time,
+  south_north, west_east)``) is a grid over its last two dims; the leading dims are
+  :attr:`CurvilinearAxes.lead`, along which the grid must not move
+  (:func:`daskgrad.grids.fixed_in_time` checks it).
+
 Pure logic on coordinates only: no dask, no data.
 """
 
@@ -33,7 +48,9 @@ __all__ = [
     "SphericalAxes",
     "divide_along",
     "find_lat_lon",
+    "find_variable_axes",
     "lon_metric",
+    "match_level",
     "to_radians",
 ]
 
@@ -46,8 +63,14 @@ _LON_UNITS = {
 }  # fmt: skip
 _DEGREE_UNITS = {"degrees", "degree", "deg", "°"} | _LAT_UNITS | _LON_UNITS
 # Names models give them (NEMO, MOM6, ROMS, WRF) when attributes say nothing.
-_LAT_NAMES = {"lat", "latitude", "nav_lat", "geolat", "lat_rho", "xlat"}
-_LON_NAMES = {"lon", "longitude", "nav_lon", "geolon", "lon_rho", "xlong"}
+_LAT_NAMES = {
+    "lat", "latitude", "nav_lat", "geolat", "geolat_u", "geolat_v", "geolat_c",
+    "lat_rho", "lat_u", "lat_v", "lat_psi", "xlat", "xlat_u", "xlat_v",
+}  # fmt: skip
+_LON_NAMES = {
+    "lon", "longitude", "nav_lon", "geolon", "geolon_u", "geolon_v", "geolon_c",
+    "lon_rho", "lon_u", "lon_v", "lon_psi", "xlong", "xlong_u", "xlong_v",
+}  # fmt: skip
 
 Role = Literal["lat", "lon"]
 
@@ -85,22 +108,36 @@ class CurvilinearAxes:
     Attributes
     ----------
     lat, lon
-        Names of the 2-D latitude and longitude coordinates (degrees).
+        Names of the latitude and longitude coordinates (degrees).
     dims
-        The two grid dims, in the coordinates' order (``lat.dims``).
+        The two grid dims, in the coordinates' order (the last two of ``lat.dims``).
+    lead
+        The coordinates' other dims, before the grid dims (WRF's ``Time``): the grid must be
+        the same along them.
     """
 
     lat: Hashable
     lon: Hashable
     dims: tuple[Hashable, Hashable]
+    lead: tuple[Hashable, ...] = ()
 
 
 def _text(value: Any) -> str:
     return str(value).strip().lower() if value is not None else ""
 
 
-def _match_level(name: Hashable, coord: xr.DataArray, role: Role) -> int | None:
-    """0: CF standard_name; 1: CF units; 2: name; None: no match."""
+def match_level(name: Hashable, coord: xr.DataArray, role: Role) -> int | None:
+    """How surely ``coord`` is a latitude (``role="lat"``) or longitude: 0 by CF
+    ``standard_name``, 1 by CF ``units``, 2 by its name; ``None``: it is not one.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> match_level("XLAT_U", xr.DataArray([1.0], attrs={"units": "degree_north"}), "lat")
+    1
+    >>> match_level("lat_u", xr.DataArray([1.0]), "lat"), match_level("h", xr.DataArray([1.0]), "lat")
+    (2, None)
+    """
     standard = "latitude" if role == "lat" else "longitude"
     if _text(coord.attrs.get("standard_name")) == standard:
         return 0
@@ -111,22 +148,63 @@ def _match_level(name: Hashable, coord: xr.DataArray, role: Role) -> int | None:
     return None
 
 
+def _candidates(obj: xr.DataArray | xr.Dataset, role: Role) -> list[tuple[int, Hashable, Any]]:
+    found = []
+    for name, coord in obj.coords.items():
+        level = match_level(name, coord, role)
+        if level is not None:
+            found.append((level, name, coord))
+    return found
+
+
+def _check_degrees(name: Hashable, coord: xr.DataArray, what: str) -> None:
+    units = coord.attrs.get("units")
+    if units is not None and _text(units) not in _DEGREE_UNITS:
+        raise ValueError(
+            f"geometry='spherical' needs {what} in degrees; coordinate {name!r} has units={units!r}"
+        )
+
+
+def _grid_pair(obj: xr.DataArray | xr.Dataset) -> CurvilinearAxes | None:
+    """A latitude and a longitude with two or more dims, ending in the same two grid dims."""
+    best = []
+    for role in ("lat", "lon"):
+        found = [(lv, n, c) for lv, n, c in _candidates(obj, role) if c.ndim >= 2]
+        if not found:
+            return None
+        top = min(lv for lv, _, _ in found)
+        chosen = [(n, c) for lv, n, c in found if lv == top]
+        if len(chosen) > 1:
+            what = "latitude" if role == "lat" else "longitude"
+            raise ValueError(
+                f"geometry='spherical' needs one 1-D or 2-D {what} coordinate; found "
+                f"{[(n, c.dims) for n, c in chosen]}"
+            )
+        best.append(chosen[0])
+    (lat, lat_c), (lon, lon_c) = best
+    if set(lat_c.dims) != set(lon_c.dims) or set(lat_c.dims[-2:]) != set(lon_c.dims[-2:]):
+        raise ValueError(
+            f"geometry='spherical': latitude {lat!r} has dims {lat_c.dims} and longitude "
+            f"{lon!r} has dims {lon_c.dims}; a curvilinear grid has both over the same two dims"
+        )
+    _check_degrees(lat, lat_c, "latitude")
+    _check_degrees(lon, lon_c, "longitude")
+    grid = lat_c.dims[-2:]
+    return CurvilinearAxes(lat, lon, (grid[0], grid[1]), tuple(lat_c.dims[:-2]))
+
+
 def _find(
     obj: xr.DataArray | xr.Dataset, role: Role
 ) -> tuple[Hashable | None, tuple[Hashable, ...] | None]:
     what = "latitude" if role == "lat" else "longitude"
-    candidates = []
-    for name, coord in obj.coords.items():
-        level = _match_level(name, coord, role)
-        if level is not None:
-            candidates.append((level, name, coord))
+    candidates = _candidates(obj, role)
     if not candidates:
         return None, None
     best = min(level for level, _, _ in candidates)
     chosen = [(name, coord) for level, name, coord in candidates if level == best]
     one_d = [(name, coord) for name, coord in chosen if coord.ndim == 1]
     if not one_d:
-        two_d = [(name, coord) for name, coord in chosen if coord.ndim == 2]
+        two_d = [(name, coord) for name, coord in chosen if coord.ndim >= 2]
         if len(two_d) != 1:
             name, coord = chosen[0]
             raise ValueError(
@@ -146,19 +224,15 @@ def _find(
             )
         one_d = dim_coords
     name, coord = one_d[0]
-    units = coord.attrs.get("units")
-    if units is not None and _text(units) not in _DEGREE_UNITS:
-        raise ValueError(
-            f"geometry='spherical' needs {what} in degrees; coordinate {name!r} has units={units!r}"
-        )
+    _check_degrees(name, coord, what)
     return name, coord.dims
 
 
 def find_lat_lon(obj: xr.DataArray | xr.Dataset) -> SphericalAxes | CurvilinearAxes:
     """Find the latitude and longitude coordinates of ``obj`` and their dims.
 
-    Both 1-D give :class:`SphericalAxes`; both 2-D over the same two dims give
-    :class:`CurvilinearAxes`.
+    Both 1-D give :class:`SphericalAxes`; both 2-D (or more, with leading dims such as a time)
+    over the same two grid dims give :class:`CurvilinearAxes`, and win over 1-D ones.
 
     Raises
     ------
@@ -176,30 +250,59 @@ def find_lat_lon(obj: xr.DataArray | xr.Dataset) -> SphericalAxes | CurvilinearA
     >>> grid = xr.Dataset(coords={"nav_lat": (("y", "x"), np.zeros((2, 3))),
     ...                           "nav_lon": (("y", "x"), np.zeros((2, 3)))})
     >>> find_lat_lon(grid)
-    CurvilinearAxes(lat='nav_lat', lon='nav_lon', dims=('y', 'x'))
+    CurvilinearAxes(lat='nav_lat', lon='nav_lon', dims=('y', 'x'), lead=())
     """
-    lat, lat_dims = _find(obj, "lat")
-    lon, lon_dims = _find(obj, "lon")
-    if lat is None and lon is None:
+    found = find_variable_axes(obj)
+    if found is None:
         raise ValueError(
             "geometry='spherical' found no latitude or longitude coordinate; mark them with "
             "standard_name 'latitude'/'longitude' or units 'degrees_north'/'degrees_east', or "
             f"name them lat/lon; the coordinates are {list(obj.coords)}"
         )
+    return found
+
+
+def find_variable_axes(obj: xr.DataArray | xr.Dataset) -> SphericalAxes | CurvilinearAxes | None:
+    """:func:`find_lat_lon`, but ``None`` where ``obj`` has no latitude and no longitude.
+
+    Given ``ds[var]`` it finds the grid of that variable: the coordinates on its own dims.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> deg = {"units": "degree_north"}
+    >>> ds = xr.Dataset(
+    ...     {"u": (("eta_u", "xi_u"), np.zeros((2, 2))), "t": (("eta_rho", "xi_rho"), np.zeros((2, 3)))},
+    ...     coords={"lat_rho": (("eta_rho", "xi_rho"), np.zeros((2, 3)), deg),
+    ...             "lon_rho": (("eta_rho", "xi_rho"), np.zeros((2, 3))),
+    ...             "lat_u": (("eta_u", "xi_u"), np.zeros((2, 2)), deg),
+    ...             "lon_u": (("eta_u", "xi_u"), np.zeros((2, 2)))})
+    >>> find_variable_axes(ds["u"])
+    CurvilinearAxes(lat='lat_u', lon='lon_u', dims=('eta_u', 'xi_u'), lead=())
+    >>> find_variable_axes(ds["t"].isel(xi_rho=0, drop=True).drop_vars(["lat_rho", "lon_rho"]))
+    """
+    pair = _grid_pair(obj)
+    if pair is not None:
+        _check_latitude_range(obj, pair.lat)
+        return pair
+    lat, lat_dims = _find(obj, "lat")
+    lon, lon_dims = _find(obj, "lon")
+    if lat is None and lon is None:
+        return None
     if lat is not None:
         _check_latitude_range(obj, lat)
-    if (lat_dims and len(lat_dims) == 2) or (lon_dims and len(lon_dims) == 2):
+    if (lat_dims and len(lat_dims) >= 2) or (lon_dims and len(lon_dims) >= 2):
         if lat is None or lon is None or lat_dims is None or lon_dims is None:
             raise ValueError(
                 "geometry='spherical': a 2-D (curvilinear) grid needs both 2-D latitude and "
                 f"longitude; found latitude {lat!r} and longitude {lon!r}"
             )
-        if len(lat_dims) != 2 or set(lat_dims) != set(lon_dims):
+        if len(lat_dims) < 2 or set(lat_dims) != set(lon_dims):
             raise ValueError(
                 f"geometry='spherical': latitude {lat!r} has dims {lat_dims} and longitude "
                 f"{lon!r} has dims {lon_dims}; a curvilinear grid has both over the same two dims"
             )
-        return CurvilinearAxes(lat, lon, (lat_dims[0], lat_dims[1]))
+        return CurvilinearAxes(lat, lon, (lat_dims[-2], lat_dims[-1]), tuple(lat_dims[:-2]))
     lat_dim = lat_dims[0] if lat_dims else None
     lon_dim = lon_dims[0] if lon_dims else None
     if lat is not None and lat_dim == lon_dim:
@@ -211,7 +314,10 @@ def find_lat_lon(obj: xr.DataArray | xr.Dataset) -> SphericalAxes | CurvilinearA
 
 
 def _check_latitude_range(obj: xr.DataArray | xr.Dataset, lat: Hashable) -> None:
-    values = np.asarray(obj.coords[lat].values)
+    coord = obj.coords[lat]
+    if coord.ndim >= 2 and coord.chunks is not None:
+        return  # a lazy grid stays lazy (daskgrad.core.curvilinear checks numpy ones)
+    values = np.asarray(coord.values)
     if values.dtype.kind not in "iuf" or not (np.abs(values) <= 90).all():
         raise ValueError(
             f"geometry='spherical' needs latitude {lat!r} in degrees within [-90, 90]; "

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any, Literal
 
 import xarray as xr
@@ -20,13 +20,25 @@ import xarray as xr
 from daskgrad.arguments import choose_variables, kind_of, periodic_map, requested_dims
 from daskgrad.cf import DerivativeKind, derivative_attrs
 from daskgrad.coords import DimSpacing, dim_spacing
-from daskgrad.core.options import Geometry, GradientOptions, OptionError, check_name_template
-from daskgrad.core.spacing import AxisSpacing, axis_spacing
-from daskgrad.geometry import CurvilinearAxes, SphericalAxes, find_lat_lon, to_radians
+from daskgrad.core.options import GradientOptions, OptionError, check_name_template
+from daskgrad.core.spacing import axis_spacing
+from daskgrad.geometry import (
+    CurvilinearAxes,
+    SphericalAxes,
+    find_lat_lon,
+    find_variable_axes,
+    to_radians,
+)
+from daskgrad.grids import attach_grid, fixed_in_time
+from daskgrad.masks import MaskPart, resolve_mask
+from daskgrad.records import CurvilinearPart, FieldRole, GradientField, GradientPlan, VariablePlan
 
 __all__ = [
+    "CurvilinearPart",
     "GradientField",
     "GradientPlan",
+    "MaskPart",
+    "VariablePlan",
     "check_storable",
     "plan_gradients",
 ]
@@ -34,123 +46,7 @@ __all__ = [
 
 XarrayObject = xr.DataArray | xr.Dataset
 Role = Literal["lat", "lon"]
-#: How a field is computed: ``None`` along a plain dim; ``"lat"``/``"lon"`` on a 1-D spherical
-#: grid; on a curvilinear grid ``"grid"`` (along a grid dim, per metre) or ``"east"``/``"north"``.
-FieldRole = Literal["lat", "lon", "grid", "east", "north"] | None
-
-
-@dataclass(frozen=True)
-class GradientField:
-    """One output field: ``d var / d dim``.
-
-    Attributes
-    ----------
-    name
-        The output variable name.
-    var
-        The input variable name (``"var"`` for an unnamed DataArray).
-    dim
-        The dim differentiated along.
-    spacing
-        The dim's coordinate numbers, units and period (radians for spherical lat/lon);
-        ``None`` for a curvilinear grid's fields, whose spacing is the grid's geometry.
-    role
-        See :data:`FieldRole`.
-    attrs
-        The output's CF attributes (``long_name``, ``history`` and, when known, ``units``
-        and ``standard_name``; see :mod:`daskgrad.cf`).
-    """
-
-    name: Hashable
-    var: Hashable
-    dim: Hashable
-    spacing: DimSpacing | None
-    role: FieldRole
-    attrs: dict[str, str]
-
-
-@dataclass(frozen=True)
-class CurvilinearPart:
-    """The fields of one variable on a curvilinear grid (:mod:`daskgrad.core.curvilinear`).
-
-    Attributes
-    ----------
-    lat, lon
-        The 2-D coordinates' names; ``grid_dims`` their dims, in that order.
-    axes
-        The variable's axes of ``grid_dims``.
-    periodic
-        The variable's grid axes that wrap around.
-    components
-        ``"grid"`` or ``"geographic"``.
-    edge_order
-        1 or 2.
-    """
-
-    lat: Hashable
-    lon: Hashable
-    grid_dims: tuple[Hashable, Hashable]
-    axes: tuple[int, int]
-    periodic: tuple[int, ...]
-    components: str
-    edge_order: int
-
-
-@dataclass(frozen=True)
-class _VariablePlan:
-    key: Hashable | None  # None: the DataArray itself
-    fields: tuple[GradientField, ...]
-    axis_spacings: tuple[AxisSpacing, ...]  # for the fields whose role is None, "lat" or "lon"
-    curvilinear: CurvilinearPart | None = None
-
-    @property
-    def halo_axes(self) -> tuple[int, ...]:
-        """The variable's axes whose neighbours every block needs (one point deep)."""
-        axes = [s.axis for s in self.axis_spacings]
-        if self.curvilinear is not None:
-            axes += [a for a in self.curvilinear.axes if a not in axes]
-        return tuple(axes)
-
-    @property
-    def periodic_axes(self) -> tuple[int, ...]:
-        """The axes among :attr:`halo_axes` that wrap around."""
-        axes = [s.axis for s in self.axis_spacings if s.periodic]
-        if self.curvilinear is not None:
-            axes += list(self.curvilinear.periodic)
-        return tuple(axes)
-
-
-@dataclass(frozen=True)
-class GradientPlan:
-    """Every output of one call, decided and checked before any data is read.
-
-    Attributes
-    ----------
-    fields
-        The outputs in order: by variable, then by requested dim.
-    geometry
-        ``"spherical"`` or ``None``.
-    radius
-        Sphere radius in metres.
-    nan_policy
-        ``"propagate"`` or ``"one-sided"`` (:class:`~daskgrad.core.options.GradientOptions`).
-    axes
-        The latitude/longitude coordinates found for spherical geometry (else ``None``).
-    variables
-        Per input variable, its fields and the engine's per-axis spacing records (internal).
-    """
-
-    fields: tuple[GradientField, ...]
-    geometry: Geometry
-    radius: float
-    axes: SphericalAxes | CurvilinearAxes | None
-    variables: tuple[_VariablePlan, ...]
-    nan_policy: str = "propagate"
-
-    @property
-    def names(self) -> list[Hashable]:
-        """The output variable names, in order."""
-        return [f.name for f in self.fields]
+_VariablePlan = VariablePlan
 
 
 # -- the plan ---------------------------------------------------------------------------------
@@ -202,8 +98,10 @@ def _dim_spacings(
     options: GradientOptions,
     axes: SphericalAxes | None,
     periods: Mapping[Hashable, Any],
+    cache: dict[tuple, DimSpacing],
 ) -> tuple[dict[Hashable, DimSpacing], dict[Hashable, Role | None]]:
-    """Each requested dim's coordinate numbers (radians for spherical lat/lon) and its role."""
+    """Each dim's coordinate numbers (radians for spherical lat/lon) and its role; ``cache``
+    holds those already made, by dim and coordinate."""
     spacings: dict[Hashable, DimSpacing] = {}
     roles: dict[Hashable, Role | None] = {}
     for d in dims:
@@ -211,33 +109,48 @@ def _dim_spacings(
         coord_name = (
             None if axes is None or role is None else (axes.lat if role == "lat" else axes.lon)
         )
-        try:
-            s = dim_spacing(
-                obj,
-                d,
-                datetime_unit=options.datetime_unit,
-                periodic=d in periods,
-                period=periods.get(d),
-                coord_name=coord_name,
-            )
-        except OptionError:
-            raise
-        except ValueError as err:  # the dim's coordinate cannot be a spacing
-            raise OptionError("dim", str(err)) from None
-        spacings[d] = to_radians(s) if role is not None else s
+        if (d, coord_name) not in cache:
+            try:
+                s = dim_spacing(
+                    obj,
+                    d,
+                    datetime_unit=options.datetime_unit,
+                    periodic=d in periods,
+                    period=periods.get(d),
+                    coord_name=coord_name,
+                )
+            except OptionError:
+                raise
+            except ValueError as err:  # the dim's coordinate cannot be a spacing
+                raise OptionError("dim", str(err)) from None
+            cache[d, coord_name] = to_radians(s) if role is not None else s
+        spacings[d] = cache[d, coord_name]
         roles[d] = role
     return spacings, roles
+
+
+def _variable_axes(x: xr.DataArray) -> SphericalAxes | CurvilinearAxes | None:
+    """The latitude/longitude of one variable (its own coordinates), errors under geometry."""
+    try:
+        return find_variable_axes(x)
+    except ValueError as err:
+        raise OptionError("geometry", str(err)) from None
 
 
 def _check_lon_has_lat(
     obj: XarrayObject, x: xr.DataArray, label: Hashable, d: Hashable, axes: SphericalAxes | None
 ) -> None:
     if axes is None or axes.lat is None:
-        raise OptionError(
-            "geometry",
-            f"geometry='spherical': d/d{d} needs the latitude, but no latitude coordinate was "
-            f"found (coordinates: {list(obj.coords)})",
-        )
+        try:  # the object's latitude, which this variable lacks
+            axes = find_variable_axes(obj)  # type: ignore[assignment]
+        except ValueError:
+            axes = None
+        if not isinstance(axes, SphericalAxes) or axes.lat is None:
+            raise OptionError(
+                "geometry",
+                f"geometry='spherical': d/d{d} needs the latitude, but no latitude coordinate "
+                f"was found (coordinates: {list(obj.coords)})",
+            )
     if axes.lat_dim not in x.dims:
         raise OptionError(
             "geometry",
@@ -297,6 +210,9 @@ def plan_gradients(
 
     Coordinates are read (they are small); data variables are not. ``now`` is the time the
     outputs' ``history`` attribute records (default: now; a batch run passes its start).
+    ``options.grid`` is merged first (:func:`daskgrad.grids.attach_grid`); pass the merged
+    object to :func:`daskgrad.accessor.build_gradients` to keep the grid's coordinates on the
+    outputs.
 
     Raises
     ------
@@ -313,19 +229,22 @@ def plan_gradients(
     """
     options = options or GradientOptions()
     now = now or datetime.datetime.now(datetime.timezone.utc)
-    chosen = choose_variables(obj, options.variables)
-    arrays: list[xr.DataArray] = [_variable(obj, key) for key, _, _ in chosen]
+    named_mask = options.mask if isinstance(options.mask, str) and options.mask != "auto" else None
+    obj = attach_grid(obj, options.grid, mask=named_mask)
+    choice = choose_variables(obj, options.variables, mask=named_mask)
+    arrays: list[xr.DataArray] = [_variable(obj, key) for key, _, _ in choice.chosen]
     dims = requested_dims(obj, options.dim, arrays)
-    axes = find_lat_lon_or_fail(obj) if options.geometry == "spherical" else None
-    grid_dims = axes.dims if isinstance(axes, CurvilinearAxes) else ()
-    plain_dims = [d for d in dims if d not in grid_dims]
-    spherical_axes = axes if isinstance(axes, SphericalAxes) else None
     periods = periodic_map(obj, options.periodic, dims)
-    spacings, roles = _dim_spacings(obj, plain_dims, options, spherical_axes, periods)
-
+    spherical = options.geometry == "spherical"
+    found = [_variable_axes(x) if spherical else None for x in arrays]
+    if spherical and all(a is None for a in found):
+        find_lat_lon_or_fail(obj)  # says that there is no latitude or longitude at all
+    left_out = dict(choice.left_out)
+    notes = list(choice.notes)
+    cache: dict[tuple, DimSpacing] = {}
     var_plans = []
     all_fields: list[GradientField] = []
-    for (key, label, named), x in zip(chosen, arrays):
+    for (key, label, named), x, axes in zip(choice.chosen, arrays, found):
         own = [d for d in dims if d in x.dims]
         if not own:
             if named and options.dim is not None:
@@ -334,14 +253,33 @@ def plan_gradients(
                     f"variables: {label!r} has none of the requested dims {dims} (its dims are "
                     f"{list(x.dims)})",
                 )
+            left_out[label] = f"none of the dims {list(map(str, dims))}" if x.ndim else "no dims"
             continue
-        plain_own = [d for d in own if d not in grid_dims]
-        vp = _variable_plan(
-            obj, key, label, x, plain_own, spacings, roles, options, spherical_axes, now
+        if spherical and axes is None:
+            _check_not_on_a_grid(obj, x, label, own, found)
+        grid_dims = axes.dims if isinstance(axes, CurvilinearAxes) else ()
+        partial = [d for d in own if d in grid_dims]
+        whole = any(
+            isinstance(a, CurvilinearAxes) and all(d in dims for d in a.dims) for a in found
         )
+        if len(partial) == 1 and options.components == "geographic" and not named and whole:
+            # a staggered variable sharing one grid dim with another's requested grid (WRF's U)
+            left_out[label] = (
+                f"only {partial[0]!r} of its grid dims {list(map(str, grid_dims))} requested; "
+                "components='geographic' needs both"
+            )
+            continue
+        on_sphere = axes if isinstance(axes, SphericalAxes) else None
+        plain_own = [d for d in own if d not in grid_dims]
+        spacings, roles = _dim_spacings(obj, plain_own, options, on_sphere, periods, cache)
+        mask = resolve_mask(obj, x, label, options.mask)
+        nan_policy = "one-sided" if mask is not None else options.nan_policy
+        if mask is None and options.mask == "auto":
+            notes.extend(_unmasked_note(obj, x, label))
+        vp = _variable_plan(obj, key, label, x, plain_own, spacings, roles, options, on_sphere, now)
         if isinstance(axes, CurvilinearAxes) and any(d in grid_dims for d in own):
-            vp = _with_curvilinear(vp, obj, x, label, own, axes, options, now)
-        var_plans.append(vp)
+            vp = _with_curvilinear(vp, obj, x, label, own, axes, options, nan_policy, now)
+        var_plans.append(replace(vp, mask=mask, nan_policy=nan_policy, axes=axes))
         all_fields.extend(vp.fields)
 
     _check_names(obj, all_fields, options.name)
@@ -349,10 +287,57 @@ def plan_gradients(
         tuple(all_fields),
         options.geometry,
         options.radius,
-        axes,
+        next((a for a in found if a is not None), None),
         tuple(var_plans),
         options.nan_policy,
+        left_out,
+        tuple(notes),
     )
+
+
+def _check_not_on_a_grid(
+    obj: XarrayObject,
+    x: xr.DataArray,
+    label: Hashable,
+    own: Sequence[Hashable],
+    found: Sequence[Any],
+) -> None:
+    """A variable along one dim of a curvilinear grid (another variable's, or the object's
+    one grid), without the other."""
+    try:
+        grids = [*found, find_variable_axes(obj)]
+    except ValueError:  # several grids in the object: the other variables' are enough
+        grids = list(found)
+    for axes in grids:
+        if isinstance(axes, CurvilinearAxes):
+            on = [d for d in own if d in axes.dims]
+            missing = [d for d in axes.dims if d not in x.dims]
+            if on and missing:
+                raise OptionError(
+                    "dim",
+                    f"variable {label!r} has the grid dim {on[0]!r} but not {missing[0]!r}; a "
+                    f"derivative on the curvilinear grid of {axes.lat!r}/{axes.lon!r} needs both",
+                )
+
+
+def _unmasked_note(obj: XarrayObject, x: xr.DataArray, label: Hashable) -> list[str]:
+    """A note for a variable ``mask="auto"`` leaves unmasked although a model mask shares a
+    grid dim with it (say a mask whose dims are named otherwise)."""
+    from daskgrad.masks import AUTO_MASKS
+
+    near = [
+        f"{n} {tuple(obj[n].dims)}"
+        for names in AUTO_MASKS.values()
+        for n in names
+        if n in obj.coords or n in getattr(obj, "data_vars", ())
+        if any(d in x.dims and obj.sizes[d] > 1 for d in obj[n].dims)
+    ]
+    if not near:
+        return []
+    return [
+        f"mask='auto': no mask fits {label!r} {tuple(x.dims)} (near: {', '.join(near)}); it is "
+        "differentiated without one"
+    ]
 
 
 def _with_curvilinear(
@@ -363,6 +348,7 @@ def _with_curvilinear(
     own: Sequence[Hashable],
     axes: CurvilinearAxes,
     options: GradientOptions,
+    nan_policy: str,
     now: datetime.datetime,
 ) -> _VariablePlan:
     """``vp`` with the fields of ``label`` along the curvilinear grid dims it has, in ``own``'s
@@ -395,10 +381,11 @@ def _with_curvilinear(
                 "periodic",
                 f"periodic grid dim {d!r} is supported with components='geographic' only",
             )
-    if options.nan_policy != "propagate" and options.components == "grid":
+    if nan_policy != "propagate" and options.components == "grid":
+        masked = options.nan_policy == "propagate"
         raise OptionError(
-            "nan_policy",
-            f"nan_policy={options.nan_policy!r} on a curvilinear grid needs "
+            "mask" if masked else "nan_policy",
+            f"{'a mask' if masked else f'nan_policy={nan_policy!r}'} on a curvilinear grid needs "
             "components='geographic' (grid components use N-D coordinates, not yet NaN-aware)",
         )
     part = CurvilinearPart(
@@ -409,6 +396,8 @@ def _with_curvilinear(
         tuple(x.get_axis_num(d) for d in requested if d in periodic),
         options.components,
         options.edge_order,
+        fixed_in_time(x, axes.lat, axes.dims),
+        fixed_in_time(x, axes.lon, axes.dims),
     )
     if options.components == "geographic":
         outputs: list[tuple[Hashable, FieldRole, DerivativeKind, Hashable]] = [

@@ -2,7 +2,7 @@
 
 - ``daskgrad.core``: the engine (numpy, CuPy, dask); imports nothing else of daskgrad;
 - the accessor layer, the modules at the top of the package (``accessor``, ``plan``,
-  ``arguments``, ``coords``, ``geometry``, ``cf``): xarray on top of the core; the batch layer
+  ``records``, ``arguments``, ``roles``, ``coords``, ``geometry``, ``grids``, ``masks``, ``cf``): xarray on top of the core; the batch layer
   is imported only inside the function that needs it (``ds.grad.to_zarr``'s writer);
 - ``daskgrad.batch``: the command, the config and the bounded writer; may import anything.
 """
@@ -41,7 +41,8 @@ def _module_level_imports(path: Path) -> set[str]:
 ALLOWED = {
     "core": ("daskgrad.core",),
     "accessor": ("daskgrad.core", "daskgrad.accessor", "daskgrad.plan", "daskgrad.arguments",
-                 "daskgrad.coords", "daskgrad.geometry", "daskgrad.cf"),
+                 "daskgrad.coords", "daskgrad.geometry", "daskgrad.cf", "daskgrad.roles",
+                 "daskgrad.grids", "daskgrad.masks", "daskgrad.records"),
     "batch": ("daskgrad",),
 }  # fmt: skip
 

@@ -273,10 +273,11 @@ def test_output_names_come_from_the_template(tmp_path):
 
 @pytest.mark.parametrize("engine", ["netcdf", "zarr"])
 def test_input_engine_is_the_one_used(tmp_path, engine):
-    """A netCDF file named ``data.bin`` and a zarr store named ``data.nc``: the suffix guesses
-    wrong, so the run fails without ``input.engine`` and equals numpy with it."""
+    """A netCDF file named ``data.zarr`` and a zarr store named ``data.nc``: the suffix guesses
+    wrong, so the run fails without ``input.engine`` and equals numpy with it. (A file with
+    a suffix that says nothing, ``data.bin`` or ``wrfout_d01_...``, is read as netCDF.)"""
     ds = cartesian_dataset()[["g"]]
-    fmt, misleading = {"netcdf": ("netcdf", "data.bin"), "zarr": ("zarr", "data.nc")}[engine]
+    fmt, misleading = {"netcdf": ("netcdf", "data.zarr"), "zarr": ("zarr", "data.nc")}[engine]
     inp = write(ds, tmp_path / misleading, fmt, {"y": 4, "x": 5})
     guessed = run_yaml(tmp_path, config(inp, tmp_path / "guessed.zarr"), name="guessed.yaml")
     assert guessed.exit_code == 2, guessed.output

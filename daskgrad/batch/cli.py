@@ -177,6 +177,10 @@ def validate(config: str, overrides: tuple[str, ...]) -> None:
     note = resolve_input(cfg.input.path).note(cfg.input.path)
     if note:
         click.echo(f"  {note}")
+    from daskgrad.batch.run_plan import plan_lines
+
+    for line in plan_lines(p):
+        click.echo(f"  {line}")
     for v in p.variables:
         arr = p.result[v]
         click.echo(f"  {v}: {dict(arr.sizes)} {arr.dtype}, zarr chunks {p.chunk_shapes[v]}")

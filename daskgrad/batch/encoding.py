@@ -493,7 +493,10 @@ def write_metadata(
     """
     template = result.copy().drop_encoding()
     for name, coord in template.coords.items():
-        template = template.assign_coords({name: coord.load()})
+        coord = coord.load()
+        if coord.dtype.kind == "U":  # ERA5's expver: zarr v3's variable-length strings, which
+            coord = coord.astype(object)  # have a spec (fixed-length UTF-32 warns it has none)
+        template = template.assign_coords({name: coord.variable})  # not its coords, older
     for name in list(template.data_vars):
         # One dask chunk per array: xarray then plans one (never run) write task per array, not
         # one per block (a 100 TiB output has a million blocks); the zarr chunks and shards

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Hashable, Iterable
 from typing import Any
@@ -61,7 +62,7 @@ class _NamedGetter:
             ) from err
 
 
-def open_input(cfg: InputConfig) -> xr.Dataset:
+def open_input(cfg: InputConfig, mask: str | None = None) -> xr.Dataset:
     """Open the input lazily and chunked, never for writing.
 
     Zarr stores are opened with ``mode="r"``; netCDF files (one, or several by glob) with
@@ -69,8 +70,9 @@ def open_input(cfg: InputConfig) -> xr.Dataset:
     uses too (a path that exists is taken literally; a glob only when it does not). Chunks are the store's own unless ``cfg.chunks`` overrides some dims; a
     variable stored without chunks gets dask's ``"auto"`` chunks (``array.chunk-size``) along
     the dims that ``cfg.chunks`` leaves out.
-    Each data variable becomes a dask array whose read tasks name the variable and chunk when
-    a chunk cannot be read.
+    Each numeric data variable becomes a dask array whose read tasks name the variable and
+    chunk when a chunk cannot be read; the others (dates, strings) are left unread. The grid
+    file ``cfg.grid`` is merged last (:func:`with_grid`; ``mask`` as there).
     """
     if cfg.resolved_engine == "zarr":
         with warnings.catch_warnings():
@@ -91,6 +93,10 @@ def open_input(cfg: InputConfig) -> xr.Dataset:
             ds = xr.open_dataset(paths[0], chunks=None)
     chunked = {}
     for name, var in ds.data_vars.items():
+        if var.dtype.kind not in "biufc":
+            # Dates (cftime bounds are objects dask cannot size), strings, chars: never
+            # differentiated, so left as xarray opened them, unread.
+            continue
         preferred = var.encoding.get("preferred_chunks") or {}
         enc_chunks = var.encoding.get("chunks")
         chunks: dict[Hashable, int | str] = {}
@@ -112,7 +118,41 @@ def open_input(cfg: InputConfig) -> xr.Dataset:
             dict(zip(var.dims, normalized)),
             from_array_kwargs={"getitem": _NamedGetter(str(name), normalized)},
         )
-    return ds.assign(chunked)
+    return with_grid(ds.assign(chunked), cfg, mask)
+
+
+def with_grid(ds: xr.Dataset, cfg: InputConfig, mask: str | None = None) -> xr.Dataset:
+    """``ds`` with the coordinates and masks of the grid file ``cfg.grid`` it lacks
+    (:func:`daskgrad.grids.attach_grid`; ``mask``: the variable ``gradient.mask`` names, taken
+    too); the file is opened as the input is, read-only.
+
+    Raises
+    ------
+    OptionError
+        (``argument="grid"``) the file cannot be opened, or does not fit the input.
+    """
+    if cfg.grid is None:
+        return ds
+    from daskgrad.core.options import OptionError
+    from daskgrad.grids import attach_grid
+
+    path = cfg.grid
+    zarr = path.rstrip("/").lower().endswith(".zarr") or ("://" not in path and os.path.isdir(path))
+    extra: dict[str, Any] = {"storage_options": cfg.storage_options} if "://" in path else {}
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Failed to open Zarr store with consolidated")
+            grid = xr.open_dataset(
+                path,
+                engine="zarr" if zarr else None,
+                chunks=None,
+                **extra,
+            )
+    except Exception as err:  # not there, or not a netCDF file or zarr store
+        raise OptionError("grid", f"cannot open {path!r}: {type(err).__name__}: {err}") from err
+    merged = attach_grid(ds, grid, mask=mask)
+    assert isinstance(merged, xr.Dataset)
+    return merged
 
 
 def absent_chunks(cfg: InputConfig, variables: Iterable[str]) -> dict[str, tuple[int, int, Any]]:

@@ -61,6 +61,7 @@ def check_paths(cfg: RunConfig, *, source: str = "<config>") -> None:
       or an endpoint that does not answer): the input must exist (a zarr input must be a
       store); an existing output follows the rules below for local outputs, and a new one
       needs its bucket to exist;
+    - a local ``input.grid`` exists;
     - the input exists, by the one rule of :func:`daskgrad.batch.paths.resolve_input`: a path that
       exists is taken literally (``data[1].nc`` is a file name); a glob applies only when the
       path does not exist, and must match at least one file (a broken symbolic link does not
@@ -89,6 +90,7 @@ def check_paths(cfg: RunConfig, *, source: str = "<config>") -> None:
     _check_packages(cfg, source)
     _check_remote(cfg, source)
     inputs, in_glob = _local_inputs(cfg, source)
+    _check_grid(cfg, source)
     _check_overlap(cfg, inputs, in_glob, source)
     if not is_url(cfg.output.path):
         _check_output_target(cfg, source)
@@ -187,6 +189,17 @@ def _local_inputs(cfg: RunConfig, source: str) -> tuple[list[str], bool]:
             reason += f" (relative paths start at {os.getcwd()})"
         _refuse(source, "input.path", reason)
     return [normalize(p) for p in found.paths], found.kind == "glob"
+
+
+def _check_grid(cfg: RunConfig, source: str) -> None:
+    """A local ``input.grid`` exists (it is opened, and checked against the input, by the plan)."""
+    grid = cfg.input.grid
+    if grid is not None and not is_url(grid) and not os.path.exists(grid):
+        _refuse(
+            source,
+            "input.grid",
+            f"{_show(grid)} does not exist (relative paths start at {os.getcwd()})",
+        )
 
 
 def _check_overlap(cfg: RunConfig, inputs: list[str], in_glob: bool, source: str) -> None:

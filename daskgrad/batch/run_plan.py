@@ -46,10 +46,11 @@ from daskgrad.batch.remote import RemoteStore, storage_problem, target
 from daskgrad.batch.schedule import Group, check_memory, group_of
 from daskgrad.blocks import BlockRecipe, block_recipe
 from daskgrad.core.chunking import as_regular
+from daskgrad.core.mask import mask_array
 from daskgrad.core.options import OptionError
 from daskgrad.plan import GradientPlan, check_storable, plan_gradients
 
-__all__ = ["Plan", "plan", "small_blocks_note"]
+__all__ = ["Plan", "plan", "plan_lines", "small_blocks_note"]
 
 
 @dataclass
@@ -79,6 +80,8 @@ class Plan:
     recipes: dict[str, BlockRecipe | str] = field(default_factory=dict)
     #: Per input variable, its values on the outputs' chunk grid (lazy dask arrays).
     values: dict[str, Any] = field(default_factory=dict)
+    #: The accessor's plan of the gradients (variables left out, masks, grids, spacings).
+    gradient: GradientPlan | None = None
 
     @property
     def store(self) -> str | RemoteStore:
@@ -157,6 +160,8 @@ def plan_outputs(
         x = ds[vp.key]
         data = x.data if isinstance(x.data, da.Array) else da.from_array(x.data)
         data, chunk_shape = as_regular(data)
+        if vp.mask is not None:  # land becomes NaN block by block, as build_gradients does
+            data = mask_array(data, vp.mask.broadcastable())
         recipe = block_recipe(ds, gplan, vp, chunk_shape)
         recipes[str(vp.key)] = recipe
         values[str(vp.key)] = data
@@ -210,20 +215,45 @@ def small_blocks_note(p: Plan, *, min_bytes: int = 1 << 20, min_blocks: int = 10
     )
 
 
+def plan_lines(p: Plan) -> list[str]:
+    """The lines a run prints about its variables: those left out and why, and the plan's notes.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, xarray as xr
+    >>> from daskgrad.batch.config import load_config_text
+    >>> d = tempfile.mkdtemp()
+    >>> xr.Dataset({"f": ("x", np.arange(4.0)), "x_bnds": (("x", "b"), np.zeros((4, 2)))},
+    ...            coords={"x": ("x", np.arange(4.0), {"bounds": "x_bnds"})}).to_netcdf(f"{d}/in.nc")
+    >>> plan_lines(plan(load_config_text(f"input: {{path: {d}/in.nc}}\\noutput: {{path: {d}/o.zarr}}")))
+    ["left out: 'x_bnds' (the cell bounds of 'x'); name it in input.variables to differentiate it"]
+    """
+    from daskgrad.roles import left_out_line
+
+    if p.gradient is None:
+        return []
+    line = left_out_line(p.gradient.left_out, "input.variables")
+    notes = [f"input.{n}" if n.startswith("variables: ") else n for n in p.gradient.notes]
+    return ([line] if line else []) + [f"note: {n}" for n in notes]
+
+
 def _coordinate_checksums(ds: xr.Dataset) -> dict[str, str]:
     sums = {}
     for name, coord in ds.coords.items():
         values = np.asarray(coord.values)
-        sums[str(name)] = hashlib.sha256(values.tobytes() + str(values.dtype).encode()).hexdigest()[
-            :16
-        ]
+        # Objects (cftime dates) by their text: their bytes are pointers, new in every process.
+        raw = repr(values.tolist()).encode() if values.dtype.kind == "O" else values.tobytes()
+        sums[str(name)] = hashlib.sha256(raw + str(values.dtype).encode()).hexdigest()[:16]
     return sums
 
 
 def plan(cfg: RunConfig, source: str = "<config>") -> Plan:
     """Open the input and build the lazy result; raise ConfigError for a mismatch with the data."""
+    mask = cfg.gradient.mask
     try:
-        ds = open_input(cfg.input)
+        ds = open_input(cfg.input, mask=None if mask == "auto" else mask)
+    except OptionError as err:  # the grid file (input.grid)
+        raise _refuse(source, OPTION_KEYS[err.argument], str(err)) from err
     except FileNotFoundError as err:
         raise _refuse(source, "input.path", f"cannot open {cfg.input.path!r}: {err}") from err
     except ImportError as err:  # an fsspec scheme whose package is missing (s3fs, aiohttp ...)
@@ -290,6 +320,7 @@ def plan(cfg: RunConfig, source: str = "<config>") -> Plan:
         layouts=layouts,
         recipes=recipes,
         values=values,
+        gradient=gplan,
     )
     check_memory(p, configured_worker(cfg.cluster))
     return p

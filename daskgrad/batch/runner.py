@@ -35,7 +35,7 @@ from daskgrad.batch.paths import is_url, resolve_input
 from daskgrad.batch.prepare import prepare_store
 from daskgrad.batch.provenance import describe_change, input_digest
 from daskgrad.batch.remote import RemoteStore
-from daskgrad.batch.run_plan import Plan, plan, small_blocks_note
+from daskgrad.batch.run_plan import Plan, plan, plan_lines, small_blocks_note
 from daskgrad.batch.schedule import (
     check_memory,
     iter_tiles,
@@ -291,6 +291,7 @@ def _notes(p: Plan) -> list[str]:
             f"note: input variable {v!r}: {absent} of {total} chunks are not in the store; "
             f"zarr reads them as the fill value {fill}"
         )
+    lines += plan_lines(p)
     note = small_blocks_note(p)
     if note:
         lines.append(note)

@@ -45,6 +45,8 @@ __all__ = [
     "check_datetime_unit",
     "check_edge_order",
     "check_geometry",
+    "check_grid",
+    "check_mask",
     "check_name_template",
     "check_nan_policy",
     "check_radius",
@@ -200,6 +202,56 @@ def check_components(components: Any) -> str:
     return components
 
 
+def check_mask(mask: Any) -> Any:
+    """``mask`` if it has one of its forms: ``None``, ``"auto"``, a variable name, or a
+    DataArray (checked against the data when the call is planned, :mod:`daskgrad.masks`).
+
+    Examples
+    --------
+    >>> check_mask("auto")
+    'auto'
+    >>> check_mask(0.5)
+    Traceback (most recent call last):
+    ...
+    daskgrad.core.options.OptionError: mask must be None, 'auto', a variable name or a boolean DataArray (True = wet); got float 0.5
+    """
+    is_dataarray = (
+        hasattr(mask, "dims") and hasattr(mask, "dtype") and not hasattr(mask, "data_vars")
+    )
+    if mask is None or isinstance(mask, str) or is_dataarray:
+        return mask
+    raise OptionError(
+        "mask",
+        "mask must be None, 'auto', a variable name or a boolean DataArray (True = wet); got "
+        f"{type(mask).__name__} {_short(mask)}",
+    )
+
+
+def check_grid(grid: Any) -> Any:
+    """``grid`` if it is ``None`` or a Dataset (its contents are checked against the data when
+    the call is planned, :func:`daskgrad.grids.attach_grid`).
+
+    Examples
+    --------
+    >>> check_grid("static.nc")
+    Traceback (most recent call last):
+    ...
+    daskgrad.core.options.OptionError: grid must be None or an xarray.Dataset holding the grid's coordinates (e.g. xarray.open_dataset('ocean_static.nc')); got str 'static.nc'
+    """
+    if grid is None or (hasattr(grid, "data_vars") and hasattr(grid, "coords")):
+        return grid
+    raise OptionError(
+        "grid",
+        "grid must be None or an xarray.Dataset holding the grid's coordinates (e.g. "
+        f"xarray.open_dataset('ocean_static.nc')); got {type(grid).__name__} {_short(grid)}",
+    )
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def check_radius(radius: Any) -> float:
     """The radius as a float if it is a finite positive number of metres.
 
@@ -283,8 +335,12 @@ class GradientOptions:
     dim
         A dim name or a list of them; ``None`` means every dim of each variable.
     variables
-        Dataset only: a data variable name or a list of them (default: every integer, float or
-        complex data variable). Each is differentiated along each requested dim it has.
+        Dataset only: a data variable name or a list of them, taken exactly as named. The
+        default is every integer, float or complex data variable except those another variable
+        names as its ``bounds``, ``cell_measures``, ``ancillary_variables``, ``grid_mapping``,
+        ``coordinates`` or ``formula_terms``, flags (``flag_values``/``flag_meanings``) and the
+        models' masks (:mod:`daskgrad.roles`). Each is differentiated along each requested dim
+        it has.
     edge_order
         1 or 2, as in ``numpy.gradient``.
     datetime_unit
@@ -315,6 +371,17 @@ class GradientOptions:
         On a curvilinear spherical grid: ``"grid"`` (derivatives along each grid dim per metre
         of great-circle distance, named by the grid dims) or ``"geographic"`` (eastward and
         northward derivatives, named with ``east`` and ``north`` for ``{dim}``).
+    mask
+        Land as a coastline: ``None`` (no mask), a variable or coordinate name
+        (``"mask_rho"``), a boolean DataArray (True = wet) or ``"auto"`` (ROMS
+        ``mask_rho``/``mask_u``/``mask_v``/``mask_psi``, NEMO ``tmask``/``umask``/``vmask``,
+        MOM6 ``wet``/``wet_u``/``wet_v`` by each variable's grid). It broadcasts against each
+        variable; a masked variable is differentiated with ``nan_policy="one-sided"`` and land
+        is NaN in the result (integers become float64). See :mod:`daskgrad.masks`.
+    grid
+        A second Dataset holding the grid (MOM6's ``ocean_static.nc``, NEMO's
+        ``mesh_mask.nc``): the latitude/longitude coordinates and masks the data lacks are
+        taken from it. See :func:`daskgrad.grids.attach_grid`.
 
     Examples
     --------
@@ -336,6 +403,8 @@ class GradientOptions:
     name: str = DEFAULT_NAME
     nan_policy: NanPolicy = "propagate"
     components: Components = "grid"
+    mask: Hashable | Any = None
+    grid: Any = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "edge_order", check_edge_order(self.edge_order))
@@ -345,6 +414,8 @@ class GradientOptions:
         check_name_template(self.name)
         check_nan_policy(self.nan_policy)
         check_components(self.components)
+        check_mask(self.mask)
+        check_grid(self.grid)
 
     @classmethod
     def keywords(cls) -> tuple[str, ...]:

@@ -72,6 +72,8 @@ OPTION_KEYS = {
     "name": "output.name",
     "nan_policy": "gradient.nan_policy",
     "components": "gradient.components",
+    "mask": "gradient.mask",
+    "grid": "input.grid",
 }
 
 _URL = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]*::)*[A-Za-z][A-Za-z0-9+.-]*://")
@@ -203,7 +205,9 @@ class InputConfig(BaseModel):
         A zarr store (local path or fsspec URL) or netCDF file(s) (path or glob). ``file://`` URLs
         are turned into plain paths. Relative paths are relative to the current directory.
     variables : list of str or None
-        Data variables to differentiate; None means every numeric data variable. One name is
+        Data variables to differentiate; None means every numeric data variable that is not a
+        cell bound, cell measure, coordinate, formula term, flag or mask
+        (:mod:`daskgrad.roles`; the run prints those left out). One name is
         accepted for a list of one.
     chunks : dict of str to int, or None
         Chunk length per dim used to read the input; None means the store's own chunks (for a
@@ -213,13 +217,20 @@ class InputConfig(BaseModel):
     storage_options : dict
         fsspec options for a URL ``path`` (``endpoint_url``, ``anon``, ``profile``,
         ``client_kwargs`` ...); keys holding credentials are refused. Never recorded.
+    grid : str or None
+        A second file (netCDF, or a zarr store) holding the grid: the latitude/longitude
+        coordinates and masks the input lacks are taken from it (MOM6's ``ocean_static.nc``,
+        NEMO's ``mesh_mask.nc``; :func:`daskgrad.grids.attach_grid`).
     """
 
     model_config = _FROZEN
 
     path: str = Field(description="zarr store (path or URL) or netCDF file(s) (path or glob)")
+    grid: str | None = Field(
+        default=None, description="a grid file (e.g. ocean_static.nc): coordinates and masks"
+    )
     variables: list[str] | None = Field(
-        default=None, description="data variables to differentiate; default every numeric one"
+        default=None, description="data variables to differentiate; default the CF-aware choice"
     )
     chunks: dict[str, ChunkLength] | None = Field(
         default=None, description="chunk length per dim for reading; default the store's chunks"
@@ -233,6 +244,13 @@ class InputConfig(BaseModel):
     @classmethod
     def _path(cls, value: str) -> str:
         return _plain_path(value)
+
+    @field_validator("grid")
+    @classmethod
+    def _grid(cls, value: str | None) -> str | None:
+        if value is not None and glob.has_magic(value) and not os.path.exists(value):
+            _fail(f"{_show(value)} looks like a glob; the grid is one file")
+        return None if value is None else _plain_path(value)
 
     @field_validator("variables", mode="before")
     @classmethod
@@ -264,8 +282,9 @@ class InputConfig(BaseModel):
 
         A path ending in ``.zarr`` (a trailing ``/`` ignored) is zarr; a glob (a path with
         ``*?[`` that does not exist as given) or a path ending in
-        ``.nc``, ``.nc4``, ``.cdf``, ``.netcdf``, ``.h5`` or ``.hdf5`` is netCDF; anything else is
-        zarr (a zarr store is usually a directory with no suffix).
+        ``.nc``, ``.nc4``, ``.cdf``, ``.netcdf``, ``.h5`` or ``.hdf5`` is netCDF, and so is an
+        existing local file with another name (WRF's ``wrfout_d01_2024-01-01_00:00:00``: a
+        zarr store is a directory); anything else is zarr.
         """
         if self.engine is not None:
             return self.engine
@@ -276,6 +295,8 @@ class InputConfig(BaseModel):
         if (glob.has_magic(stem) and not os.path.exists(self.path)) or stem.endswith(
             (".nc", ".nc4", ".cdf", ".netcdf", ".h5", ".hdf5")
         ):
+            return "netcdf"
+        if not _is_url(self.path) and os.path.isfile(self.path) and not stem.endswith(".zip"):
             return "netcdf"
         return "zarr"
 
@@ -307,6 +328,11 @@ class GradientConfig(BaseModel):
     components : {'grid', 'geographic'}
         For 2-D latitude/longitude (a curvilinear grid) with ``geometry: spherical``: derivatives
         along the grid dims per metre, or eastward and northward (named ``east``/``north``).
+    mask : str or None
+        Land as a coastline: the name of a mask variable of the input or of ``input.grid``
+        (True or nonzero = wet), or ``auto`` for the models' own masks (ROMS ``mask_rho`` ...,
+        NEMO ``tmask`` ..., MOM6 ``wet`` ...). A masked variable runs ``one-sided`` and is NaN
+        on land (:mod:`daskgrad.masks`).
     """
 
     model_config = _FROZEN
@@ -329,6 +355,9 @@ class GradientConfig(BaseModel):
     components: Components = Field(
         default="grid", description="curvilinear grids: grid | geographic (east, north)"
     )
+    mask: str | None = Field(
+        default=None, description="a mask variable (True/nonzero = wet) or auto (the models')"
+    )
 
     @field_validator("dims", mode="before")
     @classmethod
@@ -347,6 +376,13 @@ class GradientConfig(BaseModel):
     @classmethod
     def _dims(cls, value: list[str] | None) -> list[str] | None:
         return _check_names(value, "dim")
+
+    @field_validator("mask")
+    @classmethod
+    def _mask(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            _fail("must name a mask variable, or be auto, or be left out for no mask")
+        return value
 
     @field_validator("datetime_unit", mode="before")
     @classmethod
@@ -496,6 +532,7 @@ class RunConfig(BaseModel):
             name=self.output.name,
             nan_policy=g.nan_policy,
             components=g.components,
+            mask=g.mask,
         )
 
     def to_dict(self) -> dict[str, Any]:

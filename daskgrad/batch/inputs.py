@@ -167,13 +167,19 @@ def absent_chunks(cfg: InputConfig, variables: Iterable[str]) -> dict[str, tuple
         return {}
     import zarr
 
+    from daskgrad.batch.store import stored_chunks
+
     found: dict[str, tuple[int, int, Any]] = {}
     try:
         group = zarr.open_group(cfg.path, mode="r", use_consolidated=False)
         for name in variables:
             array = group[name]
             assert isinstance(array, zarr.Array)
-            total, present = int(array.nchunks), int(array.nchunks_initialized)
+            if array.shards is not None:
+                total, present = int(array.nchunks), int(array.nchunks_initialized)
+            else:  # counted as a stream: a store of a million chunks is never a list of keys
+                chunks, _ = stored_chunks(cfg.path, name, remove_partial=False)
+                total, present = int(array.nchunks), sum(1 for _ in chunks)
             if present < total:
                 found[name] = (total - present, total, array.fill_value)
     except Exception:

@@ -5,6 +5,19 @@ false``) or, on resume, checks its fingerprint and the input's digest and lists 
 already written (streamed into bitmaps: never a list of a million chunk keys). After an unclean
 stop only the chunks written near the crash are decoded (:data:`SUSPECT_SECONDS`); with
 ``--verify``, all of them.
+
+Examples
+--------
+>>> import tempfile, numpy as np, xarray as xr
+>>> from daskgrad.batch.config import load_config_text
+>>> from daskgrad.batch.run_plan import plan
+>>> d = tempfile.mkdtemp()
+>>> xr.Dataset({"f": ("x", np.arange(8.0))}).chunk(4).to_zarr(f"{d}/in.zarr")  # doctest: +ELLIPSIS
+<...>
+>>> p = plan(load_config_text(f"input: {{path: {d}/in.zarr}}\\noutput: {{path: {d}/o.zarr}}"))
+>>> missing, complete = prepare_store(p)
+>>> sorted(missing["df_dx"]), complete
+([(0,), (1,)], False)
 """
 
 from __future__ import annotations

@@ -9,7 +9,9 @@ The digest is a **listing**, never a read of the data: for a local zarr store ev
 each used array (metadata and chunks) with its size and modification time (ns); for netCDF the
 size and modification time of each file; for a URL what ``fsspec``'s ``find(detail=True)``
 reports (size, and a modification time or ETag where the file system gives one). Its cost is
-one ``stat`` per chunk file (see docs/reliability.md for a measurement). A change that keeps a
+one ``stat`` per chunk file (see docs/reliability.md for a measurement); its memory is constant:
+the listing is streamed a directory at a time into a sum of per-file hashes, whatever the
+number of chunks (an object store's listing of one array is still held at once). A change that keeps a
 file's size and mtime (rare: a copy with ``cp -p`` of different data of the same compressed
 size) goes unseen.
 """
@@ -18,35 +20,58 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from daskgrad.batch.paths import is_url, normalize, resolve_input
 
-__all__ = ["describe_change", "input_digest"]
+__all__ = ["DIGEST_FORMAT", "describe_change", "input_digest"]
+
+#: The digest's layout: 2 is streamed and order-free (daskgrad 0.1 stores before it used 1).
+DIGEST_FORMAT = 2
 
 # Files at the root of a zarr store that describe the whole group.
 _ROOT_METADATA = ("zarr.json", ".zgroup", ".zattrs", ".zmetadata")
 
 
-def _walk(folder: str, relative_to: str) -> list[str]:
-    lines = []
-    for dirpath, _dirs, files in os.walk(folder):
-        for name in files:
-            full = os.path.join(dirpath, name)
-            try:
-                st = os.stat(full)
-            except FileNotFoundError:  # a temporary that vanished while listing
-                continue
-            lines.append(f"{os.path.relpath(full, relative_to)}\t{st.st_size}\t{st.st_mtime_ns}")
-    return sorted(lines)
+class _Digest:
+    """A digest of listing lines in any order, in constant memory: the sum (mod 2**256) of
+    each line's sha256, and the count. The listing is streamed (a directory at a time), so a
+    store of a million chunk files is never a list of a million lines."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.count = 0
+
+    def add(self, line: str) -> None:
+        h = hashlib.sha256(line.encode("utf-8", "surrogateescape")).digest()
+        self.total = (self.total + int.from_bytes(h, "big")) % (1 << 256)
+        self.count += 1
+
+    def hexdigest(self) -> str:
+        return hashlib.sha256(self.total.to_bytes(32, "big") + str(self.count).encode()).hexdigest()
 
 
-def _digest(lines: Iterable[str]) -> str:
-    h = hashlib.sha256()
-    for line in lines:
-        h.update(line.encode("utf-8", "surrogateescape") + b"\n")
-    return h.hexdigest()
+def _scan(folder: str) -> Iterator[os.DirEntry]:
+    try:
+        entries = os.scandir(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    with entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                yield from _scan(entry.path)
+            else:
+                yield entry
+
+
+def _walk(folder: str, relative_to: str, digest: _Digest) -> None:
+    for entry in _scan(folder):
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except FileNotFoundError:  # a temporary that vanished while listing
+            continue
+        digest.add(f"{os.path.relpath(entry.path, relative_to)}\t{st.st_size}\t{st.st_mtime_ns}")
 
 
 def _fsspec_lines(url: str, storage_options: Mapping[str, Any]) -> list[str]:
@@ -105,42 +130,47 @@ def input_digest(
     """
     arrays = [str(a) for a in arrays]
     options = dict(storage_options or {})
-    parts: dict[str, list[str]] = {}
+    parts: dict[str, _Digest] = {}
+
+    def part(name: str) -> _Digest:
+        return parts.setdefault(name, _Digest())
+
     try:
         if is_url(path) and path[:7].lower() != "file://":
             if engine == "zarr":
                 base = path.rstrip("/")
                 for name in arrays:
-                    parts[name] = _fsspec_lines(f"{base}/{name}", options)
+                    for line in _fsspec_lines(f"{base}/{name}", options):
+                        part(name).add(line)
             else:
-                parts[path] = _fsspec_lines(path, options)
+                for line in _fsspec_lines(path, options):
+                    part(path).add(line)
         elif engine == "zarr":
             root = normalize(path)
-            parts[""] = [
-                line
-                for name in _ROOT_METADATA
-                if os.path.exists(os.path.join(root, name))
-                for line in _walk_file(os.path.join(root, name), root)
-            ]
+            root_part = part("")
+            for name in _ROOT_METADATA:
+                full = os.path.join(root, name)
+                if os.path.exists(full):
+                    st = os.stat(full)
+                    root_part.add(f"{name}\t{st.st_size}\t{st.st_mtime_ns}")
             for name in arrays:
-                parts[name] = _walk(os.path.join(root, name), root)
+                _walk(os.path.join(root, name), root, part(name))
         else:
             for file in resolve_input(path).paths:
                 st = os.stat(file)
-                parts[file] = [f"{normalize(file)}\t{st.st_size}\t{st.st_mtime_ns}"]
+                part(file).add(f"{normalize(file)}\t{st.st_size}\t{st.st_mtime_ns}")
     except Exception:  # a listing that fails only means nothing can be checked
         return None
+    whole = _Digest()
+    for name in sorted(parts):
+        whole.add(f"[{name}]\t{parts[name].hexdigest()}")
     return {
-        "files": sum(len(lines) for lines in parts.values()),
-        "sha256": _digest(line for name in sorted(parts) for line in [f"[{name}]", *parts[name]]),
-        "parts": {name: _digest(lines)[:16] for name, lines in parts.items()},
+        "format": DIGEST_FORMAT,
+        "files": sum(d.count for d in parts.values()),
+        "sha256": whole.hexdigest(),
+        "parts": {name: d.hexdigest()[:16] for name, d in parts.items()},
         "arrays": arrays,  # what was listed, so a later check lists the same
     }
-
-
-def _walk_file(full: str, root: str) -> list[str]:
-    st = os.stat(full)
-    return [f"{os.path.relpath(full, root)}\t{st.st_size}\t{st.st_mtime_ns}"]
 
 
 def describe_change(before: dict[str, Any], after: dict[str, Any] | None) -> str | None:
@@ -148,14 +178,16 @@ def describe_change(before: dict[str, Any], after: dict[str, Any] | None) -> str
 
     Examples
     --------
-    >>> a = {"files": 2, "sha256": "x", "parts": {"T": "1", "x": "2"}}
-    >>> describe_change(a, {"files": 2, "sha256": "y", "parts": {"T": "9", "x": "2"}})
+    >>> a = {"format": 2, "files": 2, "sha256": "x", "parts": {"T": "1", "x": "2"}}
+    >>> describe_change(a, {**a, "sha256": "y", "parts": {"T": "9", "x": "2"}})
     "the files of 'T' changed (size or modification time)"
     >>> describe_change(a, a) is None
     True
     """
     if after is None:
         return "the input can no longer be listed"
+    if before.get("format") != after.get("format"):
+        return None  # a store begun by an older daskgrad: its digest cannot be compared
     if before.get("sha256") == after.get("sha256"):
         return None
     old, new = before.get("parts", {}), after.get("parts", {})

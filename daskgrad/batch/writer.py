@@ -173,6 +173,31 @@ def _scheduler_answers(client: Any) -> bool:
         return False
 
 
+def _count_from_events(client: Any, since: float, report: WriteReport) -> None:
+    """Workers joined, retired and lost since ``since``, as the scheduler logged them (what the
+    polling saw is kept where the scheduler has no events to give)."""
+    try:
+        events = client.get_events("all")
+    except Exception:
+        return
+    joined = retired = died = 0
+    for when, msg in events:
+        if when < since or not isinstance(msg, dict):
+            continue
+        if msg.get("action") == "add-worker":
+            joined += 1
+        elif msg.get("action") == "remove-worker":
+            if msg.get("expected") or _retired(client, str(msg.get("worker")), ""):
+                retired += 1
+            else:
+                died += 1
+    report.joined, report.retired, report.died = (
+        max(report.joined, joined),
+        max(report.retired, retired),
+        max(report.died, died),
+    )
+
+
 def _retired(client: Any, address: str, last_status: str) -> bool:
     """Whether a worker that left was retired (gracefully: ``retire_workers``, a lifetime, a
     job's walltime) rather than lost, from the scheduler's events about it."""
@@ -554,6 +579,13 @@ class _Cluster:
         )
 
     def run(self, columns: Iterator[list[Tile]]) -> None:
+        started = time.time()
+        try:
+            self._run(columns)
+        finally:
+            _count_from_events(self.client, started, self.report)
+
+    def _run(self, columns: Iterator[list[Tile]]) -> None:
         infos = worker_infos(self.client)
         self.report.workers_at_start = len(infos)
         self.seen = {a: str(w.get("status", "running")) for a, w in infos.items()}

@@ -180,10 +180,11 @@ def planner_rate(config: Path, seconds: float = 5.0) -> tuple[float, float]:
     programs = programs_for(p, missing, keep_faces=False)
     tiles = iter_tiles(p.groups, plans, missing)
     n, tasks, t0 = 0, 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        tile = next(tiles)
+    for tile in tiles:
         tasks += len(programs[tile.group].tasks(tile, set(), None).graph)
         n += 1
+        if time.perf_counter() - t0 > seconds:
+            break
     return n / (time.perf_counter() - t0), tasks / max(1, n)
 
 

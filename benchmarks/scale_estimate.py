@@ -1,12 +1,15 @@
-"""A run at scale, on paper: tiles, memory, tasks and time from daskgrad's own planner.
+"""A run at scale, on paper: tiles, memory, tasks, bytes read again and time, from daskgrad's
+own planner.
 
-Uses the same functions a run uses (:func:`daskgrad.batch.tiles.choose_box`,
-:class:`daskgrad.batch.budget.WorkerMemory`) on an array too large to make here, with a per-block
-cost measured on this machine (``--block-seconds``: core-seconds to read, differentiate along
-three dims and write one block; see docs/scale.md for where the default comes from). Run::
+Uses the functions a run uses (:func:`daskgrad.batch.tiles.choose_plan`,
+:class:`daskgrad.batch.budget.WorkerMemory`) on an array too large to make here, with two
+figures measured on this machine: the core-seconds to read, differentiate along three dims and
+write one block (``--block-seconds``), and the tiles per second the driver turns into task
+graphs (``--tiles-per-second``, from ``benchmarks/bench_driver.py``); see docs/scale.md for
+where the defaults come from. Run::
 
-    python benchmarks/scale_estimate.py [--tib 10] [--workers 100] [--worker-memory-gib 8]
-        [--threads 4] [--block-seconds 0.42]
+    python benchmarks/scale_estimate.py [--tib 100] [--workers 500] [--worker-memory-gib 8]
+        [--threads 4] [--block-seconds 0.42] [--tiles-per-second 1000]
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ import math
 from daskgrad.batch.budget import PROCESS_BASELINE, WORKER_FRACTION, BlockCost, WorkerMemory
 from daskgrad.batch.tiles import choose_plan
 
-# Tasks per block: one read, one face task per differentiated dim, one kernel and one write per
-# output; a tile adds one read and one face task for each bordering block it reads.
-TASKS_PER_BLOCK = 1 + 3 + 3 + 3
+# Tasks of a tile (daskgrad.batch.tile_tasks): per own block a read, a faces task and one
+# kernel that writes every output, plus a keep task where it faces another tile; per bordering
+# block a read and a faces task, or one read of a stored face.
+TASKS_PER_BLOCK = 3
 TASKS_PER_BORDER_BLOCK = 2
 # Bytes the scheduler keeps per task (TaskState and its sets), a rough figure for distributed.
 SCHEDULER_BYTES_PER_TASK = 5_000
@@ -27,8 +31,8 @@ SCHEDULER_BYTES_PER_TASK = 5_000
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tib", type=float, default=10.0)
-    parser.add_argument("--workers", type=int, default=100)
+    parser.add_argument("--tib", type=float, default=100.0)
+    parser.add_argument("--workers", type=int, default=500)
     parser.add_argument("--worker-memory-gib", type=float, default=8.0)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--chunks", type=int, nargs=3, default=(64, 256, 256))
@@ -37,6 +41,12 @@ def main() -> None:
         type=float,
         default=0.42,
         help="core-seconds per block of --chunks float32 (read, 3 dims, write)",
+    )
+    parser.add_argument(
+        "--tiles-per-second",
+        type=float,
+        default=1000.0,
+        help="tiles the driver turns into task graphs per second (bench_driver.py)",
     )
     args = parser.parse_args()
 
@@ -55,18 +65,19 @@ def main() -> None:
     tp = choose_plan(grid, (0, 1, 2), capacity, min_columns=2 * args.workers)
     box = tp.box
     tiles = tp.count()
-    extra = tp.extra_reads()
+    without = tp.extra_reads()  # every cut read from both sides
+    extra = without // 2  # with the face store: from the side that runs first
     own = math.prod(box)
     border = sum(2 * own // b for i, b in enumerate(box) if i != tp.stream)
     tasks_per_tile = own * TASKS_PER_BLOCK + border * TASKS_PER_BORDER_BLOCK
     in_flight = min(tiles, args.workers)
-    core_seconds = (
-        blocks * args.block_seconds * (1 + 0.25 * extra / blocks)
-    )  # a re-read is ~1/4 of a block's work
+    core_seconds = blocks * args.block_seconds * (1 + 0.25 * extra / blocks)  # a re-read ~1/4
     hours = core_seconds / (args.workers * args.threads) / 3600
+    tile_seconds = core_seconds / tiles / args.threads  # one tile on one worker
+    needed_rate = args.workers / tile_seconds  # tiles per second to keep every worker busy
     print(
-        f"array: float32 {shape} = {blocks * cost.in_bytes / 2**40:.1f} TiB, chunks {tuple(args.chunks)} "
-        f"({cost.in_bytes / 2**20:.0f} MiB), grid {grid} = {blocks:,} blocks"
+        f"array: float32 {shape} = {blocks * cost.in_bytes / 2**40:.1f} TiB, chunks "
+        f"{tuple(args.chunks)} ({cost.in_bytes / 2**20:.0f} MiB), grid {grid} = {blocks:,} blocks"
     )
     print(
         f"cluster: {args.workers} workers x {args.worker_memory_gib:g} GiB, {args.threads} threads each"
@@ -74,8 +85,8 @@ def main() -> None:
     print(f"per worker: a tile may own {capacity} blocks ({worker.explain(cost)})")
     streamed = f", streamed along axis {tp.stream}" if tp.stream is not None else ""
     print(
-        f"tiles: {box} blocks each{streamed}, {tiles:,} tiles, {extra / blocks:+.0%} input read "
-        f"again ({extra:,} bordering blocks)"
+        f"tiles: {box} blocks each{streamed}, {tiles:,} tiles; input read again: "
+        f"{extra / blocks:+.0%} with the face store ({without / blocks:+.0%} without)"
     )
     handed = own // box[tp.stream] if tp.stream is not None else 0
     held = worker.baseline + args.threads * cost.per_thread + (own + handed) * cost.in_bytes
@@ -85,17 +96,19 @@ def main() -> None:
     )
     print(
         f"tasks: {blocks * TASKS_PER_BLOCK + extra * TASKS_PER_BORDER_BLOCK:,} in all; "
-        f"{tasks_per_tile:,} per tile; at most {in_flight * tasks_per_tile:,} in the scheduler at once "
-        f"(~{in_flight * tasks_per_tile * SCHEDULER_BYTES_PER_TASK / 2**30:.1f} GiB of scheduler state)"
+        f"{tasks_per_tile:,} per tile; at most {in_flight * tasks_per_tile:,} in the scheduler at "
+        f"once (~{in_flight * tasks_per_tile * SCHEDULER_BYTES_PER_TASK / 2**30:.1f} GiB of "
+        "scheduler state)"
     )
     print(
         f"time: {core_seconds / 3600:,.0f} core-hours at {args.block_seconds} core-s per block -> "
-        f"{hours:.1f} h on {args.workers * args.threads} cores (compute- and I/O-bound alike)"
+        f"{hours:.1f} h on {args.workers * args.threads} cores; a tile takes {tile_seconds:.0f} s"
     )
     print(
-        f"driver: the full graph of {blocks * 7:,} tasks before culling "
-        f"(~{blocks * 7 * 600 / 2**30:.1f} GiB, ~{blocks / 65536 * 3.3:.0f} s to build at the "
-        "measured 3.3 s per 65,536 blocks)"
+        f"driver: builds one tile's tasks at a time, {args.tiles_per_second:,.0f} tiles/s measured; "
+        f"{args.workers} busy workers need {needed_rate:.1f} tiles/s "
+        f"({needed_rate / args.tiles_per_second:.1%} of the driver's time); its bookkeeping is "
+        f"one bit per block and output ({3 * blocks / 8 / 2**20:.1f} MiB)"
     )
 
 

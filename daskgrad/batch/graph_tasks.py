@@ -36,7 +36,27 @@ Key = Hashable
 def _dependencies(graph: Mapping, task: Any) -> Iterable[Key]:
     if isinstance(task, GraphNode):
         return task.dependencies
-    return dask.core.get_dependencies(graph, task=task)  # a legacy tuple task
+    layers = getattr(graph, "layers", None)
+    if layers is None:
+        return dask.core.get_dependencies(graph, task=task)  # a legacy tuple task, a dict graph
+    if not dask.core.istask(task) and not isinstance(task, (list, tuple)):
+        return ()  # plain data (the array an input layer reads from): nothing to wait for
+    # A legacy tuple task in a HighLevelGraph: its keys are those of the graph's layers.
+    # (dask.core.get_dependencies would ask the graph for every argument, and a Blockwise layer
+    # answers ``in`` by materializing all its keys.)
+    found: list = []
+    stack = [task]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, (list, tuple)):
+            name = item[0] if item else None
+            if isinstance(name, str) and name in layers and _layer_of(layers, item) == name:
+                found.append(item)
+                continue
+            stack.extend(item)
+        elif isinstance(item, str) and item in layers:
+            found.append(item)
+    return found
 
 
 def _layer_of(layers: Mapping[str, Any], key: Key) -> str | None:

@@ -194,8 +194,9 @@ def plan_outputs(
 def small_blocks_note(p: Plan, *, min_bytes: int = 1 << 20, min_blocks: int = 10_000) -> str | None:
     """A note for blocks so small and so many that dask's cost per task would dominate.
 
-    Each block costs seven tasks of about a millisecond of scheduling each, whatever its size;
-    below ``min_bytes`` per block and above ``min_blocks`` blocks that is most of the run.
+    Each block costs about three tasks (a read, its faces, its kernel and writes) of about a
+    millisecond of scheduling each, whatever its size; below ``min_bytes`` per block and above
+    ``min_blocks`` blocks that is most of the run.
 
     Examples
     --------

@@ -2,7 +2,7 @@
 
     python tests/reliability_table.py [extra pytest arguments]
 
-Runs ``tests/test_faults.py`` and ``tests/test_trust.py`` (the cases of issue #13) with
+Runs ``tests/test_faults.py``, ``tests/test_trust.py`` and ``tests/test_elastic.py`` with
 ``--junitxml``, then writes one row per test between the
 ``<!-- faults-table:start -->`` and ``<!-- faults-table:end -->`` markers of docs/reliability.md:
 *fault injected* and *what must hold* come from the first docstring line of the test
@@ -25,7 +25,11 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TESTS = [ROOT / "tests" / "test_faults.py", ROOT / "tests" / "test_trust.py"]
+TESTS = [
+    ROOT / "tests" / "test_faults.py",
+    ROOT / "tests" / "test_trust.py",
+    ROOT / "tests" / "test_elastic.py",
+]
 DOC = ROOT / "docs" / "reliability.md"
 START, END = "<!-- faults-table:start -->", "<!-- faults-table:end -->"
 

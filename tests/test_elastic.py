@@ -117,6 +117,18 @@ class Cluster:
 
 
 @pytest.fixture
+def figures(record_property):
+    """Record the figures of a case (shown in docs/reliability.md's table)."""
+    items: list[str] = []
+
+    def add(text: str) -> None:
+        items.append(text)
+        record_property("figures", "; ".join(items))
+
+    return add
+
+
+@pytest.fixture
 def cluster(tmp_path):
     c = Cluster(tmp_path)
     yield c
@@ -163,9 +175,8 @@ def _workers_line(stdout: str) -> str:
     return lines[-1]
 
 
-def test_a_worker_that_joins_mid_run_gets_tiles(cluster, grid, tmp_path):
-    """A second worker started mid-run (a job queue's late job) => it runs tasks within
-    seconds, the run finishes bit-exact and its summary says a worker joined."""
+def test_a_worker_that_joins_mid_run_gets_tiles(cluster, grid, tmp_path, figures):
+    """A second worker started mid-run (a job queue's late job) => it runs tasks within seconds, the run finishes bit-exact and its summary says a worker joined."""
     inp, values = grid
     out = tmp_path / "out.zarr"
     cluster.worker()
@@ -190,13 +201,13 @@ def test_a_worker_that_joins_mid_run_gets_tiles(cluster, grid, tmp_path):
     assert proc.returncode == 0, stderr
     assert busy is not None and busy < 10, f"the new worker ran nothing for {busy} s"
     assert _workers_line(stdout).startswith("workers: 1 at the start, 1 joined, 0 left")
+    figures(f"the new worker ran its first task {busy:.1f} s after it started")
     assert zstore.read_state(str(out))["complete"] is True
     assert_same_bits(out, grid_reference(values))
 
 
-def test_a_worker_retired_mid_run_hands_its_work_on(cluster, grid, tmp_path):
-    """client.retire_workers on one of two workers mid-run => nothing hangs, the run finishes
-    bit-exact and says a worker left (retired)."""
+def test_a_worker_retired_mid_run_hands_its_work_on(cluster, grid, tmp_path, figures):
+    """client.retire_workers on one of two workers mid-run => nothing hangs, the run finishes bit-exact and says a worker left (retired)."""
     inp, values = grid
     out = tmp_path / "out.zarr"
     cluster.worker()
@@ -214,13 +225,13 @@ def test_a_worker_retired_mid_run_hands_its_work_on(cluster, grid, tmp_path):
     assert proc.returncode == 0, stderr
     line = _workers_line(stdout)
     assert "1 left (retired)" in line and "0 died" in line, line
+    figures(line)
     assert zstore.read_state(str(out))["complete"] is True
     assert_same_bits(out, grid_reference(values))
 
 
-def test_a_worker_at_the_end_of_its_lifetime_retires_cleanly(cluster, grid, tmp_path):
-    """A worker started with --lifetime (a job's walltime) leaves mid-run => the run finishes
-    bit-exact, the other worker takes the rest, and the summary says a worker retired."""
+def test_a_worker_at_the_end_of_its_lifetime_retires_cleanly(cluster, grid, tmp_path, figures):
+    """A worker started with --lifetime (a job's walltime) leaves mid-run => the run finishes bit-exact, the other worker takes the rest, and the summary says a worker retired."""
     inp, values = grid
     out = tmp_path / "out.zarr"
     cluster.worker()
@@ -231,14 +242,13 @@ def test_a_worker_at_the_end_of_its_lifetime_retires_cleanly(cluster, grid, tmp_
     assert proc.returncode == 0, stderr
     line = _workers_line(stdout)
     assert "1 left (retired)" in line, line
+    figures(line)
     assert zstore.read_state(str(out))["complete"] is True
     assert_same_bits(out, grid_reference(values))
 
 
-def test_workers_killed_and_replaced_again_and_again(cluster, grid, tmp_path):
-    """A worker process SIGKILLed three times mid-run, its nanny starting a new one each time
-    (a preemptible queue) => the run finishes bit-exact within cluster.allowed_failures (3,
-    counted per tile) and says how many died."""
+def test_workers_killed_and_replaced_again_and_again(cluster, grid, tmp_path, figures):
+    """A worker process SIGKILLed three times mid-run, its nanny starting a new one each time (a preemptible queue) => the run finishes bit-exact within cluster.allowed_failures (3, counted per tile) and says how many died."""
     inp, values = grid
     out = tmp_path / "out.zarr"
     cluster.worker("--nanny")
@@ -260,13 +270,13 @@ def test_workers_killed_and_replaced_again_and_again(cluster, grid, tmp_path):
     assert proc.returncode == 0, stderr
     line = _workers_line(stdout)
     assert f"{kills} died" in line, line
+    figures(line)
     assert zstore.read_state(str(out))["complete"] is True
     assert_same_bits(out, grid_reference(values))
 
 
-def test_the_scheduler_killed_mid_run(cluster, grid, tmp_path):
-    """kind: address and its scheduler SIGKILLed mid-run => exit 1 with one line naming the
-    scheduler, the store never marked complete; resumed on a new cluster, equal bits."""
+def test_the_scheduler_killed_mid_run(cluster, grid, tmp_path, figures):
+    """kind: address and its scheduler SIGKILLed mid-run => exit 1 with one line naming the scheduler, the store never marked complete; resumed on the threaded scheduler, equal bits."""
     inp, values = grid
     out = tmp_path / "out.zarr"
     cluster.worker()
@@ -288,6 +298,7 @@ def test_the_scheduler_killed_mid_run(cluster, grid, tmp_path):
     assert len(errors) == 1 and "scheduler" in errors[0], stderr
     assert "Traceback" not in stderr
     assert waited < 60
+    figures(f"exit 1 {waited:.1f} s after the scheduler died, {len(chunk_files(out))} chunks kept")
     state = zstore.read_state(str(out))
     assert state["complete"] is False
     present = len(chunk_files(out))

@@ -44,8 +44,6 @@ class Tile:
     ----------
     blocks
         Output variable -> the block indices of it this tile writes.
-    read_bytes
-        Input bytes it is planned to read (its own blocks and those bordering it).
     column
         Tiles of one column run in order on one worker (``None``: a column alone).
     group
@@ -55,7 +53,6 @@ class Tile:
     """
 
     blocks: Mapping[str, Sequence[Index]]
-    read_bytes: int = 0
     column: Hashable | None = None
     group: str | None = None
     corner: Index | None = None

@@ -141,7 +141,9 @@ def run_contender(contender: str, inp: Path, out: Path, budget: int, workdir: Pa
             raise RuntimeError(proc.stdout + proc.stderr)
         peak = re.search(r"^peak memory driver: ([0-9.]+) (\w+)$", proc.stdout, re.MULTILINE)
         # What the run read, from its summary (the plan line's figure before it is a forecast).
-        read = re.search(r"^read [0-9.]+ \w+ \(([+-][0-9]+)% of the input read again\)", proc.stdout, re.M)
+        read = re.search(
+            r"^read [0-9.]+ \w+ \(([+-][0-9]+)% of the input read again\)", proc.stdout, re.M
+        )
         read = read or re.search(r"reading [0-9.]+ \w+ \(([+-][0-9]+)% of the input", proc.stdout)
         units = {"MiB": 2**20, "GiB": 2**30, "KiB": 2**10}
         return {

@@ -50,7 +50,7 @@ def _dependencies(graph: Mapping, task: Any) -> Iterable[Key]:
         item = stack.pop()
         if isinstance(item, (list, tuple)):
             name = item[0] if item else None
-            if isinstance(name, str) and name in layers and _layer_of(layers, item) == name:
+            if isinstance(item, tuple) and isinstance(name, str) and name in layers:
                 found.append(item)
                 continue
             stack.extend(item)

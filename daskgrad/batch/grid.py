@@ -146,7 +146,7 @@ class BlockBitmap:
         rows = np.asarray(list(indices), dtype=np.intp).reshape(-1, len(self.grid))
         if not rows.size:
             return np.zeros(0, dtype=np.intp)
-        return np.ravel_multi_index(tuple(rows.T), self.grid)
+        return np.asarray(np.ravel_multi_index(tuple(rows.T), self.grid))
 
     def __contains__(self, index: object) -> bool:
         assert isinstance(index, tuple)

@@ -521,10 +521,10 @@ class _Cluster:
     def _check_deaths(self, flight: _InFlight) -> None:
         if self.allowed is not None and flight.deaths > self.allowed:
             tile = flight.tile
-            first = next(iter(tile.blocks.items()), (None, []))
+            name, blocks = next(iter(tile.blocks.items()))
             raise TileDeaths(
-                f"{flight.deaths} worker(s) died while one tile (blocks of {first[0]!r} from "
-                f"{list(first[1])[:1]}) was in flight, more than cluster.allowed_failures "
+                f"{flight.deaths} worker(s) died while one tile (blocks of {name!r} from "
+                f"{list(blocks)[:1]}) was in flight, more than cluster.allowed_failures "
                 f"({self.allowed}) allows; raise cluster.allowed_failures or give workers more "
                 "memory (cluster.memory_limit)"
             )

@@ -35,6 +35,8 @@ from collections.abc import Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from dask._task_spec import DataNode
+
 from daskgrad.batch import faces as face_store
 from daskgrad.batch.graph_tasks import GraphProgram, Program, TileTasks, shard_members, tasks_for
 from daskgrad.batch.grid import BlockBitmap, region, shard_of
@@ -212,6 +214,7 @@ class NativeProgram:
         name = uuid.uuid4().hex[:12]
         self._faces = f"dg-faces-{name}"
         self._kernel = f"dg-write-{name}"
+        self._recipe = f"dg-recipe-{name}"
         self._keep = f"dg-keep-{name}"
         self._stored = f"dg-stored-{name}"
         self._shard = f"dg-shard-{name}"
@@ -306,6 +309,9 @@ class NativeProgram:
                 by_position.setdefault(tuple(c), []).append(name)
         waits: list = []
         sizes: dict = {}
+        # The recipe (spacing records of whole axes, the metric) once per tile graph, not per task.
+        recipe_key = (self._recipe, u.group)
+        graph[recipe_key] = DataNode(recipe_key, u.recipe)
         for c, (sources, args) in kernels.items():
             key = (self._kernel, u.group, *c)
             start = tuple(i * ch for i, ch in zip(c, u.chunks))
@@ -314,7 +320,7 @@ class NativeProgram:
             graph[key] = make_task(
                 key,
                 compute_block,
-                u.recipe,
+                ref(recipe_key),
                 start,
                 sources,
                 writes,

@@ -45,7 +45,7 @@ def main() -> None:
     parser.add_argument(
         "--tiles-per-second",
         type=float,
-        default=1000.0,
+        default=1450.0,
         help="tiles the driver turns into task graphs per second (bench_driver.py)",
     )
     args = parser.parse_args()

@@ -24,8 +24,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from distributed.diagnostics.plugin import WorkerPlugin
-
 __all__ = [
     "PROCESS_BASELINE",
     "SLACK",
@@ -170,35 +168,14 @@ def resident_here() -> int:
     return int(psutil.Process().memory_info().rss)
 
 
-def warm_imports() -> None:
-    """Import what a block task needs. Done once per worker before it runs tasks: two threads
-    of a fresh worker importing zarr at once (a task, and the unpickling of the next one) can
-    meet it half-initialized (``ImportError: ... partially initialized module``)."""
-    import numcodecs  # noqa: F401  (the codecs a chunk write loads)
-    import xarray  # noqa: F401
-    import zarr  # noqa: F401
-
-    import daskgrad.batch.faces
-    import daskgrad.batch.store
-    import daskgrad.blocks  # noqa: F401
-
-
-class WarmImports(WorkerPlugin):
-    """A distributed worker plugin: :func:`warm_imports` on every worker, also those that join
-    later (``client.register_plugin(WarmImports())``)."""
-
-    name = "daskgrad-warm-imports"
-
-    def setup(self, worker: Any) -> None:
-        warm_imports()
-
-
 def warmed_resident() -> int:
     """Resident memory of a worker once it has imported what a block task imports.
 
     Run on every worker (``client.run``) before sizing tiles: a fresh worker has not imported
     zarr, xarray and daskgrad yet, so its resting memory would read 50 MiB too low.
     """
+    from daskgrad.batch.warm import warm_imports
+
     warm_imports()
     return resident_here()
 

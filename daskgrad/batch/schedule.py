@@ -25,7 +25,6 @@ from daskgrad.batch.budget import (
     PROCESS_BASELINE,
     WORKER_FRACTION,
     BlockCost,
-    WarmImports,
     WorkerMemory,
     configured_worker,
     measured_worker,
@@ -300,6 +299,8 @@ def worker_for_run(p: Any, client: Any) -> WorkerMemory:
     worker = None
     if client is not None:
         resident = None
+        from daskgrad.batch.warm import WarmImports
+
         with contextlib.suppress(Exception):  # workers that join later import it first too
             client.register_plugin(WarmImports())
         with contextlib.suppress(Exception):  # without it, the scheduler's figures serve

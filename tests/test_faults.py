@@ -372,6 +372,51 @@ def test_torn_output_chunks_are_rewritten(small_grid, tmp_path, caplog, figures,
     )
 
 
+def test_after_a_crash_only_the_chunks_written_near_it_are_decoded(
+    small_grid, tmp_path, caplog, monkeypatch, figures
+):
+    """A run killed with its lease held, its older chunks dated an hour back and one chunk torn at the crash => the resume decodes only the chunks written since two minutes before the lease's last renewal, finds the torn one and rewrites it; equal bits."""
+    import json
+
+    from daskgrad.batch.lease import LEASE_FILE, Lease
+
+    inp, values = small_grid
+    out = tmp_path / "out.zarr"
+    config = grid_config(tmp_path / "c.yaml", inp, out)
+    p = plan(load_config(config))
+    lease = Lease(str(out), 60)
+    missing, _ = prepare_store(p, lease=lease)
+    write_blocks(p, {v: set(sorted(b)[::2]) for v, b in missing.items()})
+    files = sorted(chunk_files(out))
+    hour_ago = time.time() - 3600
+    for f in files:
+        os.utime(f, (hour_ago, hour_ago))
+    torn = files[4]
+    torn.write_bytes(torn.read_bytes()[:7])  # written at the crash: now
+    # The crashed owner: its lease never released, its process gone.
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    record = json.loads((out / LEASE_FILE).read_text())
+    (out / LEASE_FILE).write_text(json.dumps({**record, "pid": dead.pid, "start": None}))
+
+    decoded: list = []
+    readable = zstore.chunk_is_readable
+
+    def counting(*args):  # the resume decodes in this process (kind: threads)
+        decoded.append(args[1:])
+        return readable(*args)
+
+    monkeypatch.setattr(zstore, "chunk_is_readable", counting)
+    result = invoke("run", "--no-progress", config, "--set", "output.mode=resume")
+    assert result.exit_code == 0, result.output
+    assert len(decoded) == 1, decoded  # the torn chunk only, of the 64 present
+    rewritten = [r for r in caplog.records if "unreadable (torn write)" in r.getMessage()]
+    assert len(rewritten) == 1
+    assert _state(out)["complete"] is True
+    assert_same_bits(out, grid_reference(values))
+    figures(f"{len(files)} chunks present, 1 decoded after the crash (torn), rewritten")
+
+
 # --------------------------------------------------------------------------------------------
 # 4. Corrupted and missing input chunks
 # --------------------------------------------------------------------------------------------

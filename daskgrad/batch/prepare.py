@@ -194,6 +194,12 @@ def prepare_store(
             checked: Iterable = present
         elif suspect:
             checked = recent
+            log.info(
+                "unclean stop: decoding the %d chunk(s) of %s written since %s",
+                len(recent),
+                v,
+                time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(since)),
+            )
         else:
             checked = ()
         for bad in _unreadable(p, v, checked, client):

@@ -51,24 +51,36 @@ _GETTERS = (da.core.getter, da.core.getter_nofancy, da.core.getter_inline)
 
 
 def _take_faces(wanted: tuple[tuple[int, bool, bool], ...], block: Any) -> tuple:
-    """Per ``(axis, first, last)`` in ``wanted``: the block's first and last slabs along
-    ``axis`` (copies, so the block can be freed), or ``None`` where no neighbour needs it.
+    """Per ``(axis, first, last)`` in ``wanted``: the block's faces along ``axis`` as one array.
+
+    The first and the last slab (thickness 1) stacked along the axis, or only the one a
+    neighbour needs: the previous block takes index 0, the next block index -1. One array,
+    not a pair, so a worker receives exactly the slabs' bytes. A copy, so the block can be
+    freed.
     """
 
-    def slab(axis: int, i: int):
+    def faces(axis: int, first: bool, last: bool):
+        n = block.shape[axis]
         key = [slice(None)] * block.ndim
-        key[axis] = slice(i, i + 1)
+        key[axis] = (
+            slice(0, n, n - 1)
+            if first and last and n > 1
+            else (slice(0, 1) if first else slice(n - 1, n))
+        )
         return block[tuple(key)].copy()
 
-    return tuple(
-        (slab(axis, 0) if first else None, slab(axis, block.shape[axis] - 1) if last else None)
-        for axis, first, last in wanted
-    )
+    return tuple(faces(*w) for w in wanted)
 
 
-def _take_face_pair(axis: int, first: bool, last: bool, block: Any) -> tuple:
-    """:func:`_take_faces` for one axis: its ``(first, last)`` pair."""
+def _take_face_pair(axis: int, first: bool, last: bool, block: Any) -> Any:
+    """:func:`_take_faces` for one axis: its array of faces."""
     return _take_faces(((axis, first, last),), block)[0]
+
+
+def _face(faces: Any, axis: int, index: int) -> Any:
+    key = [slice(None)] * faces.ndim
+    key[axis] = slice(index, index + 1) if index >= 0 else slice(index, None)
+    return faces[tuple(key)]
 
 
 @dataclass(frozen=True)
@@ -91,15 +103,15 @@ class _BlockPlan:
 def _block_task(plan: _BlockPlan, block: Any, *args: Any) -> Any:
     """Every requested dim of one block, in one kernel pass.
 
-    ``args``: the neighbours' faces named in ``plan.faces`` (each a ``(first, last)`` pair:
-    the previous block gives its last slab, the next block its first slab), then the resolved
-    spacing of each lazy axis.
+    ``args``: the neighbours' faces named in ``plan.faces`` (each from
+    :func:`_take_faces`), then the resolved spacing of each lazy axis.
     """
     it = iter(args)
     faces = []
-    for has_prev, has_next in plan.faces:
-        lower = next(it)[1] if has_prev else None
-        upper = next(it)[0] if has_next else None
+    for axis, (has_prev, has_next) in zip(plan.axes, plan.faces):
+        # The previous block's last slab and the next block's first slab.
+        lower = _face(next(it), axis, -1) if has_prev else None
+        upper = _face(next(it), axis, 0) if has_next else None
         faces.append((lower, upper))
     spacings = [next(it).block(*s) if isinstance(s, tuple) else s for s in plan.spacings]
     out = gradient_block(block, faces, plan.axes, spacings, plan.dtype)

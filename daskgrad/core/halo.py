@@ -283,8 +283,10 @@ def gradient_dask(
                 face_args.append(ref(face_of[(*head, nxt, *tail), n]))
             face_flags.append((prev is not None, nxt is not None))
             start, stop = int(b[i]), int(b[i + 1])
-            lazy = isinstance(s, LazyAxisSpacing)
-            block_spacings.append((start, stop) if lazy else s.block(start, stop))
+            if isinstance(s, LazyAxisSpacing):
+                block_spacings.append((start, stop))
+            else:
+                block_spacings.append(s.block(start, stop))
         plan = _BlockPlan(axes, tuple(block_spacings), tuple(face_flags), work.dtype)
         args = (plan, block_arg(idx), *face_args, *spacing_refs)
         if one_axis:  # the kernel task is the output chunk itself

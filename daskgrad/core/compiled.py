@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["enabled", "interior_pass", "view_3d"]
+__all__ = ["enabled", "interior_pass", "load", "view_3d"]
 
 # Modes of one axis in :func:`interior_pass` (the same numbers as in _fused_numba).
 NONE, MULTIPLY, DIVIDE, WEIGHTS, WEIGHTS32 = 0, 1, 2, 3, 4
@@ -60,6 +60,20 @@ def enabled() -> bool:
     if os.environ.get("DASKGRAD_KERNEL", "").lower() == "numpy":
         return False
     return _numba_kernel() is not None
+
+
+def load() -> None:
+    """Load the compiled pass now, as the first block would (nothing where it is off).
+
+    numba, LLVM and the pass's machine code take 100-125 MiB of a process's resident memory:
+    code that measures a process's resting memory (the batch runner's budget) calls this
+    first, so that the memory is counted before any block runs.
+    """
+    if enabled():
+        f = np.zeros((3, 3, 3))
+        interior_pass(
+            f, [f.copy(), None, None], [MULTIPLY, NONE, NONE], [0.5, 0.0, 0.0], [None] * 3
+        )
 
 
 def _groups(shape: Sequence[int], axes: Sequence[int]) -> list[tuple[int, list[int]]]:

@@ -208,13 +208,18 @@ def gradient_dask(
     all_blocks = list(itertools.product(*map(range, numblocks)))
     layers = dict(work.dask.layers)
     dependencies = dict(work.dask.dependencies)
-    input_layer = layers.get(work.name)
+    input_name = work.name
+    input_layer = layers.get(input_name)
+    referenced = []  # blocks taken as they are (not reads)
 
     def block_arg(idx: tuple) -> Any:
         # A read runs inside each task that needs the block (see the module docstring).
-        key = (work.name, *idx)
+        key = (input_name, *idx)
         task = _read_task(input_layer, key) if isinstance(make_task, type) else None
-        return ref(key) if task is None else task
+        if task is None:
+            referenced.append(key)
+            return ref(key)
+        return task
 
     # Per axis: each block's neighbours, and the blocks' bounds along the axis.
     neighbours = [_neighbours(numblocks[s.axis], s.periodic) for s in spacings]
@@ -299,8 +304,13 @@ def gradient_dask(
             out_key = (name, *idx)
             dsk[out_key] = make_task(out_key, operator.getitem, ref(key), n)
 
-    # Layer dependencies: the input's layer (and, through it, whatever its reads use).
-    kernel_deps = {work.name}
+    # Layer dependencies: the input's layer, or, where every block is a read that runs inside
+    # the tasks, what the reads use (the input's own layer then leaves the graph).
+    input_deps = {input_name}
+    if not referenced and input_name in layers:
+        input_deps = set(dependencies.pop(input_name, ()))
+        del layers[input_name]
+    kernel_deps = set(input_deps)
     if faces_dsk:
         kernel_deps.add(pairs_name if pairs_dsk else faces_name)
     if spacing_dsk:
@@ -311,7 +321,7 @@ def gradient_dask(
         kernel_deps.add(spacing_name)
     if faces_dsk:
         layers[faces_name] = faces_dsk
-        dependencies[faces_name] = {work.name}
+        dependencies[faces_name] = set(input_deps)
     if pairs_dsk:
         layers[pairs_name] = pairs_dsk
         dependencies[pairs_name] = {faces_name}

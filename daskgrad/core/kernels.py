@@ -22,6 +22,12 @@ is the size of the block. The interior runs in cache-sized pieces: as long flat 
 (the neighbours of flat element ``j`` along an axis are ``j - S`` and ``j + S``), or as N-d slabs
 on a view. The block's first and last points along the axis come last, from the neighbours'
 faces or numpy's one-sided rules.
+
+A float32 or float64 numpy block (integer and bool values once converted to float64, as numpy
+converts them) takes a faster road to the same bits where numba is installed: the interiors of
+every requested axis in one compiled pass (:mod:`daskgrad.core.compiled`), then the same ends
+as above. CuPy and other Array API blocks, float16, complex and datetime values always run the
+code in this module, which uses only what CuPy provides.
 """
 
 from __future__ import annotations

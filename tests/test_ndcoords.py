@@ -197,6 +197,28 @@ def test_non_finite_coordinate_is_refused_naming_dim_and_index():
         g.compute()
 
 
+@pytest.mark.parametrize(
+    ("coord", "message"),
+    [
+        (
+            np.ones((1, 5)),
+            "coordinate for dim 1 has equal adjacent values along that dim, at indices (0, 0) "
+            "and (0, 1); a gradient needs distinct adjacent coordinate values",
+        ),
+        (
+            np.array([[0.0, 1.0, np.inf, 3.0, 4.0]]),
+            "coordinate for dim 1 must be finite, got inf at index (0, 2)",
+        ),
+    ],
+)
+def test_a_concrete_coordinate_is_checked_at_call_time_for_dask_values_too(coord, message):
+    """Only a dask coordinate defers its checks to compute time (SPEC section 5)."""
+    for values in (np.ones((5, 5)), da.ones((5, 5), chunks=2)):
+        with pytest.raises(ValueError, match=re.escape(message)) as info:
+            daskgrad.gradient(values, spacing=[coord], dim=1)
+        assert "\n" not in str(info.value)
+
+
 def test_dask_coordinate_is_not_computed_at_call_time():
     computed = []
 

@@ -162,8 +162,12 @@ def _machine_memory() -> int:
 
 
 def resident_here() -> int:
-    """This process's resident memory in bytes."""
+    """This process's resident memory in bytes, the block kernel's compiled code loaded."""
     import psutil
+
+    from daskgrad.core import compiled
+
+    compiled.load()  # numba's code (where installed) is resident memory the blocks do not free
 
     return int(psutil.Process().memory_info().rss)
 

@@ -57,12 +57,20 @@ def to_numpy(x: Any) -> np.ndarray:
 
 
 make_task: Any
+make_read_task: Any
 ref: Any
 try:  # dask >= 2024.12 describes tasks with Task objects; building them directly skips the
     # conversion of legacy tuples, which dominated planning time on graphs of 10^5 tasks.
     # The classes themselves, not wrappers: a 1 TiB graph builds 10^5 of them.
     from dask._task_spec import Task as make_task  # make_task(key, func, *args): ``func(*args)``
     from dask._task_spec import TaskRef as ref  # ref(key): another task's output, as an argument
+
+    def make_read_task(key: Any, func: Any, *args: Any) -> Any:
+        """:func:`make_task` for a task that reads the input: the scheduler treats it as a
+        root task (``da.from_zarr``'s reads are marked the same way), spreading such tasks
+        over the workers as threads free up instead of piling them where their source is.
+        """
+        return make_task(key, func, *args, _data_producer=True)
 except ImportError:  # pragma: no cover - older dask: the documented tuple form
 
     def make_task(key: Any, func: Any, *args: Any) -> Any:
@@ -72,3 +80,5 @@ except ImportError:  # pragma: no cover - older dask: the documented tuple form
     def ref(key: Any) -> Any:
         """A reference to another task's output, as a top-level argument of :func:`make_task`."""
         return key
+
+    make_read_task = make_task

@@ -1,26 +1,37 @@
-"""The dask graph: face-only halo exchange of depth 1, one kernel task per block and dim.
+"""The dask graph: face-only halo exchange of depth 1, one kernel task per block for every dim.
 
-For each block and each differentiated axis, one small task cuts the block's first and last
-slabs (thickness 1) along that axis: the faces its neighbours need. Then, per block and axis,
-one task runs :func:`daskgrad.core.kernels.gradient_block` on the block and the two neighbours'
-faces along that axis. Nothing else travels: no edges, no corners, never a whole neighbour block.
+Per block, one task cuts the block's first and last slabs (thickness 1) along each
+differentiated axis: the faces its neighbours need. Then one kernel task per block runs
+:func:`daskgrad.core.kernels.gradient_block` on the block and its neighbours' faces, for every
+requested dim in one pass. Nothing else travels: no edges, no corners, never a whole block.
 
-The input block is read once (one task) and shared by the kernel tasks of every requested dim.
-Each kernel task depends on neighbours along its own axis only, like three independent 1-D
-stencils; dask's scheduler can then stream through the array with a few blocks in memory. (A
-single task computing all dims would need the faces of all 2*ndim neighbours at once, which makes
-the set of blocks held in memory grow with the array's cross-section: measured, not guessed.)
+Where the input's block is a read from its source (dask's ``getter``: ``da.from_zarr``, an
+xarray backend, ``da.from_array`` of a file), the read runs inside the face task and again inside
+the kernel task instead of being a task of its own. No task then takes a block as an input, so
+on a distributed cluster there is no block for the scheduler to move: whichever worker runs a
+kernel, only faces come to it (a kernel placed away from a block it takes as an input pulls the
+whole block, which distributed's default bandwidth guess makes cheap whenever the block's own
+worker is busier than a read takes; measured at 0.6x to 10x the faces). On the threaded
+scheduler a block is then in memory only while one of its two tasks runs, never while it
+waits for its neighbours: peak memory stays flat in the array's cross-section. The price is
+one more read of each block, measured in docs/benchmarks.md. Blocks that are not reads (data in
+memory, a computed or rechunked block, a user's function) are taken as they are, once.
 
-For a 3-D array differentiated along all dims that is 1 read + at most 3 face tasks + 3 kernel
-tasks = 7 tasks per input chunk. A dask coordinate adds one task per axis (not per chunk): it
-checks the coordinate and takes numpy's uniform/non-uniform decision over the whole axis, and the
-axis's kernel tasks read their spacing from it, so nothing is computed when the graph is built.
+The face tasks are marked as reads (root tasks), so the scheduler spreads them over the
+workers as threads free up; with several dims, one small task per (block, axis) hands on that
+axis's pair of faces, so a neighbour receives that pair only. For a 3-D array differentiated
+along all dims that is 1 face task + 3 pair tasks + 1 kernel task + 3 output tasks (each picks
+one dim's array from the kernel's tuple) = 8 tasks per input chunk; for one dim, 2 (the kernel
+task is the output chunk). A dask coordinate adds one task per axis (not per chunk): it checks
+the coordinate and takes numpy's uniform/non-uniform decision over the whole axis, and the
+kernel tasks read their spacing from it, so nothing is computed when the graph is built.
 This is the only module that builds graph code.
 """
 
 from __future__ import annotations
 
 import itertools
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,57 +41,96 @@ import numpy as np
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
-from daskgrad.core._compat import make_task, ref
+from daskgrad.core._compat import make_read_task, make_task, ref
 from daskgrad.core.kernels import gradient_block
-from daskgrad.core.spacing import AxisSpacing, BlockSpacing, LazyAxisSpacing, resolve_lazy_spacing
+from daskgrad.core.spacing import AxisSpacing, LazyAxisSpacing, resolve_lazy_spacing
 
 __all__ = ["gradient_dask", "valid_chunks"]
 
+_GETTERS = (da.core.getter, da.core.getter_nofancy, da.core.getter_inline)
 
-def _take_faces(block: Any, axis: int, first: bool, last: bool) -> tuple[Any, Any]:
-    """The block's first and last slabs along ``axis`` (copies, so the block can be freed)."""
-    n = block.shape[axis]
 
-    def slab(i: int):
+def _take_faces(wanted: tuple[tuple[int, bool, bool], ...], block: Any) -> tuple:
+    """Per ``(axis, first, last)`` in ``wanted``: the block's faces along ``axis`` as one array.
+
+    The first and the last slab (thickness 1) stacked along the axis, or only the one a
+    neighbour needs: the previous block takes index 0, the next block index -1. One array,
+    not a pair, so a worker receives exactly the slabs' bytes. A copy, so the block can be
+    freed.
+    """
+
+    def faces(axis: int, first: bool, last: bool):
+        n = block.shape[axis]
         key = [slice(None)] * block.ndim
-        key[axis] = slice(i, i + 1)
+        key[axis] = (
+            slice(0, n, n - 1)
+            if first and last and n > 1
+            else (slice(0, 1) if first else slice(n - 1, n))
+        )
         return block[tuple(key)].copy()
 
-    return (slab(0) if first else None, slab(n - 1) if last else None)
+    return tuple(faces(*w) for w in wanted)
+
+
+def _take_face_pair(axis: int, first: bool, last: bool, block: Any) -> Any:
+    """:func:`_take_faces` for one axis: its array of faces."""
+    return _take_faces(((axis, first, last),), block)[0]
+
+
+def _face(faces: Any, axis: int, index: int) -> Any:
+    key = [slice(None)] * faces.ndim
+    key[axis] = slice(index, index + 1) if index >= 0 else slice(index, None)
+    return faces[tuple(key)]
 
 
 @dataclass(frozen=True)
-class _AxisPlan:
-    """The static arguments of one kernel task (one opaque object: cheap to plan)."""
+class _BlockPlan:
+    """The static arguments of one block's kernel task (one opaque object: cheap to plan).
 
-    axis: int
-    spacing: BlockSpacing
+    ``spacings`` holds, per differentiated axis, the block's
+    :class:`~daskgrad.core.spacing.BlockSpacing`, or ``(start, stop)`` for an axis whose
+    spacing is a graph output (a dask coordinate): the task then cuts it from the
+    :class:`~daskgrad.core.spacing.AxisSpacing` it receives. ``faces`` holds, per axis,
+    whether the previous and the next block's faces are among the task's arguments.
+    """
+
+    axes: tuple[int, ...]
+    spacings: tuple[Any, ...]
+    faces: tuple[tuple[bool, bool], ...]
     dtype: np.dtype
 
 
-def _axis_task(plan: _AxisPlan, block: Any, prev_faces: Any, next_faces: Any) -> Any:
-    # The previous block gives its last slab, the next block its first slab (None at an end).
-    lower = None if prev_faces is None else prev_faces[1]
-    upper = None if next_faces is None else next_faces[0]
-    (out,) = gradient_block(block, [(lower, upper)], [plan.axis], [plan.spacing], plan.dtype)
-    return out
+def _block_task(plan: _BlockPlan, block: Any, *args: Any) -> Any:
+    """Every requested dim of one block, in one kernel pass.
+
+    ``args``: the neighbours' faces named in ``plan.faces`` (each from
+    :func:`_take_faces`), then the resolved spacing of each lazy axis.
+    """
+    it = iter(args)
+    faces = []
+    for axis, (has_prev, has_next) in zip(plan.axes, plan.faces):
+        # The previous block's last slab and the next block's first slab.
+        lower = _face(next(it), axis, -1) if has_prev else None
+        upper = _face(next(it), axis, 0) if has_next else None
+        faces.append((lower, upper))
+    spacings = [next(it).block(*s) if isinstance(s, tuple) else s for s in plan.spacings]
+    out = gradient_block(block, faces, plan.axes, spacings, plan.dtype)
+    return out[0] if len(out) == 1 else out
 
 
-@dataclass(frozen=True)
-class _LazyAxisPlan:
-    """A kernel task's static arguments when the axis spacing is a graph output (dask coords)."""
+def _read_task(layer: Any, key: tuple) -> Any:
+    """The task that reads block ``key`` from its source, to run inside another task.
 
-    axis: int
-    start: int
-    stop: int
-    dtype: np.dtype
-
-
-def _lazy_axis_task(
-    plan: _LazyAxisPlan, spacing: AxisSpacing, block: Any, prev_faces: Any, next_faces: Any
-) -> Any:
-    block_plan = _AxisPlan(plan.axis, spacing.block(plan.start, plan.stop), plan.dtype)
-    return _axis_task(block_plan, block, prev_faces, next_faces)
+    A read is dask's own ``getter`` of an array-like source (``da.from_zarr``, an xarray
+    backend, an HDF5 dataset: ``da.from_array``) whose arguments are whole objects, never
+    another array's blocks: running it twice costs one more read and nothing else. ``None``
+    for anything else (data already in memory, a computed or rechunked block, a user's
+    function), which the graph then references as it is.
+    """
+    task = layer.get(key) if layer is not None else None
+    if not isinstance(task, make_task) or getattr(task, "func", None) not in _GETTERS:
+        return None
+    return task if all(not isinstance(d, tuple) for d in task.dependencies) else None
 
 
 def valid_chunks(
@@ -150,81 +200,137 @@ def gradient_dask(
     work = x if chunks == x.chunks else x.rechunk(chunks)
     token = tokenize(work.name, spacings, np.dtype(out_dtype).str)
     faces_name = f"gradient-faces-{token}"
+    pairs_name = f"gradient-facepairs-{token}"
+    kernel_name = f"gradient-{token}"
+    spacing_name = f"gradient-spacing-{token}"  # dask coordinates: one task per axis
+    out_names = [f"gradient-d{s.axis}-{token}" for s in spacings]
     numblocks = work.numblocks
     all_blocks = list(itertools.product(*map(range, numblocks)))
-    block_refs = {idx: ref((work.name, *idx)) for idx in all_blocks}
-
-    faces_dsk: dict = {}
-    spacing_name = f"gradient-spacing-{token}"  # dask coordinates: one task per axis
-    spacing_dsk: dict = {}
-    spacing_deps: set = set()
     layers = dict(work.dask.layers)
     dependencies = dict(work.dask.dependencies)
-    out_names = []
+    input_name = work.name
+    input_layer = layers.get(input_name)
+    referenced = []  # blocks taken as they are (not reads)
+
+    def block_arg(idx: tuple) -> Any:
+        # A read runs inside each task that needs the block (see the module docstring).
+        key = (input_name, *idx)
+        task = _read_task(input_layer, key) if isinstance(make_task, type) else None
+        if task is None:
+            referenced.append(key)
+            return ref(key)
+        return task
+
+    # Per axis: each block's neighbours, and the blocks' bounds along the axis.
+    neighbours = [_neighbours(numblocks[s.axis], s.periodic) for s in spacings]
+    bounds = [np.cumsum((0, *work.chunks[s.axis])).tolist() for s in spacings]
+    one_axis = len(spacings) == 1
+
+    # One task per block cuts the faces its neighbours need (one slab of thickness 1 per
+    # neighbour), and, with several dims, one small task per (block, axis) hands on that
+    # axis's pair: only what a neighbour reads ever leaves the block's worker.
+    faces_dsk: dict = {}
+    pairs_dsk: dict = {}
+    face_of: dict = {}  # (block index, position in spacings) -> the face pair's key
+    for idx in all_blocks:
+        wanted = []
+        for n, ((prev_of, next_of), s) in enumerate(zip(neighbours, spacings)):
+            i = idx[s.axis]
+            # Its first slab goes to the previous block, its last slab to the next block.
+            first, last = prev_of[i] is not None, next_of[i] is not None
+            if first or last:
+                wanted.append((n, (s.axis, first, last)))
+        if not wanted:
+            continue
+        key = (faces_name, *idx)
+        if one_axis:  # the task's output is the one pair itself
+            faces_dsk[key] = make_read_task(key, _take_face_pair, *wanted[0][1], block_arg(idx))
+            face_of[idx, 0] = key
+            continue
+        faces_dsk[key] = make_read_task(
+            key, _take_faces, tuple(w for _, w in wanted), block_arg(idx)
+        )
+        for pos, (n, _) in enumerate(wanted):
+            pair_key = (pairs_name, n, *idx)
+            pairs_dsk[pair_key] = make_task(pair_key, operator.getitem, ref(key), pos)
+            face_of[idx, n] = pair_key
+
+    spacing_dsk: dict = {}
+    spacing_refs = []
     for s in spacings:
-        axis = s.axis
-        prev_of, next_of = _neighbours(numblocks[axis], s.periodic)
-        bounds = np.cumsum((0, *work.chunks[axis]))
-        spacing_ref = None
-        if isinstance(s, LazyAxisSpacing):
-            coord = s.coord
-            spacing_key = (spacing_name, axis)
-            spacing_dsk[spacing_key] = make_task(
-                spacing_key, resolve_lazy_spacing, s.spec, *(ref(k) for k in coord.__dask_keys__())
-            )
-            spacing_deps.add(coord.name)
-            layers.update(coord.dask.layers)
-            dependencies.update(coord.dask.dependencies)
-            spacing_ref = ref(spacing_key)
-            plans: list[_AxisPlan] | list[_LazyAxisPlan] = [
-                _LazyAxisPlan(axis, int(b0), int(b1), work.dtype)
-                for b0, b1 in itertools.pairwise(bounds)
-            ]
-        else:
-            plans = [
-                _AxisPlan(axis, s.block(int(b0), int(b1)), work.dtype)
-                for b0, b1 in itertools.pairwise(bounds)
-            ]
-        name = f"gradient-d{axis}-{token}"
-        out_names.append(name)
-        kernel_dsk = {}
-        face_refs = {}
-        for idx in all_blocks:
-            i = idx[axis]
+        if not isinstance(s, LazyAxisSpacing):
+            continue
+        key = (spacing_name, s.axis)
+        coord = s.coord
+        spacing_dsk[key] = make_task(
+            key, resolve_lazy_spacing, s.spec, *(ref(k) for k in coord.__dask_keys__())
+        )
+        spacing_refs.append(ref(key))
+        layers.update(coord.dask.layers)
+        dependencies.update(coord.dask.dependencies)
+
+    # One kernel task per block computes every requested dim, from its block and its
+    # neighbours' faces only.
+    axes = tuple(s.axis for s in spacings)
+    kernel_dsk: dict = {}
+    out_dsks: list[dict] = [{} for _ in spacings]
+    for idx in all_blocks:
+        face_args = []
+        face_flags = []
+        block_spacings: list[Any] = []
+        for n, ((prev_of, next_of), s, b) in enumerate(zip(neighbours, spacings, bounds)):
+            i = idx[s.axis]
             prev, nxt = prev_of[i], next_of[i]
-            if prev is not None or nxt is not None:
-                # This block's faces: its first slab goes to the previous block, its last slab
-                # to the next block.
-                key = (faces_name, axis, *idx)
-                faces_dsk[key] = make_task(
-                    key, _take_faces, block_refs[idx], axis, prev is not None, nxt is not None
-                )
-                face_refs[idx] = ref(key)
-        for idx in all_blocks:
-            i = idx[axis]
-            prev, nxt = prev_of[i], next_of[i]
-            head, tail = idx[:axis], idx[axis + 1 :]
-            key = (name, *idx)
-            neighbours = (
-                block_refs[idx],
-                None if prev is None else face_refs[(*head, prev, *tail)],
-                None if nxt is None else face_refs[(*head, nxt, *tail)],
-            )
-            if spacing_ref is None:
-                kernel_dsk[key] = make_task(key, _axis_task, plans[i], *neighbours)
+            head, tail = idx[: s.axis], idx[s.axis + 1 :]
+            if prev is not None:
+                face_args.append(ref(face_of[(*head, prev, *tail), n]))
+            if nxt is not None:
+                face_args.append(ref(face_of[(*head, nxt, *tail), n]))
+            face_flags.append((prev is not None, nxt is not None))
+            start, stop = int(b[i]), int(b[i + 1])
+            if isinstance(s, LazyAxisSpacing):
+                block_spacings.append((start, stop))
             else:
-                kernel_dsk[key] = make_task(
-                    key, _lazy_axis_task, plans[i], spacing_ref, *neighbours
-                )
-        layers[name] = kernel_dsk
-        dependencies[name] = {work.name, faces_name}
-        if spacing_ref is not None:
-            dependencies[name].add(spacing_name)
-    layers[faces_name] = faces_dsk
+                block_spacings.append(s.block(start, stop))
+        plan = _BlockPlan(axes, tuple(block_spacings), tuple(face_flags), work.dtype)
+        args = (plan, block_arg(idx), *face_args, *spacing_refs)
+        if one_axis:  # the kernel task is the output chunk itself
+            key = (out_names[0], *idx)
+            out_dsks[0][key] = make_task(key, _block_task, *args)
+            continue
+        key = (kernel_name, *idx)
+        kernel_dsk[key] = make_task(key, _block_task, *args)
+        for n, (name, dsk) in enumerate(zip(out_names, out_dsks)):
+            out_key = (name, *idx)
+            dsk[out_key] = make_task(out_key, operator.getitem, ref(key), n)
+
+    # Layer dependencies: the input's layer, or, where every block is a read that runs inside
+    # the tasks, what the reads use (the input's own layer then leaves the graph).
+    input_deps = {input_name}
+    if not referenced and input_name in layers:
+        input_deps = set(dependencies.pop(input_name, ()))
+        del layers[input_name]
+    kernel_deps = set(input_deps)
+    if faces_dsk:
+        kernel_deps.add(pairs_name if pairs_dsk else faces_name)
     if spacing_dsk:
         layers[spacing_name] = spacing_dsk
-        dependencies[spacing_name] = spacing_deps
-    dependencies[faces_name] = {work.name}
+        dependencies[spacing_name] = {
+            s.coord.name for s in spacings if isinstance(s, LazyAxisSpacing)
+        }
+        kernel_deps.add(spacing_name)
+    if faces_dsk:
+        layers[faces_name] = faces_dsk
+        dependencies[faces_name] = set(input_deps)
+    if pairs_dsk:
+        layers[pairs_name] = pairs_dsk
+        dependencies[pairs_name] = {faces_name}
+    if kernel_dsk:
+        layers[kernel_name] = kernel_dsk
+        dependencies[kernel_name] = kernel_deps
+    for name, dsk in zip(out_names, out_dsks):
+        layers[name] = dsk
+        dependencies[name] = {kernel_name} if kernel_dsk else kernel_deps
 
     graph = HighLevelGraph(layers, dependencies)
     meta = work._meta.astype(out_dtype) if work._meta.dtype != out_dtype else work._meta

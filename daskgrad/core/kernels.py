@@ -22,6 +22,12 @@ is the size of the block. The interior runs in cache-sized pieces: as long flat 
 (the neighbours of flat element ``j`` along an axis are ``j - S`` and ``j + S``), or as N-d slabs
 on a view. The block's first and last points along the axis come last, from the neighbours'
 faces or numpy's one-sided rules.
+
+A float32 or float64 numpy block (integer and bool values once converted to float64, as numpy
+converts them) takes a faster road to the same bits where numba is installed: the interiors of
+every requested axis in one compiled pass (:mod:`daskgrad.core.compiled`), then the same ends
+as above. CuPy and other Array API blocks, float16, complex and datetime values always run the
+code in this module, which uses only what CuPy provides.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from daskgrad.core import compiled
 from daskgrad.core._compat import array_module, is_cupy_array, to_numpy
 from daskgrad.core.spacing import BlockSpacing, EdgeRule
 
@@ -42,6 +49,8 @@ __all__ = ["exact_reciprocal", "gradient_block", "host_dtype", "working_dtypes"]
 # Elements per slab of the interior loop: 2 MiB of float64 per operand keeps the three operands
 # and the output of one slab inside a typical L2/L3 cache.
 _SLAB_ELEMENTS = 1 << 18
+# Work dtypes of the compiled pass (:mod:`daskgrad.core.compiled`).
+_FUSED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def working_dtypes(dtype: np.dtype) -> tuple[np.dtype, np.dtype]:
@@ -408,11 +417,17 @@ def _interior(ops: _Ops, out, f, axis: int, spacing: BlockSpacing, work) -> None
 
 def _axis_derivative(ops: _Ops, f, lower, upper, axis: int, spacing: BlockSpacing, work, out_dtype):
     """d/d(axis) of one block; ``lower``/``upper`` are the neighbours' faces (or None)."""
+    out = ops.empty(f.shape, out_dtype)
+    if f.shape[axis] >= 3:
+        _interior(ops, out, f, axis, spacing, work)
+    _ends(ops, out, f, lower, upper, axis, spacing, work)
+    return out
+
+
+def _ends(ops: _Ops, out, f, lower, upper, axis: int, spacing: BlockSpacing, work) -> None:
+    """The block's first and last points along ``axis``: neighbours' faces or one-sided rules."""
     n = f.shape[axis]
     ndim = f.ndim
-    out = ops.empty(f.shape, out_dtype)
-    if n >= 3:
-        _interior(ops, out, f, axis, spacing, work)
 
     def point(k: int):
         """The one-thick slab at block index ``k``; -1 and n are the neighbours' faces."""
@@ -440,7 +455,55 @@ def _axis_derivative(ops: _Ops, f, lower, upper, axis: int, spacing: BlockSpacin
         else:
             w = _weights(ops, [wi[k : k + 1] for wi in spacing.weights], work, shape)
             _central_nonuniform(ops, dst, point(k - 1), point(k), point(k + 1), *w)
-    return out
+
+
+def _fused_axis(spacing: BlockSpacing, work: np.dtype) -> tuple[int, float, Any] | None:
+    """An axis's mode, scalar and weights for :func:`compiled.interior_pass` (None: not there).
+
+    The numbers numpy uses: the exact reciprocal or the divisor in the dtype numpy divides
+    in, or the three-point weights in numpy's product dtype (widened to float64, exactly).
+    """
+    if spacing.weights is None:
+        reciprocal = exact_reciprocal(spacing.divisor, work)
+        if reciprocal is not None:
+            return compiled.MULTIPLY, float(reciprocal), None
+        dtype = _scalar_dtype(type(spacing.divisor), work)  # type: ignore[arg-type]
+        if dtype not in _FUSED_DTYPES:
+            return None
+        return compiled.DIVIDE, float(_as_dtype(spacing.divisor, dtype)), None
+    dtype = _product_dtype(spacing.weights[0].dtype, work)
+    if dtype not in _FUSED_DTYPES:
+        return None
+    weights = np.stack([w.astype(dtype).astype(np.float64) for w in spacing.weights])
+    return (compiled.WEIGHTS32 if dtype.itemsize == 4 else compiled.WEIGHTS), 0.0, weights
+
+
+def _gradient_fused(ops: _Ops, f, faces, axes, spacings, work, out_dtype) -> tuple | None:
+    """Every axis of a float32/float64 numpy block: interiors in one compiled pass, then ends.
+
+    ``None`` where the compiled pass does not apply (the caller then takes the array-module
+    path, with the same bits).
+    """
+    plan = compiled.view_3d(f, axes)
+    if plan is None:
+        return None
+    per_axis = [_fused_axis(s, work) for s in spacings]
+    if any(p is None for p in per_axis):
+        return None
+    keys, shape, where = plan
+    outs = [ops.empty(f.shape, out_dtype) for _ in axes]
+    modes, scalars, weights = [compiled.NONE] * 3, [0.0] * 3, [None] * 3
+    out_of = [None] * 3
+    for n, (axis, p) in enumerate(zip(axes, per_axis)):
+        modes[where[axis]], scalars[where[axis]], weights[where[axis]] = p  # type: ignore[misc]
+        out_of[where[axis]] = n  # type: ignore[call-overload]
+    for key in keys:  # one view, or one per index of a leading dim no one differentiates
+        f3 = f[key].reshape(shape)
+        o3 = [None if n is None else outs[n][key].reshape(shape) for n in out_of]
+        compiled.interior_pass(f3, o3, modes, scalars, weights)
+    for out, (lower, upper), axis, spacing in zip(outs, faces, axes, spacings):
+        _ends(ops, out, f, lower, upper, axis, spacing, work)
+    return tuple(outs)
 
 
 def gradient_block(
@@ -494,9 +557,12 @@ def gradient_block(
         return a if host_dtype(a.dtype) == work else ops.astype(a, work)
 
     f = prepare(block)
+    faces = [(prepare(lower), prepare(upper)) for lower, upper in faces]
+    if isinstance(f, np.ndarray) and work in _FUSED_DTYPES and compiled.enabled():
+        fused = _gradient_fused(ops, f, faces, axes, spacings, work, out_dtype)
+        if fused is not None:
+            return fused
     results = []
     for axis, (lower, upper), spacing in zip(axes, faces, spacings):
-        results.append(
-            _axis_derivative(ops, f, prepare(lower), prepare(upper), axis, spacing, work, out_dtype)
-        )
+        results.append(_axis_derivative(ops, f, lower, upper, axis, spacing, work, out_dtype))
     return tuple(results)

@@ -16,8 +16,8 @@ and the coordinate, and keeps, per line, the one numpy would use. Every expressi
 term for term, on arrays of the dtypes of numpy's scalars, so the bits are numpy's.
 
 Coordinates must be real numbers (integer or float), finite, with no two adjacent values equal
-along the dim; for dask these checks run inside the graph and fail at compute time, naming the
-dim. Values may be integer, bool, or real floating (complex and datetime values are refused:
+along the dim: a numpy or CuPy coordinate is checked when ``gradient`` is called, whatever the
+values are; a dask coordinate inside the graph, failing at compute time, naming the dim. Values may be integer, bool, or real floating (complex and datetime values are refused:
 numpy computes the ends of a 1-D line with scalar arithmetic, which rounds differently).
 """
 
@@ -99,20 +99,23 @@ def nd_axis_spacing(
 ) -> NDAxisSpacing:
     """Check an N-D coordinate's shape and dtype against the values and make its record.
 
-    Nothing is computed: a dask coordinate stays lazy (its values are checked in the graph).
+    A numpy or CuPy coordinate's values are checked here (finite, no two adjacent values equal
+    along the dim), for numpy and dask values alike; a dask coordinate stays lazy and is
+    checked inside the graph, at compute time.
 
     Raises
     ------
     ValueError
         More dims than the values, a length along the dim other than the values', a length
-        along another dim that is neither 1 nor the values', or too few points for
-        ``edge_order``.
+        along another dim that is neither 1 nor the values', too few points for
+        ``edge_order``; for a numpy or CuPy coordinate, a value that is not finite or two
+        adjacent values along the dim that are equal.
     TypeError
         A coordinate that does not hold real numbers (complex, bool, datetime, object).
 
     Examples
     --------
-    >>> s = nd_axis_spacing(np.zeros((4, 1)), (3, 4, 5), axis=1, edge_order=1)
+    >>> s = nd_axis_spacing(np.arange(4.0).reshape(4, 1), (3, 4, 5), axis=1, edge_order=1)
     >>> s.coord.shape, s.label
     ((1, 4, 1), 'dim 1')
     >>> nd_axis_spacing(np.zeros((3, 5)), (3, 4, 5), axis=1, edge_order=1)
@@ -170,6 +173,12 @@ def nd_axis_spacing(
             f"{edge_order + 1} points along every differentiated dim"
         )
     coord = coord.reshape(aligned)
+    if not isinstance(coord, da.Array):
+        # A concrete (numpy or CuPy) coordinate is checked now, whatever the values are; only
+        # a dask coordinate waits for the graph.
+        _check_finite(coord, label=label, lead=lead)
+        diffs = array_module(coord).diff(_as_float(coord), axis=axis)
+        _check_distinct(diffs, label=label, axis=axis, lead=lead)
     return NDAxisSpacing(axis, vshape[axis], edge_order, coord, label, lead)
 
 
@@ -235,10 +244,8 @@ def _line_decision(coord: Any, s: NDAxisSpacing) -> tuple[Any, Any]:
         diffs = diffs.map_blocks(
             _check_distinct, dtype=diffs.dtype, axis=axis, label=label, lead=lead
         )
-    else:
-        _check_finite(coord, label=label, lead=lead)
+    else:  # checked when the record was made (nd_axis_spacing)
         diffs = array_module(coord).diff(_as_float(coord), axis=axis)
-        _check_distinct(diffs, axis=axis, label=label, lead=lead)
     first = diffs[_index(ndim, axis, 0, 1)]
     uniform = (diffs == first).all(axis=axis, keepdims=True)
     return uniform, first

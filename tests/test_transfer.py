@@ -1,0 +1,82 @@
+"""Bytes moved between workers by ``daskgrad.gradient`` on a user's own cluster.
+
+A real ``distributed.LocalCluster`` of 2 worker processes with default settings (no scheduler
+tweaks), zarr inputs on disk, every dim differentiated and the results reduced to sums, as in
+``benchmarks/bench_transfer.py``. The count comes from the workers' own transfer logs: whatever
+the scheduler decides, only faces may travel, never an input block or a kernel's output, and
+never more bytes than the faces the kernels need.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+import zarr
+from dask.utils import key_split
+
+import daskgrad
+
+# Small blocks make moving one look cheap to the scheduler: the graph alone must prevent it.
+CASES = [
+    ((32, 48, 40), (8, 16, 20)),
+    ((96, 80), (24, 20)),
+    ((4096,), (512,)),
+]
+
+
+def _faces_needed(shape, chunks, itemsize=8) -> int:
+    grid = [s // c for s, c in zip(shape, chunks)]
+    total = 0
+    for axis in range(len(shape)):
+        face = itemsize * int(np.prod([c for i, c in enumerate(chunks) if i != axis]))
+        total += (
+            2 * (grid[axis] - 1) * int(np.prod([g for i, g in enumerate(grid) if i != axis])) * face
+        )
+    return total
+
+
+@pytest.mark.cluster
+def test_only_faces_travel_between_workers(tmp_path):
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        for n, (shape, chunks) in enumerate(CASES):
+            values = np.random.default_rng(n).standard_normal(shape)
+            z = zarr.create_array(
+                str(tmp_path / f"{n}.zarr"), shape=shape, chunks=chunks, dtype="f8"
+            )
+            z[...] = values
+            x = da.from_zarr(z)
+            client.run(lambda dask_worker: dask_worker.transfer_incoming_log.clear())
+            grads = daskgrad.gradient(x)
+            dask.compute(*[g.sum() for g in grads])
+            logs = client.run(lambda dask_worker: list(dask_worker.transfer_incoming_log))
+            moved: dict[str, int] = {}
+            for entry in itertools.chain.from_iterable(logs.values()):
+                for key, nbytes in entry["keys"].items():
+                    moved[key_split(key)] = moved.get(key_split(key), 0) + nbytes
+            # Faces, the sums' scalars and the store handle: no block, no kernel output.
+            assert set(moved) <= {
+                "gradient-faces",
+                "gradient-facepairs",
+                "sum",
+                "sum-partial",
+                "original-from-zarr",
+            }, (shape, moved)
+            faces = moved.get("gradient-faces", 0) + moved.get("gradient-facepairs", 0)
+            assert faces <= _faces_needed(shape, chunks), (shape, moved)
+            # Workers share the work (a run on one worker would move nothing at all).
+            assert all(logs.values()), (shape, logs)
+            expected = np.gradient(values)
+            expected = [expected] if values.ndim == 1 else expected
+            for got, want in zip(dask.compute(*grads), expected):
+                assert got.tobytes() == want.tobytes()

@@ -131,12 +131,12 @@ def library(repeat: int) -> None:
 
 
 def runner_case() -> None:
-    """The batch runner's zarr-to-zarr write graph (with its own scheduler settings)."""
+    """``daskgrad run`` zarr to zarr on an existing 2-worker cluster (``kind: address``, the
+    scheduler's default settings): each tile's tasks pinned to one worker."""
     import xarray as xr
     import yaml
 
     from daskgrad.batch import runner
-    from daskgrad.batch.cluster import open_client
     from daskgrad.batch.config import load_config_text
 
     shape, chunks = (128, 512, 512), (32, 128, 128)
@@ -146,19 +146,23 @@ def runner_case() -> None:
         xr.Dataset({"f": (("z", "y", "x"), rng.standard_normal(shape))}).chunk(
             dict(zip("zyx", chunks))
         ).to_zarr(inp, zarr_format=3, consolidated=False)
-        cfg = load_config_text(
-            yaml.safe_dump(
-                {
-                    "input": {"path": str(inp)},
-                    "output": {"path": str(Path(tmp) / "out.zarr")},
-                    "cluster": {"kind": "local", "n_workers": 2, "memory_limit": "2GiB"},
-                }
+        from distributed import Client, LocalCluster
+
+        with (
+            LocalCluster(n_workers=2, threads_per_worker=1, memory_limit="2GiB",
+                         host="127.0.0.1", dashboard_address=None) as cluster,
+            Client(cluster) as client,
+        ):  # fmt: skip
+            cfg = load_config_text(
+                yaml.safe_dump(
+                    {
+                        "input": {"path": str(inp)},
+                        "output": {"path": str(Path(tmp) / "out.zarr")},
+                        "cluster": {"kind": "address", "address": cluster.scheduler_address},
+                    }
+                )
             )
-        )
-        with open_client(cfg.cluster) as client:
-            p = runner.plan(cfg)
-            missing, _ = runner.prepare_store(p)
-            runner.execute(runner.write_graph(p, missing), client, progress=False)
+            runner.run(cfg, progress=False, echo=lambda line: None)
             logs = client.run(lambda dask_worker: list(dask_worker.transfer_incoming_log))
     moved = moved_by_kind(logs)
     needed = needed_face_bytes(shape, chunks)

@@ -97,6 +97,19 @@ def test_subgraph_walks_only_what_the_keys_need():
     assert np.array_equal(dask.get(part, (g.name, 0, 0)), np.gradient(x.compute(), axis=0)[:4, :4])
 
 
+def test_tasks_for_finds_keys_named_unlike_their_layer():
+    """dask's overlap keeps getitem keys with fractional indices in its own layer, referenced
+    from legacy tuple tasks: every one must be found, or dask.get takes it for a literal."""
+    import dask
+
+    x = da.arange(64.0, chunks=8).reshape(8, 8).rechunk(4)
+    y = x.map_overlap(lambda b: b * 2, depth=1, boundary="none")
+    key = (y.name, 1, 1)
+    part, _ = tasks_for(y.__dask_graph__(), [key])
+    assert len(part) < len(dict(y.__dask_graph__()))
+    np.testing.assert_array_equal(dask.get(part, key), y.compute()[4:8, 4:8])
+
+
 def test_tiny_tiles_write_the_same_bits_as_one_graph(tmp_path):
     """Tiles of two blocks, each reading its bordering blocks again: the same store."""
     inp = tmp_path / "in.zarr"

@@ -50,11 +50,17 @@ def _dependencies(graph: Mapping, task: Any) -> Iterable[Key]:
         item = stack.pop()
         if isinstance(item, (list, tuple)):
             name = item[0] if item else None
-            if isinstance(item, tuple) and isinstance(name, str) and name in layers:
+            # A key is a tuple led by a layer's name, or found in a layer named otherwise
+            # (overlap's getitem keys live in its own layer).
+            if (
+                isinstance(item, tuple)
+                and isinstance(name, str)
+                and _layer_of(layers, item) is not None
+            ):
                 found.append(item)
                 continue
             stack.extend(item)
-        elif isinstance(item, str) and item in layers:
+        elif isinstance(item, str) and _layer_of(layers, item) is not None:
             found.append(item)
     return found
 

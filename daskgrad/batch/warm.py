@@ -5,6 +5,12 @@ one) can meet it half-initialized (``ImportError: ... partially initialized modu
 that joins a run late would fail its first tasks. :class:`WarmImports` is registered with the
 run's client, so every worker, also one that joins later, imports them first. A module of its
 own: importing distributed costs the driver's ``kind: threads`` runs memory they do not need.
+
+Examples
+--------
+>>> warm_imports()
+>>> WarmImports.name
+'daskgrad-warm-imports'
 """
 
 from __future__ import annotations

@@ -97,6 +97,25 @@ def test_subgraph_walks_only_what_the_keys_need():
     assert np.array_equal(dask.get(part, (g.name, 0, 0)), np.gradient(x.compute(), axis=0)[:4, :4])
 
 
+def test_three_tasks_per_block(tmp_path):
+    """A tile's tasks from the plan: per block its read, its faces and one kernel that writes
+    every output; per tile the recipe and the input's handle (pinned: a count, not a time)."""
+    inp = tmp_path / "in.zarr"
+    write_input(inp, chunks={"time": 2, "level": 3, "lat": 5, "lon": 6})
+    p = plan(make_config(inp, tmp_path / "out.zarr"))
+    missing = p.expected()
+    programs = make_programs(
+        p.groups, p.recipes, p.values, {}, p.chunk_shapes, {}, missing, "unused", None
+    )
+    g = p.groups[0]
+    whole = TilePlan(g.grid, g.grid, g.axes)  # one tile: nothing borders it
+    (tile,) = iter_tiles([g], {g.source: whole}, missing)
+    blocks = int(np.prod(g.grid))
+    tasks = programs[g.source].tasks(tile, set(), None)
+    assert len(tasks.graph) == 3 * blocks + 2, sorted({str(k[0])[:12] for k in tasks.graph})
+    assert len(tasks.waits) == blocks
+
+
 def test_tasks_for_finds_keys_named_unlike_their_layer():
     """dask's overlap keeps getitem keys with fractional indices in its own layer, referenced
     from legacy tuple tasks: every one must be found, or dask.get takes it for a literal."""

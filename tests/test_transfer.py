@@ -80,3 +80,43 @@ def test_only_faces_travel_between_workers(tmp_path):
             expected = [expected] if values.ndim == 1 else expected
             for got, want in zip(dask.compute(*grads), expected):
                 assert got.tobytes() == want.tobytes()
+
+
+@pytest.mark.cluster
+def test_a_batch_run_moves_no_block_between_workers(tmp_path):
+    """``daskgrad run`` on an existing 2-worker cluster (scheduler defaults, ``kind: address``):
+    each tile's tasks run on its worker, blocks bordering a tile are read there, faces of
+    finished tiles come from the face store; nothing but handles and the recipe travels."""
+    import xarray as xr
+    from distributed import Client, LocalCluster
+
+    from daskgrad.batch.config import load_config_text
+    from daskgrad.batch.runner import run
+
+    shape, chunks = (64, 96, 80), (16, 24, 20)
+    values = np.random.default_rng(3).standard_normal(shape)
+    inp, out = tmp_path / "in.zarr", tmp_path / "out.zarr"
+    xr.Dataset({"f": (("z", "y", "x"), values)}).chunk(dict(zip("zyx", chunks))).to_zarr(inp)
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+            memory_limit="1GiB",
+        ) as cluster,
+        Client(cluster) as client,
+        dask.config.set({"daskgrad.max-tile-blocks": 8}),  # many tiles, run side by side
+    ):  # fmt: skip
+        cfg = load_config_text(
+            f"input: {{path: {inp}}}\noutput: {{path: {out}}}\n"
+            f"cluster: {{kind: address, address: {cluster.scheduler_address}}}"
+        )
+        summary = run(cfg, progress=False, echo=lambda line: None)
+        logs = client.run(lambda dask_worker: list(dask_worker.transfer_incoming_log))
+    moved: dict[str, int] = {}
+    for entry in itertools.chain.from_iterable(logs.values()):
+        for key, nbytes in entry["keys"].items():
+            moved[key_split(key)] = moved.get(key_split(key), 0) + nbytes
+    assert sum(moved.values()) < 4096, moved  # a handle, the recipe: never a block or a face
+    assert summary.blocks_written == 3 * 4 * 4 * 4
+    ds = xr.open_zarr(out)
+    for name, want in zip(("df_dz", "df_dy", "df_dx"), np.gradient(values)):
+        assert ds[name].values.tobytes() == want.tobytes()

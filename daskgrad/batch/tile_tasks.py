@@ -35,7 +35,7 @@ from collections.abc import Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from dask._task_spec import DataNode
+from dask._task_spec import DataNode, GraphNode
 
 from daskgrad.batch import faces as face_store
 from daskgrad.batch.graph_tasks import GraphProgram, Program, TileTasks, shard_members, tasks_for
@@ -215,6 +215,7 @@ class NativeProgram:
         self._faces = f"dg-faces-{name}"
         self._kernel = f"dg-write-{name}"
         self._recipe = f"dg-recipe-{name}"
+        self._read = f"dg-read-{name}"
         self._keep = f"dg-keep-{name}"
         self._stored = f"dg-stored-{name}"
         self._shard = f"dg-shard-{name}"
@@ -243,7 +244,18 @@ class NativeProgram:
         x = u.values
         own = _positions(tile)
         own_set = set(own)
+        later = set(_positions(following)) if following is not None else set()
         periodic = set(u.recipe.periodic)
+        corner = tile.corner or own[0]
+
+        def faces_key(b: Index) -> tuple:
+            # A block that only borders this tile gets keys of this tile's own: its read and
+            # faces run on this tile's worker, never fetched whole from a neighbour's worker
+            # that happens to hold it (a key shared with a tile in flight elsewhere would be).
+            if b in own_set or b in later:
+                return (self._faces, u.group, *b)
+            return (self._faces, u.group, "border", *corner, *b)
+
         graph: dict = {}
         reads: set[Index] = set(own)
         kernels: dict[Index, tuple[list, list]] = {}
@@ -274,23 +286,27 @@ class NativeProgram:
                     else:
                         reads.add(n)
                         sources.append(_Source(a, pick))
-                        args.append(ref((self._faces, u.group, *n)))
+                        args.append(ref(faces_key(n)))
             kernels[c] = (sources, args)
 
         read_keys = [(x.name, *b) for b in sorted(reads)]
         found, _ = tasks_for(x.dask, [k for k in read_keys if k not in known], stop=set(known))
-        graph.update(found)
         for b in reads:
-            key = (self._faces, u.group, *b)
+            key = faces_key(b)
+            read: tuple = (x.name, *b)
+            if key[2] == "border" and read in found:  # this tile's own copy of the read
+                task = found.pop(read)
+                read = (self._read, u.group, *corner, *b)
+                found[read] = task.substitute({}, key=read) if isinstance(task, GraphNode) else task
             if key not in known:
-                graph[key] = make_task(key, take_faces, ref((x.name, *b)), u.axes, u.recipe.depth)
+                graph[key] = make_task(key, take_faces, ref(read), u.axes, u.recipe.depth)
+        graph.update(found)
 
         waits, blocks = self._kernels(u, tile, kernels, graph)
         waits += self._keeps(u, own, own_set, graph)
         blocks.update({k: 0 for k in waits if k not in blocks})
         handover: list = []
         if following is not None:
-            later = set(_positions(following))
             for b in sorted(reads & later):
                 handover += [(x.name, *b), (self._faces, u.group, *b)]
         fresh = reads - _held(known, x.name)

@@ -183,7 +183,10 @@ def test_unreachable_scheduler(small_grid, tmp_path, figures):
     address = f"tcp://127.0.0.1:{port}"
     out = tmp_path / "out.zarr"
     config = grid_config(
-        tmp_path / "c.yaml", inp, out, cluster={"kind": "address", "address": address}
+        tmp_path / "c.yaml",
+        inp,
+        out,
+        cluster={"kind": "address", "address": address, "connect_timeout": 2},
     )
     result = daskgrad(
         "run", "--no-progress", config, env={"DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "1s"}

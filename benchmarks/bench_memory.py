@@ -14,6 +14,9 @@ Also runs the 4 GiB case of the bounded-memory issue on two workers with spillin
 (``--cluster``). Writes a table and ``docs/benchmark_memory.png``. Run::
 
     python benchmarks/bench_memory.py [--budget-mib 384] [--cases base z y x all] [--cluster]
+
+Every process runs the numpy kernel (``DASKGRAD_KERNEL=numpy``, unless set otherwise): numba's
+code (``daskgrad[fast]``) adds 100-125 MiB to each process, more than a budget of 256 MiB holds.
 """
 
 from __future__ import annotations
@@ -256,6 +259,7 @@ def plot(rows: dict, budget: int) -> None:
 
 
 def main() -> None:
+    os.environ.setdefault("DASKGRAD_KERNEL", "numpy")  # inherited by every contender's process
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget-mib", type=int, default=384)
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))

@@ -243,7 +243,7 @@ def run(
             echo(f"note: planned as one graph of the whole array ({why})")
         progress_lines = Progress(todo, echo=echo, enabled=progress)
         try:
-            done = _write(p, plans, missing, client, lease, progress_lines)
+            done = _write(p, plans, missing, client, lease, progress_lines, workers)
         except KeyboardInterrupt:
             _mark_stopped(p.store, lease)
             raise
@@ -305,6 +305,7 @@ def _write(
     client: Any,
     lease: Lease | None,
     progress: Progress,
+    lanes: int = 1,
 ) -> WriteReport:
     """Write the missing blocks tile by tile, then check and mark the store complete."""
     cfg = p.config
@@ -313,7 +314,7 @@ def _write(
     if specs:
         face_store.create(p.store, specs)
     done = TileWriter(programs).run(
-        iter_tiles(p.groups, plans, missing),
+        iter_tiles(p.groups, plans, missing, lanes),
         client=client,
         stall_timeout=cfg.cluster.stall_timeout,
         progress=progress,

@@ -201,11 +201,13 @@ def iter_tiles(
     groups: Sequence[Group],
     plans: Mapping[str, TilePlan],
     missing: Mapping[str, BlockBitmap],
+    lanes: int = 1,
 ) -> Iterator[Tile]:
     """The tiles that hold missing blocks, in the plan's order, one at a time.
 
     Each tile holds every missing output block inside its box. Nothing is listed up front:
-    a tile is made when the writer asks for it, from the bitmaps of missing blocks.
+    a tile is made when the writer asks for it, from the bitmaps of missing blocks. ``lanes``:
+    the workers that will run columns side by side (:meth:`TilePlan.tiles`).
 
     Examples
     --------
@@ -218,7 +220,7 @@ def iter_tiles(
     """
     for g in groups:
         tp = plans[g.source]
-        for bounds in tp.tiles():
+        for bounds in tp.tiles(lanes):
             box = list(box_blocks(bounds))
             blocks = {o: missing[o].select(box) for o in g.outputs}
             blocks = {o: b for o, b in blocks.items() if b}

@@ -122,7 +122,7 @@ def write_gradients(obj: Any, plan: Any, store: Any, mode: str, encoding: Encodi
     if specs:
         face_store.create(store, specs)
     TileWriter(programs).run(
-        iter_tiles(groups, plans, missing),
+        iter_tiles(groups, plans, missing, workers),
         client=client,
         stall_timeout=float(dask.config.get("daskgrad.stall-timeout", 600)),
     )

@@ -260,6 +260,15 @@ def neighbours(
                 yield (*index[:a], j, *index[a + 1 :])
 
 
+def _unravel(flat: int, sizes: Sequence[int]) -> list[int]:
+    """``flat`` as an index into a C-ordered grid of ``sizes``."""
+    out = []
+    for n in reversed(sizes):
+        out.append(flat % n if n else 0)
+        flat = flat // n if n else flat
+    return out[::-1]
+
+
 @dataclass(frozen=True)
 class TilePlan:
     """A block grid cut into tiles of ``box`` blocks.
@@ -291,16 +300,40 @@ class TilePlan:
         """Number of tiles."""
         return math.prod(-(-n // b) for n, b in zip(self.grid, self.box) if n)
 
-    def tiles(self) -> Iterator[tuple[tuple[int, int], ...]]:
-        """Each tile as ``(start, stop)`` block bounds per axis; a column's tiles in a row."""
+    def tiles(self, lanes: int = 1) -> Iterator[tuple[tuple[int, int], ...]]:
+        """Each tile as ``(start, stop)`` block bounds per axis; a column's tiles in a row.
+
+        With ``lanes`` > 1 (workers running columns side by side) the columns come from
+        ``lanes`` far-apart stretches of the grid in turn, so the columns in flight at once
+        are seldom neighbours, and a column's neighbours have mostly finished before it starts
+        (their faces are then in the face store). One lane: the columns in grid order.
+
+        Examples
+        --------
+        >>> tp = TilePlan(grid=(4,), box=(1,), axes=(0,))
+        >>> [t[0][0] for t in tp.tiles()], [t[0][0] for t in tp.tiles(lanes=2)]
+        ([0, 1, 2, 3], [0, 2, 1, 3])
+        """
         order = self._order()
         starts = [range(0, n, b) if n else range(1) for n, b in zip(self.grid, self.box)]
-        for corner in itertools.product(*(starts[a] for a in order)):
-            by_axis = dict(zip(order, corner))
-            yield tuple(
-                (by_axis[a], min(n, by_axis[a] + b))
-                for a, (n, b) in enumerate(zip(self.grid, self.box))
-            )
+        column_axes = order if self.stream is None else order[:-1]
+        sizes = [len(starts[a]) for a in column_axes]
+        count = math.prod(sizes)
+        along = [None] if self.stream is None else list(starts[self.stream])
+        stretch = -(-count // max(1, lanes))
+        for step in range(stretch):
+            for lane in range(max(1, lanes)):
+                c = lane * stretch + step
+                if c >= count:
+                    continue
+                by_axis = {a: starts[a][i] for a, i in zip(column_axes, _unravel(c, sizes))}
+                for s0 in along:
+                    if self.stream is not None:
+                        by_axis[self.stream] = s0
+                    yield tuple(
+                        (by_axis[a], min(n, by_axis[a] + b))
+                        for a, (n, b) in enumerate(zip(self.grid, self.box))
+                    )
 
     def column(self, index: Index) -> Index | None:
         """The column of a block (its tile's corner without the stream axis), if streamed."""

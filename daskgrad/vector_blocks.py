@@ -49,7 +49,7 @@ from daskgrad.core._compat import array_module
 from daskgrad.core.kernels import working_dtypes
 from daskgrad.core.spacing import AxisSpacing
 
-__all__ = ["VECTOR_OUTPUTS", "VectorRecipe", "vector_block", "vector_recipe"]
+__all__ = ["VECTOR_OUTPUTS", "VectorRecipe", "chunk_problem", "vector_block", "vector_recipe"]
 
 #: The operators a :class:`VectorRecipe` computes per block, in the order they are returned.
 VECTOR_OUTPUTS = ("divergence", "vorticity", "advection")
@@ -159,6 +159,34 @@ def vector_recipe(
         order, x_axis, y_axis, one(x_axis, x_spacing), one(y_axis, y_spacing), dtype, cos,
         metric, float(radius),
     )  # fmt: skip
+
+
+def chunk_problem(recipe: VectorRecipe, chunk_shape: Sequence[int]) -> str | None:
+    """Why blocks of ``chunk_shape`` (a regular grid) cannot take their faces from their
+    neighbours alone, else ``None``.
+
+    Examples
+    --------
+    >>> from daskgrad.core.spacing import axis_spacing
+    >>> s = axis_spacing(None, axis=0, size=6, edge_order=2)
+    >>> r = vector_recipe(("vorticity",), 0, 0, s, s, np.dtype("f8"))
+    >>> chunk_problem(r, (2,)), chunk_problem(r, (5,))
+    (None, 'blocks of 5 point(s) along dim 0 (the last of 1) are shorter than the 2 its differences need')
+    """
+    for part in (recipe.dx, recipe.dy):
+        spacing = part.spacings[0]
+        n, chunk = spacing.size, int(chunk_shape[spacing.axis])
+        if chunk >= n:
+            continue
+        last = n - (-(-n // chunk) - 1) * chunk
+        least = max(recipe.depth, 2 if spacing.three_point_edges else 1)
+        if chunk < least or last < least:
+            where = spacing.label or f"axis {spacing.axis}"
+            return (
+                f"blocks of {chunk} point(s) along {where} (the last of {last}) are shorter "
+                f"than the {least} its differences need"
+            )
+    return None
 
 
 def _along(xp: Any, values: np.ndarray, dtype: np.dtype, ndim: int, axis: int) -> Any:

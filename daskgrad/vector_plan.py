@@ -596,16 +596,22 @@ def plan_with_derived(
         dim = None if spec.dims is None else list(spec.dims)
     else:
         dim = options.dim
-    dplan = plan_derived(
-        obj,
-        ops,
-        u=None if spec is None else spec.u,
-        v=None if spec is None else spec.v,
-        scalars=scalars,
-        options=dataclasses.replace(options, dim=dim),
-        components=None if spec is None else spec.components,
-        strict=options.variables is not None,
-    )
+    try:
+        dplan = plan_derived(
+            obj,
+            ops,
+            u=None if spec is None else spec.u,
+            v=None if spec is None else spec.v,
+            scalars=scalars,
+            options=dataclasses.replace(options, dim=dim),
+            components=None if spec is None else spec.components,
+            strict=options.variables is not None,
+        )
+    except OptionError as err:  # what the vector's own keys decide is named as theirs
+        if err.argument == "components" or (err.argument == "dim" and spec and spec.dims):
+            key = "components" if err.argument == "components" else "dims"
+            raise OptionError("vector", f"vector.{key}: {err}") from None
+        raise
     taken = set(gplan.names) if gplan is not None else set()
     for name in dplan.names:
         if name in taken:

@@ -35,7 +35,7 @@ from dask.highlevelgraph import HighLevelGraph
 
 from daskgrad.core._compat import make_task, ref
 
-__all__ = ["fit_chunks", "neighbour", "stencil_dask", "take_slabs"]
+__all__ = ["call_kernel", "fit_chunks", "neighbour", "stencil_dask", "take_slabs"]
 
 _DataNode: Any
 try:  # one node holding the static arguments, shared by every kernel task
@@ -114,15 +114,16 @@ def _faces_task(block: Any, axes: tuple[int, ...], depth: int) -> dict[int, tupl
     return take_slabs(block, axes, depth)
 
 
-def _kernel_task(
+def call_kernel(
     kernel: Callable[..., Any],
     static: Any,
     start: tuple[int, ...],
     layout: tuple[tuple[int, ...], ...],
     *args: Any,
 ) -> Any:
-    """Unpack the flat arguments: the blocks, then per input and face axis (lower, upper)
-    face mappings of the neighbours (``None`` at an end)."""
+    """``kernel(static, start, blocks, faces)`` from the flat arguments of a kernel task: the
+    blocks, then per input (``layout``: its face axes) and face axis the lower and upper
+    neighbours' :func:`take_slabs` mappings (``None`` at an end)."""
     count = len(layout)
     blocks = args[:count]
     rest = iter(args[count:])
@@ -239,7 +240,7 @@ def stencil_dask(
         key = (kernel_name, *idx)
         kernel_dsk[key] = make_task(
             key,
-            _kernel_task,
+            call_kernel,
             kernel,
             static_arg,
             start,

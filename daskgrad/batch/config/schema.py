@@ -54,6 +54,7 @@ __all__ = [
     "InputConfig",
     "OutputConfig",
     "RunConfig",
+    "VectorConfig",
 ]
 
 #: Largest chunk length accepted along one dim (larger ones are certainly a typo).
@@ -74,6 +75,13 @@ OPTION_KEYS = {
     "components": "gradient.components",
     "mask": "gradient.mask",
     "grid": "input.grid",
+    # the derived fields (daskgrad.vector_plan)
+    "derived": "gradient.derived",
+    "vector": "gradient.vector",
+    "gradients": "gradient.gradients",
+    "u": "gradient.vector.u",
+    "v": "gradient.vector.v",
+    "var": "input.variables",
 }
 
 _URL = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]*::)*[A-Za-z][A-Za-z0-9+.-]*://")
@@ -301,6 +309,47 @@ class InputConfig(BaseModel):
         return "zarr"
 
 
+#: The derived fields ``gradient.derived`` may list (:data:`daskgrad.vector_plan.OPERATORS`).
+Derived = Literal["divergence", "vorticity", "laplacian", "advection"]
+
+
+class VectorConfig(BaseModel):
+    """The vector of the derived fields (``gradient.vector``).
+
+    Attributes
+    ----------
+    u, v : str
+        The data variables of its eastward (x) and northward (y) components.
+    dims : list of str or None
+        Without geometry, the dims ``[x, y]`` they run along (default: the last two of ``u``).
+    components : {'grid', 'geographic'} or None
+        On a curvilinear grid, whether ``u`` and ``v`` point along the grid's x and y lines or
+        east and north (default: from their standard names).
+    """
+
+    model_config = _FROZEN
+
+    u: str = Field(description="the eastward (x) component")
+    v: str = Field(description="the northward (y) component")
+    dims: list[str] | None = Field(default=None, description="no geometry: [x, y]")
+    components: Components | None = Field(
+        default=None, description="curvilinear grids: grid | geographic (default: standard names)"
+    )
+
+    @field_validator("dims")
+    @classmethod
+    def _two(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and (len(value) != 2 or value[0] == value[1]):
+            _fail(f"must name two dims, x then y; got {_show(value)}")
+        return value
+
+    @model_validator(mode="after")
+    def _different(self) -> VectorConfig:
+        if self.u == self.v:
+            _fail(f"u and v name the same variable {_show(self.u)}", field="v")
+        return self
+
+
 class GradientConfig(BaseModel):
     """What to differentiate and how (``gradient:``); the arguments of ``ds.grad.to_zarr``.
 
@@ -333,6 +382,15 @@ class GradientConfig(BaseModel):
         (True or nonzero = wet), or ``auto`` for the models' own masks (ROMS ``mask_rho`` ...,
         NEMO ``tmask`` ..., MOM6 ``wet`` ...). A masked variable runs ``one-sided`` and is NaN
         on land (:mod:`daskgrad.masks`).
+    derived : list or None
+        Derived fields to write: ``divergence`` and ``vorticity`` of ``vector``, ``laplacian``
+        and ``advection`` (by ``vector``) of each chosen variable, named ``divergence``,
+        ``vorticity``, ``laplacian_<var>``, ``advection_<var>`` (:mod:`daskgrad.operators`).
+        They run over the horizontal dims: the geometry's, or ``vector.dims`` without one.
+    vector : VectorConfig or None
+        ``{u: ..., v: ...}`` for divergence, vorticity and advection.
+    gradients : bool
+        Write the gradients too (default); ``false``: only the derived fields.
     """
 
     model_config = _FROZEN
@@ -358,6 +416,13 @@ class GradientConfig(BaseModel):
     mask: str | None = Field(
         default=None, description="a mask variable (True/nonzero = wet) or auto (the models')"
     )
+    derived: list[Derived] | None = Field(
+        default=None, description="divergence | vorticity | laplacian | advection"
+    )
+    vector: VectorConfig | None = Field(
+        default=None, description="{u: <var>, v: <var>} for divergence, vorticity, advection"
+    )
+    gradients: bool = Field(default=True, description="false: only the derived fields")
 
     @field_validator("dims", mode="before")
     @classmethod
@@ -417,6 +482,23 @@ class GradientConfig(BaseModel):
                     )
         if self.radius != DEFAULT_RADIUS and self.geometry != "spherical":
             _fail("radius is only used with geometry: spherical", field="radius")
+        derived = self.derived or []
+        if self.derived is not None:
+            if not derived:
+                _fail("must list some of divergence, vorticity, laplacian, advection, or be "
+                      "left out", field="derived")  # fmt: skip
+            if len(set(derived)) != len(derived):
+                _fail(f"lists an operator twice: {_show(derived)}", field="derived")
+        wanting = [d for d in derived if d != "laplacian"]
+        if wanting and self.vector is None:
+            _fail(
+                f"{' and '.join(wanting)} need gradient.vector: {{u: <variable>, v: <variable>}}",
+                field="derived",
+            )
+        if self.vector is not None and not derived:
+            _fail("is used by gradient.derived, which is not given", field="vector")
+        if not self.gradients and not derived:
+            _fail("false leaves nothing to write without gradient.derived", field="gradients")
         return self
 
 
@@ -534,6 +616,23 @@ class RunConfig(BaseModel):
             components=g.components,
             mask=g.mask,
         )
+
+    def derived_request(self) -> tuple[list[str] | None, dict[str, Any] | None, bool]:
+        """``(derived, vector, gradients)`` as :func:`daskgrad.vector_plan.plan_with_derived`
+        takes them.
+
+        Examples
+        --------
+        >>> cfg = RunConfig.model_validate({"input": {"path": "in.zarr"}, "output": {"path": "o.zarr"},
+        ...     "gradient": {"derived": ["vorticity"], "vector": {"u": "u10", "v": "v10"}}})
+        >>> cfg.derived_request()
+        (['vorticity'], {'u': 'u10', 'v': 'v10'}, True)
+        """
+        g = self.gradient
+        vector = None
+        if g.vector is not None:
+            vector = {k: v for k, v in g.vector.model_dump().items() if v is not None}
+        return (list(g.derived) if g.derived else None), vector, g.gradients
 
     def to_dict(self) -> dict[str, Any]:
         """The config as plain JSON types (str, int, float, bool, None, list, dict).

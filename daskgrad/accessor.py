@@ -47,7 +47,8 @@ from daskgrad.plan import (
     plan_gradients,
 )
 from daskgrad.vector_accessor import OperatorMethods
-from daskgrad.vector_plan import DerivedPlan, plan_with_derived
+from daskgrad.vector_plan import DerivedPlan
+from daskgrad.vector_request import plan_with_derived
 
 if TYPE_CHECKING:  # the batch layer is imported where to_zarr runs, not with the accessor
     from daskgrad.batch.encoding import Encoding
@@ -172,7 +173,7 @@ def lazy_gradients(
 
     dask-backed variables give lazy dask results with the input's chunks; numpy-backed ones
     are computed now. ``derived`` adds derived fields (divergence, vorticity, laplacian,
-    advection; :func:`daskgrad.vector_plan.plan_with_derived`) of the vector ``vector`` and of
+    advection; :func:`daskgrad.vector_request.plan_with_derived`) of the vector ``vector`` and of
     the chosen variables; ``gradients=False`` leaves the gradients out.
 
     Examples

@@ -222,13 +222,26 @@ def _derivative(part: BlockRecipe, block: Any, start: Sequence[int], faces: Any)
     return field
 
 
-def _per_metric(recipe: VectorRecipe, values: Any, a0: int) -> Any:
-    """``values / (a*cos(lat))`` in place (the same bits as the division into a new array)."""
+def _per_metric(recipe: VectorRecipe, values: Any, a0: int, out: Any = None) -> Any:
+    """``values / (a*cos(lat))`` into ``out`` (default: in place; the same bits as the division
+    into a new array)."""
     assert recipe.metric is not None
     xp = array_module(values)
     n = values.shape[recipe.y_axis]
     denom = _along(xp, recipe.metric[a0 : a0 + n], recipe.dtype, values.ndim, recipe.y_axis)
-    return xp.divide(values, denom, out=values)
+    return xp.divide(values, denom, out=values if out is None else out)
+
+
+#: Elements per slab of the kernel's loop along a dim it does not differentiate: the
+#: derivatives of a slab stay in cache until they are combined into the outputs.
+SLAB_ELEMENTS = 1 << 15
+
+
+def _slab_axis(recipe: VectorRecipe, block: Any) -> int | None:
+    for a in range(block.ndim):
+        if a not in (recipe.x_axis, recipe.y_axis) and block.shape[a] > 1:
+            return a
+    return None
 
 
 def vector_block(
@@ -238,6 +251,10 @@ def vector_block(
     faces: Sequence[Faces],
 ) -> tuple[Any, ...]:
     """The operators of one block, in ``recipe.outputs`` order.
+
+    The block is computed in slabs along a dim that is not differentiated (its numbers do
+    not depend on the cut), each slab's intermediate derivatives combined into the outputs
+    while they are in cache.
 
     Parameters
     ----------
@@ -252,6 +269,41 @@ def vector_block(
         last ``recipe.depth`` points of the previous block and the first of the next one (the
         wrapped neighbour on a periodic axis), ``None`` at a non-periodic end.
     """
+    first = blocks[0]
+    xp = array_module(first)
+    outs = tuple(xp.empty(first.shape, dtype=recipe.out_dtype) for _ in recipe.outputs)
+    axis = _slab_axis(recipe, first)
+    n = 1 if axis is None else first.shape[axis]
+    step = n if axis is None else max(1, SLAB_ELEMENTS // max(1, first.size // n))
+    for s0 in range(0, n, step):
+        if axis is None:
+            _slab(recipe, start, blocks, faces, outs)
+            break
+        key = [slice(None)] * first.ndim
+        key[axis] = slice(s0, min(n, s0 + step))
+        sl = tuple(key)
+
+        def cut(face: Any, sl: tuple = sl) -> Any:
+            return None if face is None else face[sl]
+
+        _slab(
+            recipe,
+            start,
+            [b[sl] for b in blocks],
+            [{a: (cut(lo), cut(hi)) for a, (lo, hi) in f.items()} for f in faces],
+            tuple(o[sl] for o in outs),
+        )
+    return outs
+
+
+def _slab(
+    recipe: VectorRecipe,
+    start: Sequence[int],
+    blocks: Sequence[Any],
+    faces: Sequence[Faces],
+    outs: tuple[Any, ...],
+) -> None:
+    """The operators of one slab of a block, written into ``outs``."""
     x, y = recipe.x_axis, recipe.y_axis
     y0 = int(start[y])
     sphere = recipe.cos is not None
@@ -266,17 +318,20 @@ def vector_block(
         xp.multiply(u, gx, out=gx)
         xp.multiply(v, gy, out=gy)
         xp.add(gx, gy, out=gx)
-        return (xp.negative(gx, out=gx),)
+        xp.negative(gx, out=outs[0])
+        return
     u, v = blocks
     fu, fv = faces
-    out = []
-    for name in recipe.outputs:
+    for name, target in zip(recipe.outputs, outs):
         # divergence: Dx(u) + Dy(v c); vorticity: Dx(v) - Dy(u c); c = 1 without geometry
         along_x, along_y, fx, fy = (u, v, fu, fv) if name == "divergence" else (v, u, fv, fu)
         first = _derivative(recipe.dx, along_x, start, fx[x])
         weighted, wfaces = _times_cos(recipe, along_y, fy[y], y0) if sphere else (along_y, fy[y])
         second = _derivative(recipe.dy, weighted, start, wfaces)
         xp = array_module(first)
-        (xp.add if name == "divergence" else xp.subtract)(first, second, out=first)
-        out.append(_per_metric(recipe, first, y0) if sphere else first)
-    return tuple(out)
+        combine = xp.add if name == "divergence" else xp.subtract
+        if sphere:
+            combine(first, second, out=first)
+            _per_metric(recipe, first, y0, out=target)
+        else:
+            combine(first, second, out=target)

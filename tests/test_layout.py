@@ -45,7 +45,7 @@ ALLOWED = {
                  "daskgrad.coords", "daskgrad.geometry", "daskgrad.cf", "daskgrad.roles",
                  "daskgrad.grids", "daskgrad.masks", "daskgrad.records", "daskgrad.blocks",
                  "daskgrad.operators", "daskgrad.vector_plan", "daskgrad.vector_cf",
-                 "daskgrad.vector_blocks", "daskgrad.vector_accessor"),
+                 "daskgrad.vector_blocks", "daskgrad.vector_accessor", "daskgrad.vector_request"),
     "batch": ("daskgrad",),
 }  # fmt: skip
 

@@ -22,7 +22,7 @@ several ``inputs``), tiled together, each tile reading each input block once.
 Examples
 --------
 >>> import dask.array as da, numpy as np, xarray as xr
->>> from daskgrad.vector_plan import plan_with_derived
+>>> from daskgrad.vector_request import plan_with_derived
 >>> from daskgrad.core.options import GradientOptions
 >>> ds = xr.Dataset({k: (("y", "x"), da.zeros((4, 6), chunks=(2, 3))) for k in ("u", "v")})
 >>> g, d = plan_with_derived(ds, GradientOptions(), ["divergence"], {"u": "u", "v": "v"}, True)

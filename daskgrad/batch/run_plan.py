@@ -49,7 +49,8 @@ from daskgrad.core.chunking import as_regular
 from daskgrad.core.mask import mask_array
 from daskgrad.core.options import OptionError
 from daskgrad.plan import GradientPlan, check_storable, plan_gradients
-from daskgrad.vector_plan import DerivedPlan, plan_with_derived
+from daskgrad.vector_plan import DerivedPlan
+from daskgrad.vector_request import plan_with_derived
 
 __all__ = ["Plan", "plan", "plan_lines", "small_blocks_note"]
 

@@ -31,6 +31,7 @@ from pydantic import (
 )
 
 from daskgrad.batch.config.cluster import ClusterConfig
+from daskgrad.batch.config.derived import Derived, VectorConfig, check_derived
 from daskgrad.batch.config.errors import _describe, _fail, _show
 from daskgrad.batch.encoding import Encoding
 from daskgrad.batch.remote import credential_keys, url_has_password
@@ -309,47 +310,6 @@ class InputConfig(BaseModel):
         return "zarr"
 
 
-#: The derived fields ``gradient.derived`` may list (:data:`daskgrad.vector_plan.OPERATORS`).
-Derived = Literal["divergence", "vorticity", "laplacian", "advection"]
-
-
-class VectorConfig(BaseModel):
-    """The vector of the derived fields (``gradient.vector``).
-
-    Attributes
-    ----------
-    u, v : str
-        The data variables of its eastward (x) and northward (y) components.
-    dims : list of str or None
-        Without geometry, the dims ``[x, y]`` they run along (default: the last two of ``u``).
-    components : {'grid', 'geographic'} or None
-        On a curvilinear grid, whether ``u`` and ``v`` point along the grid's x and y lines or
-        east and north (default: from their standard names).
-    """
-
-    model_config = _FROZEN
-
-    u: str = Field(description="the eastward (x) component")
-    v: str = Field(description="the northward (y) component")
-    dims: list[str] | None = Field(default=None, description="no geometry: [x, y]")
-    components: Components | None = Field(
-        default=None, description="curvilinear grids: grid | geographic (default: standard names)"
-    )
-
-    @field_validator("dims")
-    @classmethod
-    def _two(cls, value: list[str] | None) -> list[str] | None:
-        if value is not None and (len(value) != 2 or value[0] == value[1]):
-            _fail(f"must name two dims, x then y; got {_show(value)}")
-        return value
-
-    @model_validator(mode="after")
-    def _different(self) -> VectorConfig:
-        if self.u == self.v:
-            _fail(f"u and v name the same variable {_show(self.u)}", field="v")
-        return self
-
-
 class GradientConfig(BaseModel):
     """What to differentiate and how (``gradient:``); the arguments of ``ds.grad.to_zarr``.
 
@@ -482,23 +442,8 @@ class GradientConfig(BaseModel):
                     )
         if self.radius != DEFAULT_RADIUS and self.geometry != "spherical":
             _fail("radius is only used with geometry: spherical", field="radius")
-        derived = self.derived or []
-        if self.derived is not None:
-            if not derived:
-                _fail("must list some of divergence, vorticity, laplacian, advection, or be "
-                      "left out", field="derived")  # fmt: skip
-            if len(set(derived)) != len(derived):
-                _fail(f"lists an operator twice: {_show(derived)}", field="derived")
-        wanting = [d for d in derived if d != "laplacian"]
-        if wanting and self.vector is None:
-            _fail(
-                f"{' and '.join(wanting)} need gradient.vector: {{u: <variable>, v: <variable>}}",
-                field="derived",
-            )
-        if self.vector is not None and not derived:
-            _fail("is used by gradient.derived, which is not given", field="vector")
-        if not self.gradients and not derived:
-            _fail("false leaves nothing to write without gradient.derived", field="gradients")
+        check_derived(list(self.derived) if self.derived is not None else None, self.vector,
+                      self.gradients)  # fmt: skip
         return self
 
 
@@ -618,7 +563,7 @@ class RunConfig(BaseModel):
         )
 
     def derived_request(self) -> tuple[list[str] | None, dict[str, Any] | None, bool]:
-        """``(derived, vector, gradients)`` as :func:`daskgrad.vector_plan.plan_with_derived`
+        """``(derived, vector, gradients)`` as :func:`daskgrad.vector_request.plan_with_derived`
         takes them.
 
         Examples

@@ -234,7 +234,7 @@ def _per_metric(recipe: VectorRecipe, values: Any, a0: int, out: Any = None) -> 
 
 #: Elements per slab of the kernel's loop along a dim it does not differentiate: the
 #: derivatives of a slab stay in cache until they are combined into the outputs.
-SLAB_ELEMENTS = 1 << 15
+SLAB_ELEMENTS = 1 << 19
 
 
 def _slab_axis(recipe: VectorRecipe, block: Any) -> int | None:

@@ -76,7 +76,27 @@ class UnitRecipe:
 def unit_recipe(
     parts: Sequence[tuple[BlockRecipe | VectorRecipe, tuple[int, ...]]], inputs: int
 ) -> UnitRecipe:
-    """The :class:`UnitRecipe` of ``parts`` over ``inputs`` kernel inputs."""
+    """The :class:`UnitRecipe` of ``parts`` over ``inputs`` kernel inputs.
+
+    Examples
+    --------
+    The gradient of ``u`` along its axis 1 and the vorticity of ``(u, v)`` along axes 1, 0:
+
+    >>> import numpy as np
+    >>> from daskgrad.core.spacing import axis_spacing
+    >>> from daskgrad.vector_blocks import vector_recipe
+    >>> s0 = axis_spacing(None, axis=0, size=4, edge_order=1)
+    >>> s1 = axis_spacing(None, axis=1, size=5, edge_order=1)
+    >>> grad = BlockRecipe(("du_dx",), (1,), (s1,), (None,), False, np.dtype("f8"))
+    >>> vort = vector_recipe(("vorticity",), 1, 0, s1, s0, np.dtype("f8"))
+    >>> r = unit_recipe([(grad, (0,)), (vort, (0, 1))], 2)
+    >>> r.face_axes, r.depth
+    (((1, 0), (1, 0)), 1)
+    >>> u, v = np.zeros((4, 5)), np.tile(np.arange(5.0), (4, 1))
+    >>> none = {0: (None, None), 1: (None, None)}
+    >>> [f[0].tolist() for f in unit_kernel(r, (0, 0), (u, v), (none, none))]
+    [[0.0, 0.0, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0, 1.0]]
+    """
     faces: list[list[int]] = [[] for _ in range(inputs)]
     periodic: list[int] = []
     for recipe, which in parts:

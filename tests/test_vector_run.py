@@ -157,3 +157,36 @@ def test_to_zarr_writes_derived_fields_in_bounded_tiles(tmp_path):
     assert list(got.data_vars) == ["laplacian_t2m"]
     want = t.grad.laplacian(**SPHERE).values
     assert np.array_equal(got["laplacian_t2m"].values, want)
+
+
+def test_a_curvilinear_grid_runs_from_its_graph_bit_for_bit(tmp_path):
+    from test_vector import rotated_solid_body
+
+    ds, *_ = rotated_solid_body(1)
+    ds = ds.expand_dims(time=2).copy(deep=True)
+    ds.chunk({"y": 7, "x": 11}).to_zarr(tmp_path / "in.zarr", zarr_format=3, consolidated=False)
+    cfg = load_config_text(
+        yaml.safe_dump(
+            {
+                "input": {"path": str(tmp_path / "in.zarr"), "variables": ["ug", "vg"]},
+                "gradient": {
+                    "geometry": "spherical",
+                    "derived": ["divergence", "vorticity"],
+                    "vector": {"u": "ug", "v": "vg", "components": "grid"},
+                    "gradients": False,
+                },
+                "output": {"path": str(tmp_path / "out.zarr")},
+                "cluster": {"kind": "threads", "n_workers": 2},
+            }
+        )
+    )
+    lines: list[str] = []
+    run(cfg, progress=False, echo=lines.append)
+    assert any("curvilinear" in line for line in lines)
+    want = ds.grad.lazy(
+        derived=["divergence", "vorticity"],
+        vector={"u": "ug", "v": "vg", "components": "grid"},
+        gradients=False,
+        geometry="spherical",
+    )
+    _assert_store(tmp_path / "out.zarr", want.compute())

@@ -234,6 +234,10 @@ def test_solid_body_rotation_converges_at_second_order(alpha):
         errors["vorticity"].append(np.abs(z - zeta)[away].max() / (2 * U0 / A))
         errors["divergence"].append(np.abs(d)[away].max() / (U0 / A))
         errors["laplacian"].append(np.abs(L - lap)[away].max() / np.abs(lap).max())
+    # Equal steps in latitude and longitude: the flux form's zero divergence holds to rounding.
+    ds, _, _ = solid_body(36, alpha, step_ratio=1.0)
+    kw = {"geometry": "spherical", "periodic": "lon", "edge_order": 2, "radius": A}
+    assert np.abs(ds.grad.divergence(**kw).values)[1:-1].max() < 1e-12 * U0 / A
     for name, errs in errors.items():
         if name == "divergence" and alpha == 0.0:  # u(lat) only, v = 0: exactly divergence-free
             assert max(errs) < 1e-12
@@ -472,3 +476,25 @@ def test_unknown_keywords_are_type_errors_with_a_hint():
         wind().grad.vorticity(geometri="spherical")
     with pytest.raises(TypeError, match="'components'"):
         wind().grad.laplacian("T", components="grid")
+
+
+if __name__ == "__main__":  # the README's observed orders: python tests/test_vector.py
+    for alpha in (0.0, np.pi / 4, np.pi / 2 - 0.05):
+        rows = []
+        for n in (36, 72, 144):
+            ds, zeta, lap = solid_body(n, alpha)
+            kw = {"geometry": "spherical", "periodic": "lon", "edge_order": 2, "radius": A}
+            away = np.abs(ds["lat"].values) < 80
+            rows.append(
+                (
+                    np.abs(ds.grad.vorticity(**kw).values - zeta)[away].max() / (2 * U0 / A),
+                    np.abs(ds.grad.divergence(**kw).values)[away].max() / (U0 / A),
+                    np.abs(ds.grad.laplacian("Y", **kw).values - lap)[away].max()
+                    / np.abs(lap).max(),
+                )
+            )
+        for name, errs in zip(("vorticity", "divergence", "laplacian"), zip(*rows)):
+            orders = ", ".join(f"{p:.2f}" for p in _orders(errs))
+            print(
+                f"alpha={alpha:.2f} {name}: errors {', '.join(f'{e:.1e}' for e in errs)}; orders {orders}"
+            )

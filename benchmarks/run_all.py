@@ -43,6 +43,12 @@ BENCHMARKS = [
         ["--cases", "base", "z", "--no-plot"],
     ),
     ("A run at scale, on paper", "scale_estimate.py", [], []),
+    (
+        "Divergence and vorticity",
+        "bench_vector.py",
+        [],
+        ["--size-gib", "0.25", "--repeat", "1", "--no-metpy"],
+    ),
 ]
 
 

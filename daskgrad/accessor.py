@@ -37,6 +37,7 @@ from daskgrad.core.mask import mask_array
 from daskgrad.core.options import Dims, GradientOptions, OptionError
 from daskgrad.geometry import SphericalAxes, divide_along, lon_metric
 from daskgrad.grids import attach_grid
+from daskgrad.operators import build_derived
 from daskgrad.plan import (
     GradientField,
     GradientPlan,
@@ -45,6 +46,9 @@ from daskgrad.plan import (
     check_storable,
     plan_gradients,
 )
+from daskgrad.vector_accessor import OperatorMethods
+from daskgrad.vector_plan import DerivedPlan
+from daskgrad.vector_request import plan_with_derived
 
 if TYPE_CHECKING:  # the batch layer is imported where to_zarr runs, not with the accessor
     from daskgrad.batch.encoding import Encoding
@@ -158,11 +162,19 @@ def build_gradients(
     return xr.Dataset(out, coords=obj.coords, attrs=attrs)
 
 
-def lazy_gradients(obj: XarrayObject, options: GradientOptions) -> xr.Dataset:
+def lazy_gradients(
+    obj: XarrayObject,
+    options: GradientOptions,
+    derived: Any = None,
+    vector: Any = None,
+    gradients: bool = True,
+) -> xr.Dataset:
     """The gradient fields of ``obj``, unevaluated where the input is dask-backed.
 
     dask-backed variables give lazy dask results with the input's chunks; numpy-backed ones
-    are computed now.
+    are computed now. ``derived`` adds derived fields (divergence, vorticity, laplacian,
+    advection; :func:`daskgrad.vector_request.plan_with_derived`) of the vector ``vector`` and of
+    the chosen variables; ``gradients=False`` leaves the gradients out.
 
     Examples
     --------
@@ -174,7 +186,31 @@ def lazy_gradients(obj: XarrayObject, options: GradientOptions) -> xr.Dataset:
     >>> g["df_dx"].values
     array([1., 2., 4., 5.])
     """
-    return build_gradients(*planned(obj, options))
+    if derived is None and gradients:
+        return build_gradients(*planned(obj, options))
+    obj, plan, dplan = planned_with_derived(obj, options, derived, vector, gradients)
+    return _with_derived(obj, plan, dplan)
+
+
+def _with_derived(obj: XarrayObject, plan: GradientPlan | None, dplan: DerivedPlan) -> xr.Dataset:
+    out = build_gradients(obj, plan) if plan is not None else xr.Dataset(coords=obj.coords)
+    if isinstance(obj, xr.Dataset):
+        out.attrs = dict(obj.attrs)
+    return out.assign(build_derived(obj, dplan))
+
+
+def planned_with_derived(
+    obj: XarrayObject, options: GradientOptions, derived: Any, vector: Any, gradients: bool
+) -> tuple[XarrayObject, GradientPlan | None, DerivedPlan]:
+    """:func:`planned` with derived fields: the gradients' plan (``None`` for
+    ``gradients=False``) and the derived fields' plan; notes issued as ``UserWarning``."""
+    named = options.mask if isinstance(options.mask, str) and options.mask != "auto" else None
+    obj = attach_grid(obj, options.grid, mask=named)
+    plan, dplan = plan_with_derived(obj, options, derived, vector, gradients)
+    notes = list(plan.notes if plan is not None else ()) + list(dplan.gradient.notes)
+    for note in dict.fromkeys(notes):
+        warnings.warn(note, UserWarning, stacklevel=4)
+    return obj, plan, dplan
 
 
 def planned(obj: XarrayObject, options: GradientOptions) -> tuple[XarrayObject, GradientPlan]:
@@ -219,6 +255,9 @@ def gradients_to_zarr(
     options: GradientOptions,
     mode: Literal["w-", "w"] = "w-",
     encoding: Encoding | Mapping[str, Any] | None = None,
+    derived: Any = None,
+    vector: Any = None,
+    gradients: bool = True,
 ) -> None:
     """Write the gradient fields of ``obj`` to a zarr store, block by block, in bounded memory.
 
@@ -248,9 +287,15 @@ def gradients_to_zarr(
             f"mode must be 'w-' (refuse an existing store) or 'w' (overwrite it); got {mode!r}"
         )
     layout = _encoding(encoding)
-    obj, plan = planned(obj, options)
-    check_storable(plan)
-    write_gradients(obj, plan, store, mode, layout)
+    if derived is None and gradients:
+        obj, plan = planned(obj, options)
+        check_storable(plan)
+        write_gradients(obj, plan, store, mode, layout)
+        return
+    obj, maybe, dplan = planned_with_derived(obj, options, derived, vector, gradients)
+    if maybe is not None:
+        check_storable(maybe)
+    write_gradients(obj, maybe, store, mode, layout, derived=dplan)
 
 
 def _encoding(encoding: Encoding | Mapping[str, Any] | None) -> Encoding:
@@ -310,12 +355,14 @@ def _takes_options(method: _Method) -> _Method:
 
 @xr.register_dataset_accessor("grad")
 @xr.register_dataarray_accessor("grad")
-class GradAccessor:
+class GradAccessor(OperatorMethods):
     """``obj.grad``: numpy.gradient of xarray objects along named dims, using the coordinates.
 
     Holds only the wrapped object; every method delegates to a module function of
     :mod:`daskgrad.accessor`. The keyword arguments of every method are the fields of
-    :class:`daskgrad.core.options.GradientOptions`.
+    :class:`daskgrad.core.options.GradientOptions`. The operators (``divergence``,
+    ``vorticity``, ``laplacian``, ``advection``) come from
+    :class:`daskgrad.vector_accessor.OperatorMethods`.
 
     Examples
     --------
@@ -334,12 +381,31 @@ class GradAccessor:
         self._obj = obj
 
     @_takes_options
-    def lazy(self, dim: Dims = None, **options: Any) -> xr.Dataset:
+    def lazy(
+        self,
+        dim: Dims = None,
+        *,
+        derived: Any = None,
+        vector: Any = None,
+        gradients: bool = True,
+        **options: Any,
+    ) -> xr.Dataset:
         """The gradient fields, unevaluated (dask-backed where the input is).
 
         Parameters
         ----------
         {options}
+        derived
+            Derived fields to add: some of ``"divergence"``, ``"vorticity"`` (of ``vector``),
+            ``"laplacian"``, ``"advection"`` (of each chosen variable), named ``divergence``,
+            ``vorticity``, ``laplacian_<var>``, ``advection_<var>``; on a sphere and on a
+            curvilinear grid over its horizontal dims (see :meth:`divergence`).
+        vector
+            ``{"u": name, "v": name}``, optionally with ``"dims": [x, y]`` (no geometry;
+            default the last two dims of ``u``) and ``"components"`` (a curvilinear grid's
+            basis of the vector, as :meth:`divergence` takes it).
+        gradients
+            ``False``: only the derived fields.
 
         Returns
         -------
@@ -365,11 +431,22 @@ class GradAccessor:
         >>> type(g["df_dx"].data).__name__, g["df_dx"].chunks == a.chunks
         ('Array', True)
         """
-        return lazy_gradients(self._obj, GradientOptions.from_call(dim, options))
+        return lazy_gradients(
+            self._obj, GradientOptions.from_call(dim, options), derived, vector, gradients
+        )
 
     @_takes_options
-    def compute(self, dim: Dims = None, **options: Any) -> xr.Dataset:
-        """The gradient fields, loaded in memory. Arguments as in :meth:`lazy`.
+    def compute(
+        self,
+        dim: Dims = None,
+        *,
+        derived: Any = None,
+        vector: Any = None,
+        gradients: bool = True,
+        **options: Any,
+    ) -> xr.Dataset:
+        """The gradient fields, loaded in memory. Arguments as in :meth:`lazy` (``derived``,
+        ``vector`` and ``gradients`` too).
 
         Parameters
         ----------
@@ -383,7 +460,9 @@ class GradAccessor:
         >>> a.grad.compute()["df_dt"].values
         array([1. , 1.5, 2.5, 3. ])
         """
-        return compute_gradients(self._obj, GradientOptions.from_call(dim, options))
+        return lazy_gradients(
+            self._obj, GradientOptions.from_call(dim, options), derived, vector, gradients
+        ).compute()
 
     @_takes_options
     def to_zarr(
@@ -393,6 +472,9 @@ class GradAccessor:
         *,
         mode: Literal["w-", "w"] = "w-",
         encoding: Encoding | Mapping[str, Any] | None = None,
+        derived: Any = None,
+        vector: Any = None,
+        gradients: bool = True,
         **options: Any,
     ) -> None:
         """Stream the gradient fields to a zarr store, one dask block per zarr chunk.
@@ -413,6 +495,9 @@ class GradAccessor:
             ``{"codec": "zstd", "level": 3}``, ``{"dtype": "float32"}``,
             ``{"shards": "256MiB"}``, ``{"zarr_format": 2}``, ``{"variables": {name: {...}}}``.
             Default: blosc lz4 with bit shuffle, the input's float dtype, no shards, zarr v3.
+        derived, vector, gradients
+            Derived fields written beside (or, with ``gradients=False``, instead of) the
+            gradients, in the same bounded tiles, as in :meth:`lazy`.
 
         Examples
         --------
@@ -424,4 +509,13 @@ class GradAccessor:
         >>> xr.open_zarr(path)["df_dx"].encoding["chunks"]
         (2,)
         """
-        gradients_to_zarr(self._obj, store, GradientOptions.from_call(dim, options), mode, encoding)
+        gradients_to_zarr(
+            self._obj,
+            store,
+            GradientOptions.from_call(dim, options),
+            mode,
+            encoding,
+            derived,
+            vector,
+            gradients,
+        )

@@ -2,7 +2,8 @@
 
 - ``daskgrad.core``: the engine (numpy, CuPy, dask); imports nothing else of daskgrad;
 - the accessor layer, the modules at the top of the package (``accessor``, ``plan``,
-  ``records``, ``arguments``, ``roles``, ``coords``, ``geometry``, ``grids``, ``masks``, ``cf``): xarray on top of the core; the batch layer
+  ``records``, ``arguments``, ``roles``, ``coords``, ``geometry``, ``grids``, ``masks``, ``cf``,
+  ``blocks`` and the operators' ``operators``, ``vector_*``): xarray on top of the core; the batch layer
   is imported only inside the function that needs it (``ds.grad.to_zarr``'s writer);
 - ``daskgrad.batch``: the command, the config and the bounded writer; may import anything.
 """
@@ -42,7 +43,9 @@ ALLOWED = {
     "core": ("daskgrad.core",),
     "accessor": ("daskgrad.core", "daskgrad.accessor", "daskgrad.plan", "daskgrad.arguments",
                  "daskgrad.coords", "daskgrad.geometry", "daskgrad.cf", "daskgrad.roles",
-                 "daskgrad.grids", "daskgrad.masks", "daskgrad.records"),
+                 "daskgrad.grids", "daskgrad.masks", "daskgrad.records", "daskgrad.blocks",
+                 "daskgrad.operators", "daskgrad.vector_plan", "daskgrad.vector_cf",
+                 "daskgrad.vector_blocks", "daskgrad.vector_accessor", "daskgrad.vector_request"),
     "batch": ("daskgrad",),
 }  # fmt: skip
 

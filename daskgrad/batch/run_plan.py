@@ -49,6 +49,8 @@ from daskgrad.core.chunking import as_regular
 from daskgrad.core.mask import mask_array
 from daskgrad.core.options import OptionError
 from daskgrad.plan import GradientPlan, check_storable, plan_gradients
+from daskgrad.vector_plan import DerivedPlan
+from daskgrad.vector_request import plan_with_derived
 
 __all__ = ["Plan", "plan", "plan_lines", "small_blocks_note"]
 
@@ -82,6 +84,8 @@ class Plan:
     values: dict[str, Any] = field(default_factory=dict)
     #: The accessor's plan of the gradients (variables left out, masks, grids, spacings).
     gradient: GradientPlan | None = None
+    #: The plan of the derived fields (``gradient.derived``), if any.
+    derived: DerivedPlan | None = None
 
     @property
     def store(self) -> str | RemoteStore:
@@ -128,6 +132,23 @@ def _gradient_plan(cfg: RunConfig, ds: xr.Dataset, source: str) -> GradientPlan:
         gplan = plan_gradients(ds, cfg.gradient_options())
         check_storable(gplan)
         return gplan
+    except OptionError as err:
+        raise _refuse(source, OPTION_KEYS[err.argument], str(err)) from err
+
+
+def _plans(
+    cfg: RunConfig, ds: xr.Dataset, source: str
+) -> tuple[GradientPlan | None, DerivedPlan | None]:
+    """The gradients' plan (``None`` for ``gradient.gradients: false``) and the derived
+    fields' (``None`` without ``gradient.derived``)."""
+    derived, vector, gradients = cfg.derived_request()
+    if derived is None:
+        return _gradient_plan(cfg, ds, source), None
+    try:
+        gplan, dplan = plan_with_derived(ds, cfg.gradient_options(), derived, vector, gradients)
+        if gplan is not None:
+            check_storable(gplan)
+        return gplan, dplan
     except OptionError as err:
         raise _refuse(source, OPTION_KEYS[err.argument], str(err)) from err
 
@@ -191,6 +212,41 @@ def plan_outputs(
     )
 
 
+def _outputs(ds: xr.Dataset, gplan: GradientPlan | None, dplan: DerivedPlan | None) -> tuple:
+    """:func:`plan_outputs` of the gradients, with the derived fields' units
+    (:mod:`daskgrad.batch.derived`) where they are asked for: ``(result, chunk_shapes,
+    recipes, values, derived outputs or None, the variable plans that keep a group of their
+    own)``. The gradients of a unit's inputs move into the unit (one read of each block)."""
+    extra = None
+    own = list(gplan.variables) if gplan is not None else []
+    if dplan is not None:
+        from daskgrad.batch.derived import derived_outputs
+
+        extra = derived_outputs(ds, dplan, gplan)
+        own = [vp for vp in own if vp.key not in extra.taken]
+    recipes: dict[str, Any] = {}  # the gradients' BlockRecipes and the units' UnitRecipes
+    chunk_shapes: dict[str, tuple[int, ...]] = {}
+    values: dict[str, Any] = {}
+    result = xr.Dataset(coords=ds.coords)
+    if own and gplan is not None:
+        kept = tuple(f for vp in own for f in vp.fields)
+        sub = dataclasses.replace(gplan, variables=tuple(own), fields=kept)
+        result, chunk_shapes, grecipes, values = plan_outputs(ds, sub)
+        recipes.update(grecipes)
+    if extra is not None:
+        merged: dict[str, Any] = {
+            **{str(k): v for k, v in result.data_vars.items()},
+            **extra.outputs,
+        }
+        order = gplan.names if gplan is not None else []
+        names = [str(n) for n in order] + [n for n in merged if n not in map(str, order)]
+        result = xr.Dataset({n: merged[n] for n in names}, coords=ds.coords, attrs=dict(ds.attrs))
+        chunk_shapes.update(extra.chunk_shapes)
+        recipes.update(extra.recipes)
+        values.update(extra.values)
+    return result, chunk_shapes, recipes, values, extra, own
+
+
 def small_blocks_note(p: Plan, *, min_bytes: int = 1 << 20, min_blocks: int = 10_000) -> str | None:
     """A note for blocks so small and so many that dask's cost per task would dominate.
 
@@ -231,11 +287,16 @@ def plan_lines(p: Plan) -> list[str]:
     """
     from daskgrad.roles import left_out_line
 
-    if p.gradient is None:
-        return []
-    line = left_out_line(p.gradient.left_out, "input.variables")
-    notes = [f"input.{n}" if n.startswith("variables: ") else n for n in p.gradient.notes]
-    return ([line] if line else []) + [f"note: {n}" for n in notes]
+    lines: list[str] = []
+    notes: list[str] = []
+    if p.gradient is not None:
+        line = left_out_line(p.gradient.left_out, "input.variables")
+        lines += [line] if line else []
+        notes += [f"input.{n}" if n.startswith("variables: ") else n for n in p.gradient.notes]
+    if p.derived is not None:
+        notes += [n for n in p.derived.gradient.notes if n not in notes]
+        notes += [f"derived fields leave out {k!r}: {why}" for k, why in p.derived.left_out.items()]
+    return lines + [f"note: {n}" for n in notes]
 
 
 def _coordinate_checksums(ds: xr.Dataset) -> dict[str, str]:
@@ -272,9 +333,11 @@ def plan(cfg: RunConfig, source: str = "<config>") -> Plan:
         if problem is None:
             raise
         raise _refuse(source, "input.path", f"cannot open {cfg.input.path!r}: {problem}") from err
-    gplan = _gradient_plan(cfg, ds, source)
-    variables = [str(vp.key) for vp in gplan.variables]
-    result, chunk_shapes, recipes, values = plan_outputs(ds, gplan)
+    gplan, dplan = _plans(cfg, ds, source)
+    variables = [str(vp.key) for vp in gplan.variables] if gplan is not None else []
+    result, chunk_shapes, recipes, values, extra, own = _outputs(ds, gplan, dplan)
+    if extra is not None:
+        variables += [v for u in extra.units for v in u.inputs if v not in variables]
     try:
         layouts = resolve_all(cfg.output.encoding, result, chunk_shapes)
     except OptionError as err:  # err.argument is "encoding.<key>"
@@ -307,7 +370,11 @@ def plan(cfg: RunConfig, source: str = "<config>") -> Plan:
         storage_options=cfg.input.storage_options,
     )
     shards = {v: lay.shard_blocks for v, lay in layouts.items()}
-    groups = [group_of(ds, result, vp, chunk_shapes, shards) for vp in gplan.variables]
+    groups = [group_of(ds, result, vp, chunk_shapes, shards) for vp in own]
+    if extra is not None:
+        from daskgrad.batch.derived import derived_groups
+
+        groups += derived_groups(result, extra.units, chunk_shapes, shards)
     p = Plan(
         cfg,
         source,
@@ -322,6 +389,7 @@ def plan(cfg: RunConfig, source: str = "<config>") -> Plan:
         recipes=recipes,
         values=values,
         gradient=gplan,
+        derived=dplan,
     )
     check_memory(p, configured_worker(cfg.cluster))
     return p

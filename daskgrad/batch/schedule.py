@@ -71,6 +71,12 @@ class Group:
     shard
         Blocks per shard along each dim (a multiple of every output's shards), or None: tiles
         then hold whole shards, so that one task writes each shard.
+    inputs
+        The input variables its tiles read, where they are several or not ``source`` (a group
+        of derived fields, :mod:`daskgrad.batch.derived`); empty: ``source`` alone.
+    faces_kept
+        Whether a tile's outward faces are kept for its neighbours (the face store), so a cut
+        costs one plane of blocks read again instead of two.
     """
 
     source: str
@@ -81,6 +87,8 @@ class Group:
     cost: BlockCost
     block_text: str
     shard: tuple[int, ...] | None = None
+    inputs: tuple[str, ...] = ()
+    faces_kept: bool = True
 
 
 def group_of(
@@ -247,8 +255,9 @@ def planned_reads(
     for g in groups:
         tp = plans[g.source]
         blocks = max(1, math.prod(g.grid))
-        extra = tp.extra_reads() / (2 if faces else 1)
-        total += int(source[g.source].nbytes * (1 + extra / blocks))
+        extra = tp.extra_reads() / (2 if faces and g.faces_kept else 1)
+        nbytes = sum(source[v].nbytes for v in g.inputs or (g.source,))
+        total += int(nbytes * (1 + extra / blocks))
     return total
 
 

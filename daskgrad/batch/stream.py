@@ -31,7 +31,6 @@ from daskgrad.batch import faces as face_store
 from daskgrad.batch.budget import THREADS_FRACTION, WorkerMemory, measured_worker
 from daskgrad.batch.encoding import Encoding, resolve_all, write_metadata
 from daskgrad.batch.grid import BlockBitmap, chunk_grid
-from daskgrad.batch.run_plan import plan_outputs
 from daskgrad.batch.schedule import group_of, iter_tiles, tile_plans
 from daskgrad.batch.tile_tasks import make_programs
 from daskgrad.batch.writer import TileWriter, worker_infos
@@ -85,20 +84,32 @@ def _warm(client: Any) -> dict[str, int] | None:
         return None
 
 
-def write_gradients(obj: Any, plan: Any, store: Any, mode: str, encoding: Encoding) -> None:
-    """Write the gradients of ``obj`` by ``plan`` to ``store`` tile by tile, stored as
-    ``encoding`` says (the batch config's ``output.encoding``).
+def write_gradients(
+    obj: Any, plan: Any, store: Any, mode: str, encoding: Encoding, derived: Any = None
+) -> None:
+    """Write the gradients of ``obj`` by ``plan`` (``None``: none) and the derived fields of
+    ``derived`` (a :class:`~daskgrad.vector_plan.DerivedPlan`) to ``store`` tile by tile, stored
+    as ``encoding`` says (the batch config's ``output.encoding``).
 
     As in a batch run, each tile's tasks are built from the plan (no graph of the whole array
-    is made, :mod:`daskgrad.batch.tile_tasks`) except for variables whose blocks need it.
+    is made, :mod:`daskgrad.batch.tile_tasks`, :mod:`daskgrad.batch.derived_tasks`) except
+    for variables whose blocks need it.
     """
+    from daskgrad.batch.derived import derived_groups, stand_in
+    from daskgrad.batch.run_plan import _outputs
+
     source = obj if isinstance(obj, xr.Dataset) else obj.to_dataset(name="__values__")
-    named = dataclasses.replace(plan, variables=tuple(_with_key(vp) for vp in plan.variables))
-    result, chunk_shapes, recipes, values = plan_outputs(source, named)
+    named = None
+    if plan is not None:
+        named = dataclasses.replace(plan, variables=tuple(_with_key(vp) for vp in plan.variables))
+    dplan = None if derived is None else stand_in(derived, "__values__")
+    result, chunk_shapes, recipes, values, extra, own = _outputs(source, named, dplan)
     layouts = resolve_all(encoding, result, chunk_shapes)
     write_metadata(result, store, layouts, chunk_shapes, encoding.zarr_format, mode)
     shards = {v: lay.shard_blocks for v, lay in layouts.items()}
-    groups = [group_of(source, result, vp, chunk_shapes, shards) for vp in named.variables]
+    groups = [group_of(source, result, vp, chunk_shapes, shards) for vp in own]
+    if extra is not None:
+        groups += derived_groups(result, extra.units, chunk_shapes, shards)
     client = active_client()
     worker, workers = library_worker(client)
     for g in groups:

@@ -450,7 +450,9 @@ def make_programs(
         The :class:`daskgrad.batch.schedule.Group` of each input variable.
     recipes
         Per input variable, its :class:`~daskgrad.blocks.BlockRecipe` (tasks from the plan),
-        or why its outputs come from the whole-array graph (then ``outputs`` holds that graph).
+        or why its outputs come from the whole-array graph (then ``outputs`` holds that graph);
+        per group of derived fields its :class:`~daskgrad.vector_blocks.VectorRecipe`
+        (:class:`~daskgrad.batch.derived_tasks.DerivedProgram`) or the reason.
     values
         Per input variable, the values on the outputs' chunk grid (a lazy dask array).
     outputs
@@ -465,11 +467,25 @@ def make_programs(
         Keep faces between tiles in the face store (:mod:`daskgrad.batch.faces`).
     """
     units: dict[str, NativeUnit] = {}
+    derived: dict[str, Any] = {}
     programs: dict[str | None, Program] = {}
     for number, g in enumerate(groups):
         recipe = recipes[g.source]
         if isinstance(recipe, str):
             programs[g.source] = GraphProgram({o: outputs[o] for o in g.outputs}, store, token)
+            continue
+        if not isinstance(recipe, BlockRecipe):  # derived fields (daskgrad.batch.derived)
+            from daskgrad.batch.derived_tasks import DerivedUnitTasks
+
+            derived[g.source] = DerivedUnitTasks(
+                values=tuple(values[g.source]),
+                recipe=recipe,
+                names=tuple(g.outputs),
+                chunks=tuple(chunk_shapes[g.outputs[0]]),
+                shape=tuple(values[g.source][0].shape),
+                grid=tuple(g.grid),
+                shards={o: shards.get(o) for o in g.outputs},
+            )
             continue
         first = g.outputs[0]
         todo = BlockBitmap(g.grid)
@@ -488,4 +504,8 @@ def make_programs(
     if units:
         native = NativeProgram(units, store, token, keep_faces=keep_faces)
         programs.update(dict.fromkeys(units, native))
+    if derived:
+        from daskgrad.batch.derived_tasks import DerivedProgram
+
+        programs.update(dict.fromkeys(derived, DerivedProgram(derived, store, token)))
     return programs

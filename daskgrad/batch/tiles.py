@@ -319,7 +319,7 @@ class TilePlan:
         column_axes = order if self.stream is None else order[:-1]
         sizes = [len(starts[a]) for a in column_axes]
         count = math.prod(sizes)
-        along = [None] if self.stream is None else list(starts[self.stream])
+        along = [0] if self.stream is None else list(starts[self.stream])
         stretch = -(-count // max(1, lanes))
         for step in range(stretch):
             for lane in range(max(1, lanes)):

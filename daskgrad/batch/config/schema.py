@@ -31,6 +31,7 @@ from pydantic import (
 )
 
 from daskgrad.batch.config.cluster import ClusterConfig
+from daskgrad.batch.config.derived import Derived, VectorConfig, check_derived
 from daskgrad.batch.config.errors import _describe, _fail, _show
 from daskgrad.batch.encoding import Encoding
 from daskgrad.batch.remote import credential_keys, url_has_password
@@ -54,6 +55,7 @@ __all__ = [
     "InputConfig",
     "OutputConfig",
     "RunConfig",
+    "VectorConfig",
 ]
 
 #: Largest chunk length accepted along one dim (larger ones are certainly a typo).
@@ -74,6 +76,13 @@ OPTION_KEYS = {
     "components": "gradient.components",
     "mask": "gradient.mask",
     "grid": "input.grid",
+    # the derived fields (daskgrad.vector_plan)
+    "derived": "gradient.derived",
+    "vector": "gradient.vector",
+    "gradients": "gradient.gradients",
+    "u": "gradient.vector.u",
+    "v": "gradient.vector.v",
+    "var": "input.variables",
 }
 
 _URL = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]*::)*[A-Za-z][A-Za-z0-9+.-]*://")
@@ -333,6 +342,15 @@ class GradientConfig(BaseModel):
         (True or nonzero = wet), or ``auto`` for the models' own masks (ROMS ``mask_rho`` ...,
         NEMO ``tmask`` ..., MOM6 ``wet`` ...). A masked variable runs ``one-sided`` and is NaN
         on land (:mod:`daskgrad.masks`).
+    derived : list or None
+        Derived fields to write: ``divergence`` and ``vorticity`` of ``vector``, ``laplacian``
+        and ``advection`` (by ``vector``) of each chosen variable, named ``divergence``,
+        ``vorticity``, ``laplacian_<var>``, ``advection_<var>`` (:mod:`daskgrad.operators`).
+        They run over the horizontal dims: the geometry's, or ``vector.dims`` without one.
+    vector : VectorConfig or None
+        ``{u: ..., v: ...}`` for divergence, vorticity and advection.
+    gradients : bool
+        Write the gradients too (default); ``false``: only the derived fields.
     """
 
     model_config = _FROZEN
@@ -358,6 +376,13 @@ class GradientConfig(BaseModel):
     mask: str | None = Field(
         default=None, description="a mask variable (True/nonzero = wet) or auto (the models')"
     )
+    derived: list[Derived] | None = Field(
+        default=None, description="divergence | vorticity | laplacian | advection"
+    )
+    vector: VectorConfig | None = Field(
+        default=None, description="{u: <var>, v: <var>} for divergence, vorticity, advection"
+    )
+    gradients: bool = Field(default=True, description="false: only the derived fields")
 
     @field_validator("dims", mode="before")
     @classmethod
@@ -417,6 +442,8 @@ class GradientConfig(BaseModel):
                     )
         if self.radius != DEFAULT_RADIUS and self.geometry != "spherical":
             _fail("radius is only used with geometry: spherical", field="radius")
+        check_derived(list(self.derived) if self.derived is not None else None, self.vector,
+                      self.gradients)  # fmt: skip
         return self
 
 
@@ -534,6 +561,23 @@ class RunConfig(BaseModel):
             components=g.components,
             mask=g.mask,
         )
+
+    def derived_request(self) -> tuple[list[str] | None, dict[str, Any] | None, bool]:
+        """``(derived, vector, gradients)`` as :func:`daskgrad.vector_request.plan_with_derived`
+        takes them.
+
+        Examples
+        --------
+        >>> cfg = RunConfig.model_validate({"input": {"path": "in.zarr"}, "output": {"path": "o.zarr"},
+        ...     "gradient": {"derived": ["vorticity"], "vector": {"u": "u10", "v": "v10"}}})
+        >>> cfg.derived_request()
+        (['vorticity'], {'u': 'u10', 'v': 'v10'}, True)
+        """
+        g = self.gradient
+        vector = None
+        if g.vector is not None:
+            vector = {k: v for k, v in g.vector.model_dump().items() if v is not None}
+        return (list(g.derived) if g.derived else None), vector, g.gradients
 
     def to_dict(self) -> dict[str, Any]:
         """The config as plain JSON types (str, int, float, bool, None, list, dict).

@@ -49,11 +49,17 @@ class TileDeaths(RuntimeError):
 
 
 def worker_infos(client: Any) -> dict[str, dict]:
-    """The scheduler's record of every worker, by address."""
+    """The scheduler's record of every worker, by address, asked of the scheduler itself.
+
+    Not ``client.scheduler_info()``: that returns the client's cached copy, which the client's
+    own periodic refresh rewrites without workers; read at the wrong moment it lists none, and
+    every worker would seem to have died and joined again.
+    """
     try:
-        return dict(client.scheduler_info(n_workers=-1)["workers"])
+        identity = client.sync(client.scheduler.identity, n_workers=-1)
     except TypeError:  # older distributed: no n_workers argument
-        return dict(client.scheduler_info()["workers"])
+        identity = client.sync(client.scheduler.identity)
+    return dict(identity["workers"])
 
 
 def _running(infos: Mapping[str, Mapping]) -> list[str]:
@@ -112,11 +118,12 @@ def _count_from_events(client: Any, since: float, report: WriteReport) -> None:
                 retired += 1
             else:
                 died += 1
-    report.joined, report.retired, report.died = (
-        max(report.joined, joined),
-        max(report.retired, retired),
-        max(report.died, died),
-    )
+    # The scheduler's word decides retired or lost: a polled worker may vanish before its
+    # retirement is logged. Departures only polling saw (no event) still count.
+    left = max(report.retired + report.died, retired + died)
+    report.joined = max(report.joined, joined)
+    report.retired = min(left, max(report.retired, retired))
+    report.died = left - report.retired
 
 
 def _retired(client: Any, address: str, last_status: str) -> bool:

@@ -269,6 +269,19 @@ def vector_block(
         last ``recipe.depth`` points of the previous block and the first of the next one (the
         wrapped neighbour on a periodic axis), ``None`` at a non-periodic end.
     """
+    from daskgrad.vector_compiled import compiled_block  # it calls back into this module
+
+    fast = compiled_block(recipe, start, blocks, faces, _array_block)
+    return fast if fast is not None else _array_block(recipe, start, blocks, faces)
+
+
+def _array_block(
+    recipe: VectorRecipe,
+    start: Sequence[int],
+    blocks: Sequence[Any],
+    faces: Sequence[Faces],
+) -> tuple[Any, ...]:
+    """:func:`vector_block` with the array module (numpy, CuPy), slab by slab."""
     first = blocks[0]
     xp = array_module(first)
     outs = tuple(xp.empty(first.shape, dtype=recipe.out_dtype) for _ in recipe.outputs)

@@ -81,3 +81,51 @@ def fused(f, o0, o1, o2, m0, m1, m2, s0, s1, s2, w0, w1, w2):
                     o0[i, j], f[i - 1, j], f[i, j], f[i + 1, j],
                     m0, s0, w0[0, i], w0[1, i], w0[2, i],
                 )  # fmt: skip
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy", boundscheck=False)
+def div_vort(u, v, ends, od, ov, mx, sx, wx, my, sy, wy, cos, metric, sphere, lo_ok, hi_ok):
+    # Divergence (od) and/or vorticity (ov; an output of shape (0, 0, 0) is not asked for) of
+    # (n0, ny, nx) views at rows 1 .. ny-2, through ``row`` and ``last_axis``: Dx of one input,
+    # Dy of the other times cos(lat) (sphere), combined and divided by a*cos(lat) in the
+    # values' dtype, as vector_blocks' numpy path. ``ends[q]`` (n0, ny) holds the neighbours'
+    # points beside the first (q = 0: u, 2: v) and last (q = 1: u, 3: v) column: with
+    # ``lo_ok``/``hi_ok`` those columns are computed too (central differences across the cut).
+    n0, ny, nx = u.shape
+    gx = np.empty_like(u[0, 0])
+    gy = np.empty_like(u[0, 0])
+    p = np.empty_like(u[0, :3])
+    k0 = 0 if lo_ok else 1
+    k1 = nx if hi_ok else nx - 1
+    for out, sign in ((od, 1), (ov, -1)):
+        if out.shape[0] == 0:
+            continue
+        along_x, along_y = (u, v) if sign == 1 else (v, u)
+        q = 0 if sign == 1 else 2
+        for i in range(n0):
+            for j in range(1, ny - 1):
+                r = along_x[i, j]
+                last_axis(gx, r, mx, sx, wx[0], wx[1], wx[2])
+                if lo_ok:
+                    row(gx[:1], ends[q, i, j : j + 1], r[:1], r[1:2],
+                        mx, sx, wx[0, 0], wx[1, 0], wx[2, 0])  # fmt: skip
+                if hi_ok:
+                    row(gx[nx - 1 :], r[nx - 2 : nx - 1], r[nx - 1 :], ends[q + 1, i, j : j + 1],
+                        mx, sx, wx[0, nx - 1], wx[1, nx - 1], wx[2, nx - 1])  # fmt: skip
+                if sphere:
+                    for w in range(3):
+                        c = cos[j - 1 + w]
+                        src = along_y[i, j - 1 + w]
+                        for k in range(nx):
+                            p[w, k] = src[k] * c
+                    row(gy, p[0], p[1], p[2], my, sy, wy[0, j], wy[1, j], wy[2, j])
+                else:
+                    row(
+                        gy, along_y[i, j - 1], along_y[i, j], along_y[i, j + 1],
+                        my, sy, wy[0, j], wy[1, j], wy[2, j],
+                    )  # fmt: skip
+                o = out[i, j]
+                m = metric[j]
+                for k in range(k0, k1):
+                    t = gx[k] + gy[k] if sign == 1 else gx[k] - gy[k]
+                    o[k] = t / m if sphere else t

@@ -30,10 +30,20 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["enabled", "interior_pass", "load", "view_3d"]
+__all__ = ["enabled", "interior_pass", "load", "vector_interior", "view_3d"]
 
 # Modes of one axis in :func:`interior_pass` (the same numbers as in _fused_numba).
 NONE, MULTIPLY, DIVIDE, WEIGHTS, WEIGHTS32 = 0, 1, 2, 3, 4
+
+
+@lru_cache(maxsize=1)
+def _numba_vector() -> Any:
+    """The compiled divergence/vorticity pass, or None (numba is not installed)."""
+    try:
+        from daskgrad.core._fused_numba import div_vort
+    except ImportError:
+        return None
+    return div_vort
 
 
 @lru_cache(maxsize=1)
@@ -169,3 +179,67 @@ def interior_pass(
             w.append(wa)
     del dummy_w
     kernel(f, *o, *(int(m) for m in modes), *(float(s) for s in scalars), *w)
+
+
+def vector_interior(
+    u: np.ndarray,
+    v: np.ndarray,
+    outs: Sequence[np.ndarray | None],
+    x_axis: tuple[int, float, np.ndarray],
+    y_axis: tuple[int, float, np.ndarray],
+    cos: np.ndarray | None,
+    metric: np.ndarray | None,
+    x_faces: Sequence[np.ndarray | None] = (None, None, None, None),
+) -> None:
+    """Divergence and/or vorticity at the interior points of a 3-D ``(n0, ny, nx)`` block.
+
+        ``Dx(u) + Dy(v c)`` and ``Dx(v) - Dy(u c)``, divided by ``metric`` on a sphere (``c`` =
+        ``cos``, both in the values' dtype, one value per point along ``ny``), each derivative by
+        the rows of :func:`interior_pass` (the same operations as numpy's, in the same order) and
+        every sum and quotient in the values' dtype, as :mod:`daskgrad.vector_blocks` computes
+        them with the array module. Points ``1 .. ny-2`` x ``1 .. nx-2`` are written, and the first
+    (last) column too where ``x_faces`` gives the neighbours' points beside it.
+
+        Parameters
+        ----------
+        u, v
+            The blocks as 3-D float32 or float64 views, ``y`` then ``x`` as the last two axes.
+        outs
+            ``(divergence, vorticity)``: outputs of the blocks' shape and dtype, or ``None``.
+        x_axis, y_axis
+            ``(mode, scalar, weights)`` of each axis as :func:`interior_pass` takes them (weights
+            of shape ``(3, n)``, also for the modes that do not read them).
+        cos, metric
+            ``cos(lat)`` and ``a*cos(lat)`` per point along ``y``, or ``None`` without geometry.
+        x_faces
+            ``(u before, u after, v before, v after)``: ``(n0, ny)`` arrays of the points beside
+            the first and last column (the neighbours' faces along ``x``), or ``None``; a column
+            is computed where both inputs have its face.
+
+        Examples
+        --------
+        >>> u = np.arange(64.0).reshape(1, 8, 8); v = np.zeros_like(u); out = np.zeros_like(u)
+        >>> w = np.zeros((3, 8))
+        >>> if enabled():
+        ...     vector_interior(u, v, [out, None], (MULTIPLY, 0.5, w), (MULTIPLY, 0.5, w), None, None)
+        >>> bool(not enabled() or (out[0, 1:-1, 1:-1] == 1.0).all())
+        True
+    """
+    kernel = _numba_vector()
+    none = np.empty((0, 0, 0), u.dtype)
+    od, ov = (none if o is None else o for o in outs)
+    sphere = cos is not None and metric is not None
+    ny = u.shape[1]
+    c = cos if sphere else np.ones(ny, u.dtype)
+    m = metric if sphere else np.ones(ny, u.dtype)
+    (mx, sx, wx), (my, sy, wy) = x_axis, y_axis
+    lo_ok = x_faces[0] is not None and x_faces[2] is not None
+    hi_ok = x_faces[1] is not None and x_faces[3] is not None
+    ends = np.zeros((4, u.shape[0], ny), u.dtype)
+    for q, face in enumerate(x_faces):
+        if face is not None and (lo_ok if q % 2 == 0 else hi_ok):
+            ends[q] = face
+    kernel(
+        u, v, ends, od, ov, int(mx), float(sx), wx, int(my), float(sy), wy, c, m, sphere,
+        lo_ok, hi_ok,
+    )  # fmt: skip

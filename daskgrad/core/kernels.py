@@ -44,7 +44,7 @@ from daskgrad.core import compiled
 from daskgrad.core._compat import array_module, is_cupy_array, to_numpy
 from daskgrad.core.spacing import BlockSpacing, EdgeRule
 
-__all__ = ["exact_reciprocal", "gradient_block", "host_dtype", "working_dtypes"]
+__all__ = ["exact_reciprocal", "fused_axis", "gradient_block", "host_dtype", "working_dtypes"]
 
 # Elements per slab of the interior loop: 2 MiB of float64 per operand keeps the three operands
 # and the output of one slab inside a typical L2/L3 cache.
@@ -457,7 +457,7 @@ def _ends(ops: _Ops, out, f, lower, upper, axis: int, spacing: BlockSpacing, wor
             _central_nonuniform(ops, dst, point(k - 1), point(k), point(k + 1), *w)
 
 
-def _fused_axis(spacing: BlockSpacing, work: np.dtype) -> tuple[int, float, Any] | None:
+def fused_axis(spacing: BlockSpacing, work: np.dtype) -> tuple[int, float, Any] | None:
     """An axis's mode, scalar and weights for :func:`compiled.interior_pass` (None: not there).
 
     The numbers numpy uses: the exact reciprocal or the divisor in the dtype numpy divides
@@ -487,7 +487,7 @@ def _gradient_fused(ops: _Ops, f, faces, axes, spacings, work, out_dtype) -> tup
     plan = compiled.view_3d(f, axes)
     if plan is None:
         return None
-    per_axis = [_fused_axis(s, work) for s in spacings]
+    per_axis = [fused_axis(s, work) for s in spacings]
     if any(p is None for p in per_axis):
         return None
     keys, shape, where = plan

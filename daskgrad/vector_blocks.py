@@ -49,7 +49,14 @@ from daskgrad.core._compat import array_module
 from daskgrad.core.kernels import working_dtypes
 from daskgrad.core.spacing import AxisSpacing
 
-__all__ = ["VECTOR_OUTPUTS", "VectorRecipe", "chunk_problem", "vector_block", "vector_recipe"]
+__all__ = [
+    "VECTOR_OUTPUTS",
+    "VectorRecipe",
+    "array_block",
+    "chunk_problem",
+    "vector_block",
+    "vector_recipe",
+]
 
 #: The operators a :class:`VectorRecipe` computes per block, in the order they are returned.
 VECTOR_OUTPUTS = ("divergence", "vorticity", "advection")
@@ -271,11 +278,11 @@ def vector_block(
     """
     from daskgrad.vector_compiled import compiled_block  # it calls back into this module
 
-    fast = compiled_block(recipe, start, blocks, faces, _array_block)
-    return fast if fast is not None else _array_block(recipe, start, blocks, faces)
+    fast = compiled_block(recipe, start, blocks, faces, array_block)
+    return fast if fast is not None else array_block(recipe, start, blocks, faces)
 
 
-def _array_block(
+def array_block(
     recipe: VectorRecipe,
     start: Sequence[int],
     blocks: Sequence[Any],

@@ -17,7 +17,7 @@ import pytest
 
 from daskgrad.core import compiled
 from daskgrad.core.spacing import axis_spacing
-from daskgrad.vector_blocks import _array_block, vector_block, vector_recipe
+from daskgrad.vector_blocks import array_block, vector_block, vector_recipe
 
 pytestmark = pytest.mark.skipif(
     not compiled.enabled(), reason="numba is not installed (pip install 'daskgrad[fast]')"
@@ -101,7 +101,7 @@ def test_compiled_pass_equals_the_array_module_path(dtype, sphere, x_last, count
             blocks = tuple(_cut(a, start, stops) for a in (u, v))
             fu, fv = (_faces(a, start, stops) for a in (u, v))
             got = vector_block(recipe, start, blocks, (fu, fv))
-            want = _array_block(recipe, start, blocks, (fu, fv))
+            want = array_block(recipe, start, blocks, (fu, fv))
             for g, w in zip(got, want):
                 assert g.dtype == w.dtype
                 assert np.array_equal(g, w, equal_nan=True), (uniform, edge_order, nd, y0, x0)

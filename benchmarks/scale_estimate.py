@@ -6,16 +6,22 @@ Uses the functions a run uses (:func:`daskgrad.batch.tiles.choose_plan`,
 figures measured on this machine: the core-seconds to read, differentiate along three dims and
 write one block (``--block-seconds``), and the tiles per second the driver turns into task
 graphs (``--tiles-per-second``, from ``benchmarks/bench_driver.py``); see docs/scale.md for
-where the defaults come from. Run::
+where the defaults come from. With ``--measure-planner`` the second is measured for this very
+array instead: a virtual zarr input of its shape (metadata only) is planned as a run would plan
+it for these workers, and the driver's planner turns its tiles into task graphs for 10 s (the
+tasks per tile are then counted too, not estimated). Run::
 
     python benchmarks/scale_estimate.py [--tib 100] [--workers 500] [--worker-memory-gib 8]
-        [--threads 4] [--block-seconds 0.36] [--tiles-per-second 1450]
+        [--threads 4] [--block-seconds 0.36] [--tiles-per-second 496] [--measure-planner]
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import tempfile
+import time
+from pathlib import Path
 
 from daskgrad.batch.budget import PROCESS_BASELINE, WORKER_FRACTION, BlockCost, WorkerMemory
 from daskgrad.batch.tiles import choose_plan
@@ -27,6 +33,38 @@ TASKS_PER_BLOCK = 3
 TASKS_PER_BORDER_BLOCK = 2
 # Bytes the scheduler keeps per task (TaskState and its sets), a rough figure for distributed.
 SCHEDULER_BYTES_PER_TASK = 5_000
+
+
+def measure_planner(
+    shape: tuple[int, ...], chunks: tuple[int, ...], worker: WorkerMemory, workers: int
+) -> tuple[float, float]:
+    """Tiles per second and tasks per tile of the driver's planner on a virtual input."""
+    import numpy as np
+    import zarr
+
+    from daskgrad.batch.config import load_config
+    from daskgrad.batch.run_plan import plan
+    from daskgrad.batch.runner import programs_for
+    from daskgrad.batch.schedule import iter_tiles, tile_plans
+
+    with tempfile.TemporaryDirectory() as tmp:
+        inp, config = Path(tmp) / "in.zarr", Path(tmp) / "run.yaml"
+        root = zarr.open_group(str(inp), mode="w", zarr_format=3)
+        root.create_array("f", shape=shape, chunks=chunks, dtype="f4",
+                          fill_value=np.float32(1.0), dimension_names=("z", "y", "x"))  # fmt: skip
+        zarr.consolidate_metadata(str(inp))
+        config.write_text(f"input: {{path: {inp}}}\noutput: {{path: {Path(tmp) / 'out.zarr'}}}\n")
+        p = plan(load_config(config))
+        missing = p.expected()
+        programs = programs_for(p, missing, keep_faces=True)
+        tiles = iter_tiles(p.groups, tile_plans(p.groups, worker, workers), missing)
+        n, tasks, t0 = 0, 0, time.perf_counter()
+        for tile in tiles:
+            tasks += len(programs[tile.group].tasks(tile, set(), None).graph)
+            n += 1
+            if time.perf_counter() - t0 > 10.0:
+                break
+        return n / (time.perf_counter() - t0), tasks / max(1, n)
 
 
 def main() -> None:
@@ -45,8 +83,13 @@ def main() -> None:
     parser.add_argument(
         "--tiles-per-second",
         type=float,
-        default=1450.0,
+        default=496.0,
         help="tiles the driver turns into task graphs per second (bench_driver.py)",
+    )
+    parser.add_argument(
+        "--measure-planner",
+        action="store_true",
+        help="measure the tiles per second (and tasks per tile) on this array instead",
     )
     args = parser.parse_args()
 
@@ -70,6 +113,12 @@ def main() -> None:
     own = math.prod(box)
     border = sum(2 * own // b for i, b in enumerate(box) if i != tp.stream)
     tasks_per_tile = own * TASKS_PER_BLOCK + border * TASKS_PER_BORDER_BLOCK
+    tasks_total = blocks * TASKS_PER_BLOCK + extra * TASKS_PER_BORDER_BLOCK
+    rate, rate_source = args.tiles_per_second, "given"
+    if args.measure_planner:
+        rate, counted = measure_planner(shape, tuple(args.chunks), worker, args.workers)
+        tasks_per_tile, rate_source = round(counted), "measured on this array"
+        tasks_total = tiles * tasks_per_tile
     in_flight = min(tiles, args.workers)
     core_seconds = blocks * args.block_seconds * (1 + 0.25 * extra / blocks)  # a re-read ~1/4
     hours = core_seconds / (args.workers * args.threads) / 3600
@@ -95,7 +144,7 @@ def main() -> None:
         f"(limit {args.worker_memory_gib:g} GiB, pause at 80%)"
     )
     print(
-        f"tasks: {blocks * TASKS_PER_BLOCK + extra * TASKS_PER_BORDER_BLOCK:,} in all; "
+        f"tasks: {tasks_total:,} in all; "
         f"{tasks_per_tile:,} per tile; at most {in_flight * tasks_per_tile:,} in the scheduler at "
         f"once (~{in_flight * tasks_per_tile * SCHEDULER_BYTES_PER_TASK / 2**30:.1f} GiB of "
         "scheduler state)"
@@ -105,9 +154,9 @@ def main() -> None:
         f"{hours:.1f} h on {args.workers * args.threads} cores; a tile takes {tile_seconds:.0f} s"
     )
     print(
-        f"driver: builds one tile's tasks at a time, {args.tiles_per_second:,.0f} tiles/s measured; "
+        f"driver: builds one tile's tasks at a time, {rate:,.1f} tiles/s ({rate_source}); "
         f"{args.workers} busy workers need {needed_rate:.1f} tiles/s "
-        f"({needed_rate / args.tiles_per_second:.1%} of the driver's time); its bookkeeping is "
+        f"({needed_rate / rate:.1%} of the driver's time); its bookkeeping is "
         f"one bit per block and output ({3 * blocks / 8 / 2**20:.1f} MiB)"
     )
 

@@ -1,11 +1,12 @@
 """Divergence and vorticity of one block in one compiled pass (where numba is installed).
 
-:func:`compiled_block` computes the block's interior, every point whose neighbours along both
-dims lie inside the block, with :func:`daskgrad.core.compiled.vector_interior`: one pass that
-reads ``u`` and ``v`` once per row for all four derivatives, the metric and the sums, where
-the array-module path (:func:`daskgrad.vector_blocks.vector_block`) makes ten passes over
-full-size temporaries. The block's outer rows and columns (its neighbours' faces, the one-sided
-rules at a grid's ends) are computed by that array-module path on three-point-thick strips of
+:func:`compiled_block` computes every row of the block but its first and last along ``y``
+with :func:`daskgrad.core.compiled.vector_interior`: one pass that reads ``u`` and ``v`` once
+per row for all four derivatives, the metric and the sums (the first and last columns too,
+across the cut to the neighbours' faces along ``x``), where the array-module path
+(:func:`daskgrad.vector_blocks.array_block`) makes ten passes over full-size temporaries. The
+first and last rows, and the first and last columns at a grid's non-periodic end along ``x``
+(the one-sided rules), are computed by that array-module path on three-point-thick strips of
 the block, so each rule lives in one place. The same bits either way
 (``tests/test_vector_compiled.py``).
 

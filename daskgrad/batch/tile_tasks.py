@@ -44,8 +44,9 @@ from daskgrad.batch.store import Store, write_block
 from daskgrad.batch.tiles import Tile
 from daskgrad.blocks import BlockRecipe, block_fields
 from daskgrad.core._compat import make_task, ref
+from daskgrad.core.stencil import neighbour, take_slabs
 
-__all__ = ["NativeProgram", "NativeUnit", "make_programs", "take_faces"]
+__all__ = ["NativeProgram", "NativeUnit", "make_programs"]
 
 Index = tuple[int, ...]
 Key = Hashable
@@ -98,37 +99,6 @@ class NativeUnit:
         ]
 
 
-def _neighbour(index: Index, axis: int, step: int, grid: Sequence[int], periodic: bool):
-    j = index[axis] + step
-    if not 0 <= j < grid[axis]:
-        if not periodic:
-            return None
-        j %= grid[axis]
-    return (*index[:axis], j, *index[axis + 1 :])
-
-
-def take_faces(block: Any, axes: Sequence[int], depth: int) -> dict[int, tuple[Any, Any]]:
-    """The first and last ``depth`` points of ``block`` along each of ``axes`` (copies).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> take_faces(np.arange(6.0).reshape(2, 3), [1], 1)[1]
-    (array([[0.],
-           [3.]]), array([[2.],
-           [5.]]))
-    """
-    out = {}
-    for a in axes:
-        n = block.shape[a]
-        first = [slice(None)] * block.ndim
-        last = [slice(None)] * block.ndim
-        first[a] = slice(0, min(depth, n))
-        last[a] = slice(max(0, n - depth), n)
-        out[a] = (block[tuple(first)].copy(), block[tuple(last)].copy())
-    return out
-
-
 @dataclass(frozen=True)
 class _Source:
     """Where one face of a kernel comes from: a faces task (pick axis, which end) or a stored
@@ -153,6 +123,23 @@ def compute_block(
     ``sources`` and ``face_values`` come in pairs, two per differentiated axis (lower, upper).
     With ``store``, the fields named in ``writes`` (field number, output name, region) are
     written and the bytes written returned; without, the fields are returned (shards).
+
+    Examples
+    --------
+    The second of two blocks of ``[0, 1, 4, 9, 16, 25]``, its lower neighbour's faces taken
+    with :func:`daskgrad.core.stencil.take_slabs` (``pick=1``: that block's last point):
+
+    >>> import numpy as np
+    >>> from daskgrad.core.spacing import axis_spacing
+    >>> from daskgrad.core.stencil import take_slabs
+    >>> s = axis_spacing(None, axis=0, size=6, edge_order=1)
+    >>> recipe = BlockRecipe(("d",), (0,), (s,), (None,), False, np.dtype("f8"))
+    >>> f = np.arange(6.0) ** 2
+    >>> faces = take_slabs(f[:3], [0], 1)
+    >>> compute_block(recipe, (3,), [_Source(0, 1), None], [], None, None, f[3:], faces, None)
+    [array([6., 8., 9.])]
+    >>> np.gradient(f)[3:]
+    array([6., 8., 9.])
     """
     faces: dict[int, list] = {a: [None, None] for a in recipe.axes}
     for i, (source, value) in enumerate(zip(sources, face_values)):
@@ -264,7 +251,7 @@ class NativeProgram:
             args: list = []
             for a in u.axes:
                 for step in (-1, 1):
-                    n = _neighbour(c, a, step, u.grid, a in periodic)
+                    n = neighbour(c, a, step, u.grid, a in periodic)
                     pick = 1 if step < 0 else 0  # the lower neighbour gives its last points
                     if n is None:
                         sources.append(None)
@@ -299,7 +286,7 @@ class NativeProgram:
                 read = (self._read, u.group, *corner, *b)
                 found[read] = task.substitute({}, key=read) if isinstance(task, GraphNode) else task
             if key not in known:
-                graph[key] = make_task(key, take_faces, ref(read), u.axes, u.recipe.depth)
+                graph[key] = make_task(key, take_slabs, ref(read), u.axes, u.recipe.depth)
         graph.update(found)
 
         waits, blocks = self._kernels(u, tile, kernels, graph)
@@ -403,7 +390,7 @@ class NativeProgram:
                 if not spec.storable:
                     continue
                 for step, side in ((-1, 0), (1, 1)):
-                    n = _neighbour(c, a, step, u.grid, a in periodic)
+                    n = neighbour(c, a, step, u.grid, a in periodic)
                     if n is not None and n not in own_set and n in u.todo:
                         wanted.append((spec, c, side))
             if wanted:

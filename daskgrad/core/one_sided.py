@@ -36,6 +36,7 @@ from daskgrad.core.nan_runs import (
     spacing_edge_order,
 )
 from daskgrad.core.spacing import AxisSpacing, LazyAxisSpacing, axis_spacing, resolve_lazy_spacing
+from daskgrad.core.stencil import fit_chunks
 
 __all__ = ["gradient_one_sided"]
 
@@ -77,29 +78,6 @@ def _resolve(spacing: LazyAxisSpacing, *coord: Any) -> AxisSpacing:
     return resolve_lazy_spacing(spacing.spec, *coord)
 
 
-def _min_chunks(chunks: tuple[int, ...], depth: int) -> tuple[int, ...]:
-    """Chunks merged with their neighbours until each holds at least ``depth`` points.
-
-    Examples
-    --------
-    >>> _min_chunks((1, 3, 0, 1, 1, 2, 1), 2)
-    (4, 2, 3)
-    """
-    out: list[int] = []
-    acc = 0
-    for c in chunks:
-        acc += c
-        if acc >= depth:
-            out.append(acc)
-            acc = 0
-    if acc:
-        if out:
-            out[-1] += acc
-        else:
-            out.append(acc)
-    return tuple(out)
-
-
 def _block_task(ext, *rest, axis, depth, offsets, spacing, value_dtype, block_id=None):
     # ``rest``: the run bounds (widened like ``ext``) for non-uniform or dask coordinates, then
     # the resolved spacing of a dask coordinate.
@@ -116,7 +94,7 @@ def _one_sided_dask(x: da.Array, spacing: AxisSpacing | LazyAxisSpacing, out_dty
     axis = spacing.axis
     depth = spacing_edge_order(spacing)
     chunks = list(x.chunks)
-    chunks[axis] = _min_chunks(x.chunks[axis], depth)
+    chunks[axis] = fit_chunks(x.chunks[axis], depth)
     work = x.rechunk(tuple(chunks)) if tuple(chunks) != x.chunks else x
     depths = {a: (depth if a == axis else 0) for a in range(x.ndim)}
     boundary = {a: (np.nan if a == axis else "none") for a in range(x.ndim)}
